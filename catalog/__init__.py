@@ -1,0 +1,1 @@
+"""The catalog service: HTTP API, database models and domain services."""

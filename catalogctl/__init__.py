@@ -1,0 +1,1 @@
+"""`catalogctl`: the command-line client of the catalog."""

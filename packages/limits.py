@@ -1,0 +1,29 @@
+"""Limits applied when reading a package; every one is configurable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on an archive and its manifest. Exceeding one is an `ArchiveLimitError`."""
+
+    max_archive_bytes: int = 64 * MiB  # the compressed archive as uploaded
+    max_unpacked_bytes: int = 256 * MiB  # all members together, uncompressed
+    max_member_bytes: int = 128 * MiB  # any one member, uncompressed
+    max_members: int = 2000  # files and directories
+    max_ratio: float = 200.0  # uncompressed / compressed, for members above ratio_floor
+    ratio_floor: int = 1 * MiB  # smaller members may compress as well as they like
+    max_name_length: int = 255  # bytes of a member's path
+    max_name_depth: int = 16  # path segments
+    max_manifest_bytes: int = 256 * KiB
+    max_yaml_depth: int = 32  # nesting of mappings and sequences
+    max_yaml_aliases: int = 64  # alias nodes (*ref) in the manifest
+    max_yaml_nodes: int = 50_000  # scalars, mappings and sequences in the manifest
+
+
+DEFAULT_LIMITS = Limits()

@@ -1,0 +1,35 @@
+"""Installation of the catalog service, its package library, workers and CLI."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="container-catalog",
+    version="0.1.0",
+    description="Self-hosted application catalog for containers",
+    python_requires=">=3.11",
+    packages=find_packages(include=["catalog*", "packages*", "workers*", "catalogctl*"]),
+    include_package_data=True,
+    package_data={"packages": ["schema/*.json", "scaffold/*", "scaffold/files/*"]},
+    install_requires=[
+        "flask>=3.0,<4",
+        "marshmallow>=3.20,<5",
+        "celery>=5.4,<6",
+        "kombu>=5.4,<6",
+        "psycopg2-binary>=2.9.9,<3",
+        "SQLAlchemy>=2.0.30,<2.1",
+        "alembic>=1.13,<2",
+        "docker>=7.1,<8",
+        "Jinja2>=3.1.4,<4",
+        "PyYAML>=6.0.1,<7",
+        "jsonschema>=4.21,<5",
+        "click>=8.1,<9",
+        "semantic_version>=2.10,<3",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8.2,<10",
+            "ruff>=0.6,<1",
+        ],
+    },
+    entry_points={"console_scripts": ["catalogctl=catalogctl.main:main"]},
+)

@@ -1,0 +1,1 @@
+"""Celery workers: deployment planner, executor, Docker driver and tracker."""
