@@ -24,11 +24,17 @@ setup(
         "jsonschema>=4.21,<5",
         "click>=8.1,<9",
         "semantic_version>=2.10,<3",
+        "flask-smorest>=0.45,<0.48",
+        "webargs>=8.4,<9",
+        "apispec>=6.6,<7",
+        "Flask-Limiter>=3.8,<5",
+        "gunicorn>=22,<28",
     ],
     extras_require={
         "test": [
             "pytest>=8.2,<10",
             "ruff>=0.6,<1",
+            "schemathesis>=3.39,<5",
         ],
     },
     entry_points={"console_scripts": ["catalogctl=catalogctl.main:main"]},

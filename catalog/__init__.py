@@ -1,1 +1,73 @@
 """The catalog service: HTTP API, database models and domain services."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+from flask_smorest import Api
+
+from catalog import config as catalog_config
+
+API_TITLE = "Container Catalog"
+API_VERSION = "v1"
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Defaults, then `CATALOG_*` variables, then the test override."""
+    from catalog.api import register_blueprints
+    from catalog.api.context import close_session
+    from catalog.db import make_engine, make_sessionmaker
+    from catalog.errors import register_error_handlers
+    from catalog.ratelimit import limiter
+    from catalog.services.blobs import BlobStore
+    from catalog.services.metrics import count_request
+
+    app = Flask(__name__)
+    app.config.from_mapping(catalog_config.load())
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.config.update(
+        API_TITLE=API_TITLE,
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        # Room for multipart framing around the largest accepted archive.
+        MAX_CONTENT_LENGTH=app.config["MAX_UPLOAD_BYTES"] + 64 * 1024,
+        RATELIMIT_STORAGE_URI=app.config["RATELIMIT_STORAGE_URL"],
+        RATELIMIT_HEADERS_ENABLED=True,
+        JSON_SORT_KEYS=False,
+    )
+    logging.basicConfig(level=app.config["LOG_LEVEL"])
+
+    engine = make_engine(app.config["DATABASE_URL"], app.config["DB_POOL_SIZE"])
+    app.extensions["catalog"] = {
+        "engine": engine,
+        "sessionmaker": make_sessionmaker(engine),
+        "blobs": BlobStore(app.config["BLOB_DIR"]),
+    }
+    app.teardown_appcontext(close_session)
+
+    @app.after_request
+    def _count(response):
+        count_request(_method_label(), response.status_code)
+        return response
+
+    api = Api(app, spec_kwargs={"info": {"description": "Application catalog for containers"}})
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    api.spec.options["security"] = [{"bearer": []}]
+    register_blueprints(api)
+    app.extensions["catalog"]["api"] = api
+    register_error_handlers(app)
+    limiter.init_app(app)
+    return app
+
+
+def _method_label() -> str:
+    from flask import request
+
+    return (
+        request.method if request.method in ("GET", "POST", "PATCH", "PUT", "DELETE") else "OTHER"
+    )

@@ -1,0 +1,12 @@
+"""HTTP routes of API v1: each handler is decorators plus one call into a service."""
+
+from __future__ import annotations
+
+from flask_smorest import Api
+
+
+def register_blueprints(api: Api) -> None:
+    from catalog.api import categories, health, packages, tenants
+
+    for module in (health, tenants, categories, packages):
+        api.register_blueprint(module.blp, url_prefix="/v1")

@@ -1,0 +1,29 @@
+"""Per-request access to the database session, the caller and the blob store."""
+
+from __future__ import annotations
+
+from flask import current_app, g
+from sqlalchemy.orm import Session
+
+from catalog.auth import Principal, current_principal
+from catalog.services.blobs import BlobStore
+
+
+def db() -> Session:
+    if "db" not in g:
+        g.db = current_app.extensions["catalog"]["sessionmaker"]()
+    return g.db
+
+
+def principal() -> Principal:
+    return current_principal(db())
+
+
+def blobs() -> BlobStore:
+    return current_app.extensions["catalog"]["blobs"]
+
+
+def close_session(_exc: BaseException | None = None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.close()

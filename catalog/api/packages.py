@@ -1,0 +1,179 @@
+"""Packages and their versions: publish, search, show, change, yank, download, delete."""
+
+from __future__ import annotations
+
+from flask import current_app, request, send_file, url_for
+from flask_smorest import Blueprint
+
+from catalog.api.context import blobs, db, principal
+from catalog.auth import require_role
+from catalog.errors import NotFound, UnsupportedMediaType, ValidationFailed
+from catalog.ratelimit import limiter, per_token
+from catalog.schemas import packages as schemas
+from catalog.services import packages as service
+from packages.archive import sniff_kind
+
+blp = Blueprint("packages", __name__, description="Application packages and versions")
+
+RAW_TYPES = (
+    "application/zip",
+    "application/gzip",
+    "application/x-gzip",
+    "application/octet-stream",
+)
+ARCHIVE_TYPES = {"zip": ("application/zip", "zip"), "tar.gz": ("application/gzip", "tar.gz")}
+
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        },
+        **{t: {"schema": {"type": "string", "format": "binary"}} for t in RAW_TYPES},
+    },
+}
+
+
+def _upload_stream():
+    """The archive's bytes as a stream: the multipart field `file` or the raw body."""
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise ValidationFailed(
+                "the archive is missing",
+                errors=[{"path": "file", "message": "a multipart field 'file' is required"}],
+            )
+        return upload.stream
+    if mimetype in RAW_TYPES:
+        return request.stream
+    raise UnsupportedMediaType(
+        f"send the archive as multipart/form-data (field 'file') or as {', '.join(RAW_TYPES[:2])}"
+    )
+
+
+@blp.route("/packages", methods=["POST"])
+@limiter.limit(lambda: current_app.config["UPLOAD_RATE_LIMIT"], key_func=per_token)
+@blp.arguments(schemas.UploadArgs, location="query")
+@blp.response(201, schemas.Version)
+@blp.doc(requestBody=UPLOAD_BODY)
+def upload(args):
+    """Publish a package version from an archive (publisher)."""
+    caller = require_role(principal(), "publisher")
+    store = blobs()
+    with store.receive(_upload_stream(), current_app.config["MAX_UPLOAD_BYTES"]) as received:
+        path, digest, size = received
+        version = service.publish(
+            db(),
+            caller,
+            store,
+            path,
+            digest,
+            size,
+            visibility=args["visibility"],
+            categories=args["categories"],
+        )
+    location = url_for("packages.show_version", name=version.package.name, version=version.version)
+    return version, 201, {"Location": location}
+
+
+@blp.route("/packages", methods=["GET"])
+@blp.arguments(schemas.PackageArgs, location="query")
+@blp.response(200, schemas.PackageList)
+def list_packages(args):
+    """Search and list the packages the caller may see (keyset-paginated)."""
+    items, cursor = service.list_packages(db(), principal(), service.PackageQuery(**args))
+    return {"items": items, "next_cursor": cursor}
+
+
+@blp.route("/packages/<name>", methods=["GET"])
+@blp.response(200, schemas.PackageDetail)
+def show_package(name):
+    """A package with its versions, newest first."""
+    return service.get_package(db(), principal(), name)
+
+
+@blp.route("/packages/<name>", methods=["PATCH"])
+@blp.arguments(schemas.PackagePatch)
+@blp.response(200, schemas.Package)
+def update_package(changes, name):
+    """Change a package's metadata (owner publisher or admin)."""
+    return service.update_package(db(), principal(), name, changes)
+
+
+@blp.route("/packages/<name>", methods=["DELETE"])
+@blp.response(204)
+@blp.alt_response(409, description="The package is used by an environment")
+def delete_package(name):
+    """Delete a package and all its versions; refused while an environment uses it."""
+    service.delete_package(db(), principal(), blobs(), name)
+
+
+@blp.route("/packages/<name>/versions", methods=["GET"])
+@blp.response(200, schemas.VersionList)
+def list_versions(name):
+    """Versions of a package, newest first."""
+    package = service.get_package(db(), principal(), name)
+    return {"items": package.versions_newest_first, "next_cursor": None}
+
+
+@blp.route("/packages/<name>/versions/<version>", methods=["GET"])
+@blp.response(200, schemas.Version)
+def show_version(name, version):
+    """A version: manifest, parameter schema, digest and size."""
+    return service.get_version(db(), principal(), name, version)
+
+
+@blp.route("/packages/<name>/versions/<version>", methods=["PATCH"])
+@blp.arguments(schemas.VersionPatch)
+@blp.response(200, schemas.Version)
+def update_version(body, name, version):
+    """Yank or unyank a version (hidden from resolution, still deployable where pinned)."""
+    return service.set_yanked(db(), principal(), name, version, body["yanked"])
+
+
+@blp.route("/packages/<name>/versions/<version>", methods=["DELETE"])
+@blp.response(204)
+def delete_version(name, version):
+    """Delete one version; refused for the last one and while an environment uses it."""
+    service.delete_version(db(), principal(), blobs(), name, version)
+
+
+@blp.route(
+    "/packages/<name>/versions/<version>/archive", methods=["GET"], endpoint="VersionArchive"
+)
+@blp.response(200, content_type="application/octet-stream", description="The archive as uploaded")
+def download_archive(name, version):
+    """The archive exactly as uploaded; its ETag is the digest."""
+    found = service.get_version(db(), principal(), name, version)
+    path = blobs().path_for(found.digest)
+    if not path.is_file():
+        raise NotFound(f"the archive of {name} {version} is missing from the blob store")
+    with path.open("rb") as fh:
+        kind = sniff_kind(fh.read(512)) or "tar.gz"
+    mimetype, suffix = ARCHIVE_TYPES[kind]
+    response = send_file(
+        path,
+        mimetype=mimetype,
+        download_name=f"{name}-{version}.{suffix}",
+        as_attachment=True,
+        etag=found.digest.removeprefix("sha256:"),
+        conditional=True,
+    )
+    response.headers["Digest"] = f"sha-256={found.digest.removeprefix('sha256:')}"
+    return response
+
+
+@blp.route("/packages/<name>/logo", methods=["GET"])
+@blp.response(200, content_type="image/png", description="The package's logo")
+def logo(name):
+    """The logo of the package's newest version that has one."""
+    package = service.get_package(db(), principal(), name)
+    if package.logo_digest is None:
+        raise NotFound(f"package {name!r} has no logo")
+    path = blobs().path_for(package.logo_digest)
+    return send_file(path, mimetype="image/png", etag=package.logo_digest[7:], conditional=True)

@@ -1,0 +1,92 @@
+"""Bearer tokens: who is asking, for which tenant, with which role."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from flask import g, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalog.errors import Forbidden, Unauthorized
+from catalog.models import Token
+from catalog.models.common import utcnow
+
+# What each role may do includes everything of the roles ranked below it.
+ROLE_RANK = {"viewer": 0, "deployer": 1, "publisher": 2, "admin": 3}
+SECRET_PREFIX = "cat_"
+# Query parameters that look like credentials: refused, tokens belong in the header.
+QUERY_CREDENTIALS = ("token", "access_token", "api_key", "apikey")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller as its token says: never taken from a request body."""
+
+    token_id: str
+    tenant_id: str
+    tenant_name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def has_role(self, role: str) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def authenticate(session: Session, secret: str) -> Principal:
+    """The principal of a valid token; Unauthorized for unknown, revoked or expired ones."""
+    token = session.scalar(select(Token).where(Token.secret_hash == hash_secret(secret)))
+    if token is None or token.revoked_at is not None:
+        raise Unauthorized("the token is not valid")
+    if token.expires_at is not None and _aware(token.expires_at) <= utcnow():
+        raise Unauthorized("the token has expired")
+    return Principal(token.id, token.tenant_id, token.tenant.name, token.role)
+
+
+def _aware(moment):
+    # SQLite returns naive datetimes for timezone-aware columns.
+    from datetime import UTC
+
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def bearer_secret() -> str | None:
+    """The secret of the Authorization header, or None when there is no header."""
+    if any(name in request.args for name in QUERY_CREDENTIALS):
+        raise Unauthorized("tokens are accepted only in the Authorization header")
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    return secret.strip()
+
+
+def current_principal(session: Session) -> Principal:
+    """The authenticated caller of this request (cached on `g`); Unauthorized if none."""
+    if "principal" not in g:
+        secret = bearer_secret()
+        if secret is None:
+            raise Unauthorized()
+        g.principal = authenticate(session, secret)
+    return g.principal
+
+
+def require_role(principal: Principal, role: str) -> Principal:
+    if not principal.has_role(role):
+        raise Forbidden(f"this needs the {role} role; the token has {principal.role}")
+    return principal

@@ -1,0 +1,1 @@
+"""marshmallow schemas of the API: what comes in and what goes out."""

@@ -1,0 +1,30 @@
+"""Schema pieces every resource uses."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+NAME = validate.Regexp(
+    r"^[a-z0-9][a-z0-9_-]{0,62}$",
+    error="lower-case letters, digits, '_' and '-', starting with a letter or digit, 63 at most",
+)
+
+
+class PageArgs(Schema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(1, 200))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=512))
+
+
+class ProblemItem(Schema):
+    path = fields.String()
+    message = fields.String()
+
+
+class Problem(Schema):
+    """RFC 9457 problem details, the shape of every error."""
+
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    errors = fields.List(fields.Nested(ProblemItem))

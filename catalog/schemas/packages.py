@@ -1,0 +1,107 @@
+"""Packages, versions and categories."""
+
+from __future__ import annotations
+
+from flask import url_for
+from marshmallow import Schema, fields, validate
+from webargs.fields import DelimitedList
+
+from catalog.schemas.common import NAME, PageArgs
+
+TAG = validate.Regexp(r"^[a-z0-9][a-z0-9._-]{0,31}$", error="a short lower-case tag")
+VISIBILITY = validate.OneOf(("private", "public"))
+
+
+class CategoryCreate(Schema):
+    name = fields.String(required=True, validate=NAME)
+    title = fields.String(load_default="", validate=validate.Length(max=200))
+
+
+class Category(Schema):
+    name = fields.String()
+    title = fields.String()
+
+
+class CategoryList(Schema):
+    items = fields.List(fields.Nested(Category), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class PackageArgs(PageArgs):
+    q = fields.String(load_default=None, validate=validate.Length(max=200))
+    category = fields.String(load_default=None, validate=validate.Length(max=64))
+    tag = fields.String(load_default=None, validate=validate.Length(max=32))
+    type = fields.String(load_default=None, validate=validate.OneOf(("application", "library")))
+    owned = fields.Boolean(load_default=False)
+    sort = fields.String(
+        load_default="name", validate=validate.OneOf(("name", "-created", "-updated"))
+    )
+
+
+class UploadArgs(Schema):
+    visibility = fields.String(load_default="private", validate=VISIBILITY)
+    categories = DelimitedList(fields.String(validate=validate.Length(1, 64)), load_default=list)
+
+
+class VersionSummary(Schema):
+    version = fields.String()
+    digest = fields.String()
+    size = fields.Integer()
+    yanked = fields.Boolean()
+    created_at = fields.DateTime()
+
+
+class Version(VersionSummary):
+    package = fields.Function(lambda v: v.package.name)
+    manifest = fields.Dict()
+    parameters = fields.Function(lambda v: v.manifest.get("parameters") or {"type": "object"})
+    archive_url = fields.Function(
+        lambda v: url_for(
+            "packages.VersionArchive", name=v.package.name, version=v.version, _external=False
+        )
+    )
+
+
+class Package(Schema):
+    name = fields.String()
+    title = fields.String()
+    description = fields.String()
+    type = fields.String()
+    owner = fields.Function(lambda p: p.tenant.name)
+    visibility = fields.String()
+    enabled = fields.Boolean()
+    tags = fields.List(fields.String())
+    categories = fields.Function(lambda p: [c.name for c in p.categories])
+    latest_version = fields.String(allow_none=True)
+    has_logo = fields.Function(lambda p: p.logo_digest is not None)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class PackageDetail(Package):
+    versions = fields.List(fields.Nested(VersionSummary), attribute="versions_newest_first")
+
+
+class PackageList(Schema):
+    items = fields.List(fields.Nested(Package), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class PackagePatch(Schema):
+    title = fields.String(validate=validate.Length(max=200))
+    description = fields.String(validate=validate.Length(max=10_000))
+    tags = fields.List(fields.String(validate=TAG), validate=validate.Length(max=32))
+    categories = fields.List(
+        fields.String(validate=validate.Length(1, 64)), validate=validate.Length(max=16)
+    )
+    visibility = fields.String(validate=VISIBILITY)
+    enabled = fields.Boolean()
+
+
+class VersionPatch(Schema):
+    yanked = fields.Boolean(required=True)
+
+
+class VersionList(Schema):
+    items = fields.List(fields.Nested(VersionSummary), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)

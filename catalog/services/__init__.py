@@ -1,0 +1,1 @@
+"""Domain logic of the catalog; handlers call these, these call the models."""

@@ -1,0 +1,376 @@
+"""Packages and versions: publishing, search, metadata, yanking and deletion."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Select, and_, delete, exists, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from catalog.auth import Principal, require_role
+from catalog.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from catalog.models import Category, Package, PackageVersion, package_categories
+from catalog.models.common import utcnow
+from catalog.services import audit
+from catalog.services.blobs import BlobStore
+from catalog.services.pagination import decode_cursor, encode_cursor
+from packages.archive import open_archive
+from packages.limits import Limits
+from packages.package import LOGO, load_package
+
+# Checks that refuse deleting a package in use; each returns a reason or None.
+# Environments register theirs, so this module needs to know nothing of them.
+PackageInUseCheck = Callable[[Session, Package, str | None], str | None]
+IN_USE_CHECKS: list[PackageInUseCheck] = []
+
+SORTS = ("name", "-created", "-updated")
+
+
+@dataclass(frozen=True)
+class PackageQuery:
+    q: str | None = None
+    category: str | None = None
+    tag: str | None = None
+    type: str | None = None
+    owned: bool = False
+    sort: str = "name"
+    limit: int = 20
+    cursor: str | None = None
+
+
+# -- visibility ----------------------------------------------------------------
+
+
+def visible_to(principal: Principal):
+    """SQL condition: the packages this principal may see."""
+    if principal.is_admin:
+        return True
+    return or_(
+        Package.tenant_id == principal.tenant_id,
+        and_(Package.visibility == "public", Package.enabled.is_(True)),
+    )
+
+
+def get_package(session: Session, principal: Principal, name: str) -> Package:
+    """A visible package by name; 404 exactly as for a missing one otherwise."""
+    package = session.scalar(select(Package).where(Package.name == name, visible_to(principal)))
+    if package is None:
+        raise NotFound(f"no package {name!r}")
+    return package
+
+
+def owned_package(session: Session, principal: Principal, name: str) -> Package:
+    """A package the principal may change: its tenant's (publisher) or any (admin)."""
+    package = get_package(session, principal, name)
+    require_role(principal, "publisher")
+    if not principal.is_admin and package.tenant_id != principal.tenant_id:
+        raise Forbidden(f"package {name!r} belongs to another tenant")
+    return package
+
+
+def get_version(session: Session, principal: Principal, name: str, version: str) -> PackageVersion:
+    package = get_package(session, principal, name)
+    found = session.scalar(
+        select(PackageVersion).where(
+            PackageVersion.package_id == package.id, PackageVersion.version == version
+        )
+    )
+    if found is None:
+        raise NotFound(f"package {name!r} has no version {version!r}")
+    return found
+
+
+# -- publishing ----------------------------------------------------------------
+
+
+def _categories(session: Session, names: list[str]) -> list[Category]:
+    found = {c.name: c for c in session.scalars(select(Category).where(Category.name.in_(names)))}
+    missing = [
+        {"path": f"categories[{i}]", "message": f"no category {n!r}"}
+        for i, n in enumerate(names)
+        if n not in found
+    ]
+    if missing:
+        raise ValidationFailed("unknown categories", errors=missing)
+    return [found[n] for n in dict.fromkeys(names)]
+
+
+def _index_text(package: Package) -> None:
+    """Refresh the lower-cased columns that `q` and `tag` filter on."""
+    package.search_text = " ".join(
+        [package.name, package.title, package.description, *package.tags]
+    ).lower()
+    package.tag_index = "," + "".join(f"{t.lower()}," for t in package.tags)
+
+
+def _refresh_summary(session: Session, package: Package) -> None:
+    """Title, description, tags and latest version follow the newest non-yanked version."""
+    session.refresh(package, ["versions"])
+    versions = [v for v in package.versions_newest_first if not v.yanked]
+    package.latest_version = versions[0].version if versions else None
+    _index_text(package)
+
+
+def publish(
+    session: Session,
+    principal: Principal,
+    blobs: BlobStore,
+    archive: Path,
+    digest: str,
+    size: int,
+    *,
+    visibility: str = "private",
+    categories: list[str] | None = None,
+    limits: Limits | None = None,
+) -> PackageVersion:
+    """Validate a received archive and record it as a new version; no row or blob on failure."""
+    require_role(principal, "publisher")
+    if visibility == "public" and not principal.is_admin:
+        raise Forbidden("only an admin may publish a public package")
+    loaded = load_package(archive, limits) if limits else load_package(archive)
+    manifest = loaded.manifest
+    package = session.scalar(select(Package).where(Package.name == manifest.name))
+    if package is not None and package.tenant_id != principal.tenant_id and not principal.is_admin:
+        raise Conflict(f"the name {manifest.name!r} belongs to another tenant")
+    if package is not None and session.scalar(
+        select(PackageVersion.id).where(
+            PackageVersion.package_id == package.id, PackageVersion.version == manifest.version
+        )
+    ):
+        raise Conflict(f"{manifest.name} {manifest.version} is published already")
+    chosen = _categories(session, categories or [])
+    logo_digest, logo_new = None, False
+    if loaded.has_logo:
+        with open_archive(archive) as opened:
+            logo_digest, logo_new = blobs.store_bytes(opened.read(LOGO))
+    if package is None:
+        package = Package(name=manifest.name, tenant_id=principal.tenant_id, visibility=visibility)
+        session.add(package)
+    _apply_manifest(package, manifest, chosen if categories is not None else None, logo_digest)
+    version = PackageVersion(
+        package=package,
+        version=manifest.version,
+        digest=digest,
+        size=size,
+        manifest=manifest.raw,
+    )
+    session.add(version)
+    session.flush()
+    _refresh_summary(session, package)
+    audit.record(
+        session,
+        principal,
+        "package.publish",
+        "package_version",
+        f"{manifest.name}@{manifest.version}",
+        tenant_id=package.tenant_id,
+        detail={"digest": digest, "size": size},
+    )
+    stored = blobs.store(archive, digest)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        _forget(blobs, (digest, stored), (logo_digest, logo_new))
+        raise Conflict(f"{manifest.name} {manifest.version} is published already") from None
+    except BaseException:
+        session.rollback()
+        _forget(blobs, (digest, stored), (logo_digest, logo_new))
+        raise
+    return version
+
+
+def _apply_manifest(package, manifest, categories, logo_digest) -> None:
+    package.type = manifest.type
+    package.title = manifest.title or ""
+    package.description = manifest.description or ""
+    package.tags = list(manifest.tags or [])
+    if categories:
+        package.categories = categories
+    if logo_digest:
+        package.logo_digest = logo_digest
+    package.updated_at = utcnow()
+
+
+def _forget(blobs: BlobStore, *written: tuple[str | None, bool]) -> None:
+    for digest, new in written:
+        if digest and new:
+            blobs.delete(digest)
+
+
+# -- listing -------------------------------------------------------------------
+
+
+def _sort_columns(sort: str):
+    if sort == "name":
+        return [Package.name], [Package.name.asc()]
+    column = Package.created_at if sort == "-created" else Package.updated_at
+    return [column, Package.id], [column.desc(), Package.id.desc()]
+
+
+def _after_cursor(query: Select, sort: str, cursor: str) -> Select:
+    if sort == "name":
+        (name,) = decode_cursor(cursor, 1)
+        return query.where(Package.name > name)
+    moment_text, last_id = decode_cursor(cursor, 2)
+    try:
+        moment = datetime.fromisoformat(moment_text)
+    except (TypeError, ValueError):
+        raise ValidationFailed(
+            "the cursor is not valid", errors=[{"path": "cursor", "message": "invalid cursor"}]
+        ) from None
+    column = Package.created_at if sort == "-created" else Package.updated_at
+    return query.where(or_(column < moment, and_(column == moment, Package.id < last_id)))
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def list_packages(
+    session: Session, principal: Principal, params: PackageQuery
+) -> tuple[list[Package], str | None]:
+    query = select(Package).where(visible_to(principal))
+    if params.q:
+        for word in params.q.lower().split():
+            query = query.where(Package.search_text.like(f"%{_escape_like(word)}%", "\\"))
+    if params.category:
+        query = query.where(
+            exists().where(
+                package_categories.c.package_id == Package.id,
+                package_categories.c.category == params.category,
+            )
+        )
+    if params.tag:
+        query = query.where(Package.tag_index.like(f"%,{_escape_like(params.tag.lower())},%", "\\"))
+    if params.type:
+        query = query.where(Package.type == params.type)
+    if params.owned:
+        query = query.where(Package.tenant_id == principal.tenant_id)
+    if params.cursor:
+        query = _after_cursor(query, params.sort, params.cursor)
+    _, order = _sort_columns(params.sort)
+    rows = list(session.scalars(query.order_by(*order).limit(params.limit + 1)))
+    page, more = rows[: params.limit], len(rows) > params.limit
+    if not more or not page:
+        return page, None
+    last = page[-1]
+    if params.sort == "name":
+        return page, encode_cursor([last.name])
+    moment = last.created_at if params.sort == "-created" else last.updated_at
+    return page, encode_cursor([moment.isoformat(), last.id])
+
+
+def count_packages(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Package)) or 0
+
+
+# -- changing ------------------------------------------------------------------
+
+PATCHABLE = ("title", "description", "tags", "categories", "visibility", "enabled")
+
+
+def update_package(session: Session, principal: Principal, name: str, changes: dict) -> Package:
+    package = owned_package(session, principal, name)
+    if changes.get("visibility") == "public" and not principal.is_admin:
+        raise Forbidden("only an admin may make a package public")
+    for field, value in changes.items():
+        if field == "categories":
+            package.categories = _categories(session, value)
+        else:
+            setattr(package, field, value)
+    _index_text(package)
+    package.updated_at = utcnow()
+    audit.record(
+        session,
+        principal,
+        "package.update",
+        "package",
+        package.name,
+        tenant_id=package.tenant_id,
+        detail={"fields": sorted(changes)},
+    )
+    session.commit()
+    return package
+
+
+def _refuse_in_use(session: Session, package: Package, version: str | None) -> None:
+    for check in IN_USE_CHECKS:
+        reason = check(session, package, version)
+        if reason:
+            raise Conflict(reason)
+
+
+def _unreferenced(session: Session, digests: set[str]) -> set[str]:
+    used = set(
+        session.scalars(select(PackageVersion.digest).where(PackageVersion.digest.in_(digests)))
+    )
+    used |= set(
+        session.scalars(select(Package.logo_digest).where(Package.logo_digest.in_(digests)))
+    )
+    return digests - used
+
+
+def delete_package(session: Session, principal: Principal, blobs: BlobStore, name: str) -> None:
+    package = owned_package(session, principal, name)
+    _refuse_in_use(session, package, None)
+    digests = {v.digest for v in package.versions} | ({package.logo_digest} - {None})
+    session.execute(delete(PackageVersion).where(PackageVersion.package_id == package.id))
+    session.delete(package)
+    audit.record(session, principal, "package.delete", "package", name, tenant_id=package.tenant_id)
+    session.flush()
+    orphans = _unreferenced(session, digests)
+    session.commit()
+    for digest in orphans:  # after the commit: a failed commit keeps every blob
+        blobs.delete(digest)
+
+
+def set_yanked(
+    session: Session, principal: Principal, name: str, version: str, yanked: bool
+) -> PackageVersion:
+    owned_package(session, principal, name)
+    found = get_version(session, principal, name, version)
+    found.yanked = yanked
+    _refresh_summary(session, found.package)
+    found.package.updated_at = utcnow()
+    action = "package.yank" if yanked else "package.unyank"
+    audit.record(
+        session,
+        principal,
+        action,
+        "package_version",
+        f"{name}@{version}",
+        tenant_id=found.package.tenant_id,
+    )
+    session.commit()
+    return found
+
+
+def delete_version(
+    session: Session, principal: Principal, blobs: BlobStore, name: str, version: str
+) -> None:
+    package = owned_package(session, principal, name)
+    found = get_version(session, principal, name, version)
+    if len(package.versions) == 1:
+        raise Conflict(f"{version} is the only version of {name!r}; delete the package instead")
+    _refuse_in_use(session, package, version)
+    digest = found.digest
+    session.delete(found)
+    session.flush()
+    _refresh_summary(session, package)
+    audit.record(
+        session,
+        principal,
+        "package.version.delete",
+        "package_version",
+        f"{name}@{version}",
+        tenant_id=package.tenant_id,
+    )
+    orphans = _unreferenced(session, {digest})
+    session.commit()
+    for orphan in orphans:
+        blobs.delete(orphan)

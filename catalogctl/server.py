@@ -1,0 +1,104 @@
+"""Commands that run the service on this machine: serve, db, admin bootstrap, spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--workers", default=2, show_default=True, type=int, help="gunicorn worker processes."
+)
+@click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
+@click.option(
+    "--migrate/--no-migrate",
+    default=True,
+    show_default=True,
+    help="Apply database migrations before starting.",
+)
+def serve(host: str, port: int, workers: int, threads: int, migrate: bool) -> None:
+    """Run the HTTP API under gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    from catalog import config, create_app
+    from catalog.migrate import upgrade
+
+    if migrate:
+        upgrade(config.load()["DATABASE_URL"])
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("accesslog", "-")
+
+        def load(self):
+            return create_app()
+
+    click.echo(f"catalog API on http://{host}:{port}/v1 (health: /v1/health)")
+    Server().run()
+
+
+@click.group("db")
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations to the configured database (CATALOG_DATABASE_URL)."""
+    from catalog import config
+    from catalog.migrate import upgrade
+
+    url = config.load()["DATABASE_URL"]
+    upgrade(url, revision)
+    click.echo(f"database at revision {revision}")
+
+
+@click.group("admin")
+def admin() -> None:
+    """Administration on this machine's configured database."""
+
+
+@admin.command("bootstrap")
+def admin_bootstrap() -> None:
+    """Create the first admin token and print it once."""
+    from catalog import config
+    from catalog.db import make_engine, make_sessionmaker
+    from catalog.migrate import upgrade
+    from catalog.services.tenants import bootstrap_admin
+
+    url = config.load()["DATABASE_URL"]
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            secret = bootstrap_admin(session)
+    finally:
+        engine.dispose()
+    click.echo(secret)
+
+
+@click.command("spec")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output.",
+)
+def spec(output: Path | None) -> None:
+    """Print the OpenAPI document generated from the API's schemas."""
+    from catalog.spec import openapi_yaml
+
+    text = openapi_yaml()
+    if output:
+        output.write_text(text)
+    else:
+        click.echo(text, nl=False)

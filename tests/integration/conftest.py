@@ -1,0 +1,137 @@
+"""API fixtures on real PostgreSQL: a database per test session, emptied after each test."""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg2
+import pytest
+import yaml
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from catalog import create_app
+from catalog.auth import Principal
+from catalog.migrate import upgrade
+from catalog.models import Base
+from catalog.services import tenants
+from tests.conftest import DATABASE_URL
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    """A fresh database migrated to head; dropped at the end of the session."""
+    name = f"catalog_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = psycopg2.connect(DATABASE_URL)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(DATABASE_URL).set(database=name)
+    url_text = url.render_as_string(hide_password=False)
+    upgrade(url_text)
+    yield url_text
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "BLOB_DIR": str(tmp_path / "blobs"),
+            "CATALOG_HOME": str(tmp_path),
+            "UPLOAD_RATE_LIMIT": "10000/minute",
+        }
+    )
+    yield app
+    engine = app.extensions["catalog"]["engine"]
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A token for tests: its secret, tenant and role, and ready-made headers."""
+
+    secret: str
+    tenant: str
+    role: str
+    token_id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.secret}"}
+
+
+@pytest.fixture
+def make_caller(app) -> Callable[[str, str], Caller]:
+    """make_caller(tenant, role): a tenant (created if new) and a token for it."""
+    sessionmaker = app.extensions["catalog"]["sessionmaker"]
+    with sessionmaker() as session:
+        root_secret = tenants.bootstrap_admin(session)
+    with sessionmaker() as session:
+        from catalog.auth import authenticate
+
+        root: Principal = authenticate(session, root_secret)
+
+    def make(tenant: str, role: str) -> Caller:
+        with sessionmaker() as session:
+            try:
+                tenants.find_tenant(session, tenant)
+            except Exception:
+                tenants.create_tenant(session, root, tenant)
+            token, secret = tenants.issue_token(session, root, tenant, role)
+            return Caller(secret, tenant, role, token.id)
+
+    return make
+
+
+def manifest_doc(name: str = "org.acme.web", version: str = "1.0.0", **extra) -> dict:
+    doc = {
+        "format": "catalog/v1",
+        "name": name,
+        "version": version,
+        "type": "application",
+        "title": extra.pop("title", "Web"),
+        "description": extra.pop("description", "A web server"),
+        "tags": extra.pop("tags", ["web"]),
+        "services": {
+            "web": {
+                "image": "catalog-test/busybox:latest",
+                "command": ["httpd", "-f", "-p", "8080"],
+                "ports": [{"container": 8080, "publish": True}],
+            }
+        },
+    }
+    doc.update(extra)
+    return doc
+
+
+def package_bytes(name: str = "org.acme.web", version: str = "1.0.0", **extra) -> bytes:
+    """A valid tar.gz package built in memory."""
+    import tarfile
+
+    files = extra.pop("files", {})
+    members = {"manifest.yaml": yaml.safe_dump(manifest_doc(name, version, **extra)).encode()}
+    members.update(files)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for member, data in sorted(members.items()):
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
