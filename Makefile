@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install services images run test unit lint format bench clean
+.PHONY: install services run test unit lint format spec bench clean
 
 $(STAMP): setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+spec: install
+	$(BIN)/catalogctl spec -o api_specs/openapi.yaml
 
 bench: install services
 	$(BIN)/python bench/run.py
