@@ -29,6 +29,7 @@ setup(
         "apispec>=6.6,<7",
         "Flask-Limiter>=3.8,<5",
         "gunicorn>=22,<28",
+        "requests>=2.31,<3",
     ],
     extras_require={
         "test": [

@@ -6,7 +6,9 @@ import os
 import uuid
 from pathlib import Path
 
+import psycopg2
 import pytest
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -51,3 +53,22 @@ def engine_labels(docker_client):
         network.remove()
     for volume in docker_client.volumes.list(filters=selector):
         volume.remove(force=True)
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    """A fresh database migrated to head; dropped at the end of the session."""
+    name = f"catalog_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = psycopg2.connect(DATABASE_URL)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(DATABASE_URL).set(database=name)
+    url_text = url.render_as_string(hide_password=False)
+    from catalog.migrate import upgrade
+
+    upgrade(url_text)
+    yield url_text
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()

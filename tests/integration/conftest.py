@@ -1,42 +1,19 @@
-"""API fixtures on real PostgreSQL: a database per test session, emptied after each test."""
+"""API fixtures on real PostgreSQL: the app on the session's database, emptied after each test."""
 
 from __future__ import annotations
 
 import io
-import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import psycopg2
 import pytest
 import yaml
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from catalog import create_app
 from catalog.auth import Principal
-from catalog.migrate import upgrade
 from catalog.models import Base
 from catalog.services import tenants
-from tests.conftest import DATABASE_URL
-
-
-@pytest.fixture(scope="session")
-def database_url():
-    """A fresh database migrated to head; dropped at the end of the session."""
-    name = f"catalog_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = psycopg2.connect(DATABASE_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(DATABASE_URL).set(database=name)
-    url_text = url.render_as_string(hide_password=False)
-    upgrade(url_text)
-    yield url_text
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import zlib
 
 import pytest
 
-from packages import archive as archive_module
 from packages.archive import MemberNotFoundError, PackageArchive, open_archive, sniff_kind
 from packages.errors import (
     ArchiveLimitError,
@@ -108,7 +107,7 @@ def no_inflation(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("decompression started")
 
-    monkeypatch.setattr(archive_module.zlib, "decompressobj", refuse)
+    monkeypatch.setattr(zlib, "decompressobj", refuse)
 
 
 # --- good archives ---------------------------------------------------------------------------
