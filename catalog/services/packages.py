@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Select, and_, delete, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -319,8 +319,7 @@ def delete_package(session: Session, principal: Principal, blobs: BlobStore, nam
     package = owned_package(session, principal, name)
     _refuse_in_use(session, package, None)
     digests = {v.digest for v in package.versions} | ({package.logo_digest} - {None})
-    session.execute(delete(PackageVersion).where(PackageVersion.package_id == package.id))
-    session.delete(package)
+    session.delete(package)  # its loaded versions go with it (cascade)
     audit.record(session, principal, "package.delete", "package", name, tenant_id=package.tenant_id)
     session.flush()
     orphans = _unreferenced(session, digests)

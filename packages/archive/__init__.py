@@ -10,7 +10,7 @@ from typing import BinaryIO
 from packages.archive.content import GZIP_MAGIC, READ_CHUNK, ZIP_MAGIC, Member, verified
 from packages.archive.names import printable
 from packages.archive.targz import TarValidation, tar_chunks
-from packages.archive.zip import validate_zip, zip_chunks
+from packages.archive.zipformat import validate_zip, zip_chunks
 from packages.errors import ArchiveLimitError, CorruptArchiveError, PackageError
 from packages.limits import DEFAULT_LIMITS, Limits
 

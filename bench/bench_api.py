@@ -1,0 +1,924 @@
+"""Benchmark (issue #3): the real API server under load, over PostgreSQL.
+
+Targets, with 10,000 packages x 3 versions:
+- searches and paginated listings: p95 under 50 ms at 8 concurrent clients;
+- uploads of 20 KB packages: at least 50 per second (4 concurrent clients);
+- the API process (gunicorn master + workers, summed RSS) stays under 250 MB during the load.
+
+A fresh database is created, migrated, seeded with bulk INSERTs of rows shaped exactly as
+`catalog.services.packages` writes them, served by `catalogctl serve` in a subprocess, and
+dropped at the end. Set CATALOG_BENCH_DATABASE_URL to the maintenance database to use
+(default: postgresql://postgres@127.0.0.1:5432/postgres).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import http.client
+import io
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from catalog.auth import authenticate  # noqa: E402
+from catalog.db import make_engine, make_sessionmaker  # noqa: E402
+from catalog.migrate import upgrade  # noqa: E402
+from catalog.models import Package, PackageVersion, package_categories  # noqa: E402
+from catalog.models.common import new_id  # noqa: E402
+from catalog.services.categories import create_category  # noqa: E402
+from catalog.services.tenants import bootstrap_admin, create_tenant, issue_token  # noqa: E402
+
+MAINTENANCE_URL = os.environ.get(
+    "CATALOG_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+PACKAGES = 10_000
+VERSIONS = 3
+TENANTS = 8  # besides the admin tenant
+CATEGORIES = 12
+TARGET_P95_MS = 50.0
+TARGET_UPLOADS_PER_S = 50.0
+TARGET_RSS_MB = 250.0
+UPLOAD_FILE_BYTES = 20 * 1024
+SAMPLE_SECONDS = 0.2
+SEED = 3  # the data set is the same on every run
+
+# Kinds of read request; the p95 target applies to the search and listing kinds.
+SEARCH_KINDS = ("search q common", "search q rare", "search q two words", "search tag")
+SEARCH_KINDS += ("search category",)
+LISTING_KINDS = ("list name", "list -created", "list -updated", "list page 2-5")
+OTHER_KINDS = ("show package",)
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+HEAD_WORDS = _words(
+    """
+web server database cache proxy api queue monitoring metrics logging storage backup auth
+identity gateway search analytics dashboard stream message broker worker scheduler mail dns
+vpn git build registry static site blog wiki chat notebook model inference pipeline sql
+graph timeseries redis postgres mysql nginx python node java golang rust kafka rabbitmq
+elastic grafana prometheus minio vault keycloak ldap oauth sso cdn load balancer ingress
+certificate tls backend frontend admin portal store shop payment invoice crm erp ticket
+helpdesk forum community media video audio image photo gallery upload download sync
+replication cluster operator controller agent exporter collector tracing alerting
+notification webhook event workflow automation runner batch job etl warehouse lake
+report export import migration schema config secret policy firewall scanner security
+audit compliance directory file share office document editor calendar contacts
+"""
+)
+TAG_WORDS = _words(
+    """
+web database cache monitoring security storage messaging devops analytics ml networking
+logging backup cms ecommerce collaboration media api iot testing ci cd observability
+identity email search streaming queue dashboard nosql sql kubernetes serverless edge
+python java node golang rust php ruby dotnet static productivity finance hr crm erp
+game chat video audio photo maps geo science education health legal marketing
+"""
+)
+CATEGORY_NAMES = _words(
+    """
+databases monitoring security storage messaging developer-tools analytics networking
+web collaboration media machine-learning
+"""
+)[:CATEGORIES]
+
+
+# -- data ----------------------------------------------------------------------
+
+
+def _vocabulary(rng: random.Random, size: int = 3000) -> list[str]:
+    """Domain words first, then made-up words: rank 1 is in most descriptions, the tail in few."""
+    words = list(dict.fromkeys(HEAD_WORDS))
+    seen = set(words)
+    onsets = _words("b c d f g h j k l m n p r s t v z br cr dr fl gr kl pl pr st tr")
+    vowels = _words("a e i o u ai ea io ou")
+    while len(words) < size:
+        word = "".join(rng.choice(onsets) + rng.choice(vowels) for _ in range(rng.randint(2, 4)))
+        if word not in seen and not any(word in w or w in word for w in HEAD_WORDS):
+            seen.add(word)
+            words.append(word)
+    return words
+
+
+def _zipf_cum_weights(n: int) -> list[float]:
+    total, cum = 0.0, []
+    for rank in range(1, n + 1):
+        total += 1.0 / rank
+        cum.append(total)
+    return cum
+
+
+def _manifest(name: str, version: str, kind: str, title: str, description: str, tags: list):
+    """A manifest as `Manifest.raw` stores it: defaults filled."""
+    return {
+        "format": "catalog/v1",
+        "name": name,
+        "version": version,
+        "type": kind,
+        "title": title,
+        "description": description,
+        "author": "Bench Publisher",
+        "license": "Apache-2.0",
+        "tags": tags,
+        "services": {
+            "app": {
+                "image": f"registry.example.com/{name.split('.')[-1]}:{version}",
+                "command": [],
+                "environment": {"LOG_LEVEL": "{{ parameters.log_level }}"},
+                "ports": [{"container": 8080, "publish": True}],
+                "volumes": [{"name": "data", "path": "/data"}],
+                "depends_on": [],
+                "healthcheck": {"http": {"port": 8080, "path": "/healthz"}, "retries": 10},
+                "resources": {"memory": "256m", "cpus": 0.5, "pids": 256},
+            }
+        },
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "log_level": {"type": "string", "default": "info", "enum": ["debug", "info"]},
+                "replicas": {"type": "integer", "default": 1, "minimum": 1},
+            },
+        },
+        "requires": {},
+        "bindings": {},
+        "outputs": {"url": "http://{{ services.app.hostname }}:8080/"},
+        "actions": {},
+    }
+
+
+@dataclass
+class Dataset:
+    vocabulary: list[str]
+    tags: list[str]
+    admin_secret: str = ""
+    admin_tenant: str = ""
+    viewer_secrets: dict[str, str] = field(default_factory=dict)  # tenant name -> secret
+    publisher_secrets: dict[str, str] = field(default_factory=dict)
+    tenant_ids: dict[str, str] = field(default_factory=dict)  # name -> id
+    # Package names by owner tenant id, and those every tenant sees (public and enabled).
+    names_by_tenant: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    public_names: list[str] = field(default_factory=list)
+    all_names: list[str] = field(default_factory=list)
+
+
+def create_principals(url: str, data: Dataset) -> None:
+    """Tenants, categories and tokens through the services, as the API would create them."""
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            data.admin_secret = bootstrap_admin(session, "bench")
+            admin = authenticate(session, data.admin_secret)
+            data.admin_tenant = admin.tenant_id
+            data.tenant_ids["admin"] = admin.tenant_id
+            for i in range(TENANTS):
+                tenant = create_tenant(session, admin, f"team-{i}")
+                data.tenant_ids[tenant.name] = tenant.id
+            for name in CATEGORY_NAMES:
+                create_category(session, admin, name, name.replace("-", " ").title())
+            for i in range(3):
+                data.viewer_secrets[f"team-{i}"] = issue_token(
+                    session, admin, f"team-{i}", "viewer"
+                )[1]
+            for i in range(4):
+                tenant = f"team-{i}"
+                data.publisher_secrets[tenant] = issue_token(session, admin, tenant, "publisher")[1]
+    finally:
+        engine.dispose()
+
+
+def seed(url: str, data: Dataset, rng: random.Random) -> None:
+    """PACKAGES packages x VERSIONS versions in bulk INSERTs, shaped as `publish` writes them."""
+    vocab, tags = data.vocabulary, data.tags
+    word_cum = _zipf_cum_weights(len(vocab))
+    tag_cum = _zipf_cum_weights(len(tags))
+    tenants = list(data.tenant_ids.values())
+    # A few big tenants and a long tail; the admin tenant publishes public packages.
+    tenant_weights = [1.0 / (i + 1) for i in range(len(tenants))]
+    now = datetime.now(UTC)
+    packages, versions, links, used = [], [], [], set()
+    for n in range(PACKAGES):
+        tenant_id = rng.choices(tenants, tenant_weights)[0]
+        w1, w2 = rng.choices(vocab, cum_weights=word_cum, k=2)
+        name = f"org.{'team' if tenant_id != data.admin_tenant else 'catalog'}.{w1}-{w2}"
+        if name in used:
+            name = f"{name}-{n}"
+        used.add(name)
+        words = rng.choices(vocab, cum_weights=word_cum, k=rng.randint(12, 40))
+        description = " ".join(words).capitalize() + "."
+        title = " ".join(w.capitalize() for w in (w1, w2, *rng.choices(vocab, k=rng.randint(0, 2))))
+        package_tags = list(
+            dict.fromkeys(rng.choices(tags, cum_weights=tag_cum, k=rng.randint(1, 5)))
+        )
+        kind = "library" if rng.random() < 0.15 else "application"
+        public = tenant_id == data.admin_tenant or rng.random() < 0.35
+        enabled = rng.random() < 0.97
+        created = now - timedelta(seconds=rng.uniform(0, 2 * 365 * 86400))
+        package_id = new_id()
+        numbers = sorted(rng.sample(range(12), VERSIONS))
+        moments = sorted(created + timedelta(seconds=rng.uniform(0, 86400 * 90)) for _ in numbers)
+        moments[0] = created
+        yanked_last = rng.random() < 0.03
+        for i, (minor, moment) in enumerate(zip(numbers, moments, strict=True)):
+            version = f"1.{minor}.0"
+            versions.append(
+                {
+                    "id": new_id(),
+                    "package_id": package_id,
+                    "version": version,
+                    "digest": "sha256:" + rng.randbytes(32).hex(),
+                    "size": rng.randint(4_000, 5_000_000),
+                    "manifest": _manifest(name, version, kind, title, description, package_tags),
+                    "yanked": yanked_last and i == VERSIONS - 1,
+                    "created_at": moment,
+                }
+            )
+        latest = f"1.{numbers[-2 if yanked_last else -1]}.0"
+        updated = moments[-1] + timedelta(days=rng.uniform(0, 30) if rng.random() < 0.2 else 0)
+        packages.append(
+            {
+                "id": package_id,
+                "name": name,
+                "tenant_id": tenant_id,
+                "visibility": "public" if public else "private",
+                "enabled": enabled,
+                "type": kind,
+                "title": title,
+                "description": description,
+                "tags": package_tags,
+                # Exactly what `_index_text` computes.
+                "search_text": " ".join([name, title, description, *package_tags]).lower(),
+                "tag_index": "," + "".join(f"{t.lower()}," for t in package_tags),
+                "latest_version": latest,
+                "logo_digest": "sha256:" + rng.randbytes(32).hex() if rng.random() < 0.2 else None,
+                "created_at": created,
+                "updated_at": updated,
+            }
+        )
+        if rng.random() < 0.6:
+            for category in rng.sample(CATEGORY_NAMES, rng.randint(1, 2)):
+                links.append({"package_id": package_id, "category": category})
+        data.names_by_tenant[tenant_id].append(name)
+        data.all_names.append(name)
+        if public and enabled:
+            data.public_names.append(name)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for table, rows in (
+                (Package.__table__, packages),
+                (PackageVersion.__table__, versions),
+                (package_categories, links),
+            ):
+                for start in range(0, len(rows), 2000):
+                    conn.execute(table.insert(), rows[start : start + 2000])
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+    finally:
+        engine.dispose()
+
+
+# -- database and server -------------------------------------------------------
+
+
+def create_database() -> tuple[str, str]:
+    name = f"catalog_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    engine = create_engine(MAINTENANCE_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return make_url(MAINTENANCE_URL).set(database=name).render_as_string(False), name
+
+
+def drop_database(name: str) -> None:
+    engine = create_engine(MAINTENANCE_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(url: str, scratch: Path, port: int, log) -> subprocess.Popen:
+    catalogctl = Path(sys.executable).parent / "catalogctl"
+    if not catalogctl.exists():
+        catalogctl = ROOT / ".venv" / "bin" / "catalogctl"
+    env = {
+        **os.environ,
+        "CATALOG_HOME": str(scratch),
+        "CATALOG_DATABASE_URL": url,
+        "CATALOG_BLOB_DIR": str(scratch / "blobs"),
+        "CATALOG_UPLOAD_RATE_LIMIT": "1000000/minute",
+    }
+    command = [str(catalogctl), "serve", "--port", str(port), "--workers", "2", "--threads", "4"]
+    return subprocess.Popen(
+        command, env=env, cwd=scratch, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def wait_healthy(server: subprocess.Popen, port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with {server.returncode}")
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            try:
+                conn.request("GET", "/v1/health")
+                if conn.getresponse().status == 200:
+                    return
+            finally:
+                conn.close()
+        time.sleep(0.1)
+    raise RuntimeError(f"the server did not answer /v1/health within {timeout:.0f} s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)  # gunicorn's master stops its workers
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)  # the session this script started
+            server.wait()
+
+
+# -- /proc: memory and CPU -----------------------------------------------------
+
+
+def _children() -> dict[int, list[int]]:
+    found: dict[int, list[int]] = defaultdict(list)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = Path("/proc", entry, "stat").read_text()
+                ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+                found[ppid].append(int(entry))
+    return found
+
+
+def process_tree(pid: int) -> list[int]:
+    children, tree, todo = _children(), [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, ()))
+    return tree
+
+
+def _status_kb(pid: int, key: str, name: str = "status") -> int:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc", str(pid), name).read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError):
+            stat = Path("/proc", str(pid), "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def postgres_pids() -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if Path("/proc", entry, "comm").read_text().strip() == "postgres":
+                    found.append(int(entry))
+    return found
+
+
+def machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+class MemorySampler(threading.Thread):
+    """Summed RSS (and PSS) of the server's process tree every SAMPLE_SECONDS, per phase."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.phase = "idle"
+        self.peaks: dict[str, tuple[float, float, int]] = {}  # phase -> (rss MB, pss MB, n)
+        self.stopping = threading.Event()
+
+    def sample(self) -> tuple[float, float, int]:
+        pids = process_tree(self.pid)
+        rss = sum(_status_kb(p, "VmRSS:") for p in pids) / 1024
+        pss = sum(_status_kb(p, "Pss:", "smaps_rollup") for p in pids) / 1024
+        return rss, pss, len(pids)
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            rss, pss, count = self.sample()
+            old = self.peaks.get(self.phase, (0.0, 0.0, 0))
+            self.peaks[self.phase] = (max(old[0], rss), max(old[1], pss), max(old[2], count))
+            self.stopping.wait(SAMPLE_SECONDS)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join()
+
+
+# -- HTTP ----------------------------------------------------------------------
+
+
+class Client:
+    """One keep-alive connection; reconnects once when the server closed an idle one."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def request(self, method: str, path: str, secret: str, body=None, headers=None):
+        headers = {"Authorization": f"Bearer {secret}", **(headers or {})}
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, body=body, headers=headers)
+                response = self.conn.getresponse()
+                return response.status, response.read()
+            except (http.client.RemoteDisconnected, ConnectionError, BrokenPipeError):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, -(-len(sorted_values) * p // 100))
+    return sorted_values[int(rank) - 1]
+
+
+# -- read load -----------------------------------------------------------------
+
+
+class ReadMix:
+    """Picks requests: kind, path and token, as a catalog's browsing users make them."""
+
+    WEIGHTS = {
+        "search q common": 14,
+        "search q rare": 10,
+        "search q two words": 6,
+        "search tag": 12,
+        "search category": 10,
+        "list name": 6,
+        "list -created": 8,
+        "list -updated": 8,
+        "paginate": 12,
+        "show package": 14,
+    }
+
+    def __init__(self, data: Dataset) -> None:
+        self.data = data
+        self.common = data.vocabulary[:40]
+        self.rare = data.vocabulary[1000:]
+        self.kinds = list(self.WEIGHTS)
+        self.weights = list(self.WEIGHTS.values())
+        self.viewers = list(data.viewer_secrets.items())
+
+    def principal(self, rng: random.Random) -> tuple[str, str, str | None]:
+        """(label, secret, tenant id or None for admin): 70% tenant viewers, 30% admin."""
+        if rng.random() < 0.3:
+            return "admin", self.data.admin_secret, None
+        tenant, secret = rng.choice(self.viewers)
+        return "tenant", secret, self.data.tenant_ids[tenant]
+
+    def query(self, kind: str, rng: random.Random) -> dict[str, str]:
+        if kind == "search q common":
+            return {"q": rng.choice(self.common)}
+        if kind == "search q rare":
+            # One in ten is a word no package has (a typo): every row is looked at.
+            return {
+                "q": rng.choice(self.rare) if rng.random() < 0.9 else "zzqx" + str(rng.random())
+            }
+        if kind == "search q two words":
+            return {"q": f"{rng.choice(self.common)} {rng.choice(self.data.vocabulary[40:400])}"}
+        if kind == "search tag":
+            return {"tag": rng.choice(self.data.tags[:30])}
+        if kind == "search category":
+            return {"category": rng.choice(CATEGORY_NAMES)}
+        if kind == "list name":
+            return {}
+        if kind == "list -created":
+            return {"sort": "-created"}
+        if kind == "list -updated":
+            return {"sort": "-updated"}
+        raise ValueError(kind)
+
+    def visible_name(self, rng: random.Random, tenant_id: str | None) -> str:
+        if tenant_id is None:
+            return rng.choice(self.data.all_names)
+        own = self.data.names_by_tenant.get(tenant_id, [])
+        if own and rng.random() < 0.4:
+            return rng.choice(own)
+        return rng.choice(self.data.public_names)
+
+
+@dataclass
+class Sample:
+    kind: str
+    who: str
+    ms: float
+    status: int
+
+
+def read_client(port: int, mix: ReadMix, seed: int, measure_from: float, until: float, out):
+    rng = random.Random(seed)
+    client = Client(port)
+    samples: list[Sample] = []
+
+    def call(kind: str, who: str, path: str, secret: str) -> bytes:
+        started = time.perf_counter()
+        status, body = client.request("GET", path, secret)
+        elapsed = (time.perf_counter() - started) * 1000
+        if started >= measure_from:
+            samples.append(Sample(kind, who, elapsed, status))
+        return body if status == 200 else b""
+
+    try:
+        while time.perf_counter() < until:
+            kind = rng.choices(mix.kinds, mix.weights)[0]
+            who, secret, tenant_id = mix.principal(rng)
+            if kind == "show package":
+                name = mix.visible_name(rng, tenant_id)
+                call(kind, who, f"/v1/packages/{name}", secret)
+            elif kind == "paginate":
+                first = rng.choice(["list name", "list -created", "list -updated", "search tag"])
+                params = mix.query(first, rng)
+                body = call(first, who, "/v1/packages?" + urlencode(params), secret)
+                for _ in range(rng.randint(1, 4)):  # pages 2 to 5
+                    cursor = json.loads(body).get("next_cursor") if body else None
+                    if not cursor:
+                        break
+                    path = "/v1/packages?" + urlencode({**params, "cursor": cursor})
+                    body = call("list page 2-5", who, path, secret)
+            else:
+                path = "/v1/packages?" + urlencode(mix.query(kind, rng))
+                call(kind, who, path, secret)
+    finally:
+        client.close()
+        out.extend(samples)
+
+
+# -- uploads -------------------------------------------------------------------
+
+
+def build_archive(
+    name: str, version: str, title: str, tags: list[str], rng: random.Random
+) -> bytes:
+    manifest = (
+        "format: catalog/v1\n"
+        f"name: {name}\n"
+        f"version: {version}\n"
+        "type: application\n"
+        f"title: {title}\n"
+        f"description: {title} packaged for the benchmark, with a data file under files/.\n"
+        "license: Apache-2.0\n"
+        f"tags: [{', '.join(tags)}]\n"
+        "parameters:\n"
+        "  type: object\n"
+        "  properties:\n"
+        "    greeting: {type: string, default: hello, maxLength: 200}\n"
+        "services:\n"
+        "  web:\n"
+        "    image: catalog-test/busybox:latest\n"
+        '    command: [httpd, -f, -p, "8080", -h, /www]\n'
+        "    ports:\n"
+        "      - {container: 8080, publish: true}\n"
+        "    files:\n"
+        "      /www/data.bin: files/data.bin\n"
+        "    resources: {memory: 32m, cpus: 0.25, pids: 64}\n"
+    ).encode()
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for member, content in (
+            ("manifest.yaml", manifest),
+            ("files/data.bin", rng.randbytes(UPLOAD_FILE_BYTES)),  # incompressible
+        ):
+            info = tarfile.TarInfo(member)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def multipart(archive: bytes) -> tuple[bytes, str]:
+    """The body `catalogctl package upload` sends: one multipart field `file`."""
+    boundary = "bench" + secrets.token_hex(12)
+    head = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="package.tar.gz"\r\n'
+        "Content-Type: application/gzip\r\n\r\n"
+    ).encode()
+    return head + archive + f"\r\n--{boundary}--\r\n".encode(), boundary
+
+
+def plan_uploads(data: Dataset, count: int, clients: int, rng: random.Random):
+    """Per client: (path, body, content type); 3 of 4 new packages, 1 of 4 new versions."""
+    tenants = list(data.publisher_secrets)[:clients]
+    plans: list[list[tuple[str, bytes, str]]] = [[] for _ in tenants]
+    taken: set[str] = set()
+    for n in range(count):
+        slot = n % len(tenants)
+        tenant = tenants[slot]
+        own = [x for x in data.names_by_tenant[data.tenant_ids[tenant]] if x not in taken]
+        if own and n % 4 == 3:
+            name = rng.choice(own)
+            taken.add(name)
+            version = "2.0.0"
+        else:
+            name, version = f"org.upload.{tenant}-pkg{n}", "1.0.0"
+        tags = rng.sample(data.tags[:20], 2)
+        archive = build_archive(name, version, f"Upload {n}", tags, rng)
+        body, boundary = multipart(archive)
+        params = {"visibility": "private"}
+        if n % 3 == 0:
+            params["categories"] = rng.choice(CATEGORY_NAMES)
+        path = "/v1/packages?" + urlencode(params)
+        plans[slot].append((path, body, f"multipart/form-data; boundary={boundary}"))
+    return tenants, plans
+
+
+def upload_client(port: int, secret: str, plan, out: list, errors: list) -> None:
+    client = Client(port)
+    try:
+        for path, body, content_type in plan:
+            started = time.perf_counter()
+            status, answer = client.request(
+                "POST", path, secret, body=body, headers={"Content-Type": content_type}
+            )
+            out.append((time.perf_counter() - started) * 1000)
+            if status != 201:
+                errors.append(f"{status} {answer[:200]!r}")
+    finally:
+        client.close()
+
+
+# -- report --------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def report_reads(samples: list[Sample], seconds: float) -> bool:
+    by_kind: dict[str, list[float]] = defaultdict(list)
+    for sample in samples:
+        by_kind[sample.kind].append(sample.ms)
+        by_kind[f"{sample.kind} [{sample.who}]"].append(sample.ms)
+    ok = True
+    print(f"{'kind':<34}{'n':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for kind in (*SEARCH_KINDS, *LISTING_KINDS, *OTHER_KINDS):
+        for label in (kind, f"{kind} [tenant]", f"{kind} [admin]"):
+            values = sorted(by_kind.get(label, []))
+            if values:
+                print(
+                    f"{label:<34}{len(values):>7}{percentile(values, 50):>9.1f}"
+                    f"{percentile(values, 95):>9.1f}{percentile(values, 99):>9.1f}"
+                    f"{values[-1]:>9.1f}"
+                )
+    groups = {
+        "search": [s.ms for s in samples if s.kind in SEARCH_KINDS],
+        "listing": [s.ms for s in samples if s.kind in LISTING_KINDS],
+        "overall": [s.ms for s in samples],
+    }
+    for group, values in groups.items():
+        values.sort()
+        p95 = percentile(values, 95)
+        print(
+            f"api {group} p50 {percentile(values, 50):.1f} ms, p95 {p95:.1f} ms, "
+            f"p99 {percentile(values, 99):.1f} ms (target p95 < {TARGET_P95_MS:.0f} ms, "
+            f"ratio {p95 / TARGET_P95_MS:.2f}) {verdict(p95 < TARGET_P95_MS)}"
+        )
+        ok &= p95 < TARGET_P95_MS
+    # Each kind of search and listing on its own: a slow rare search must not hide in the mix.
+    for kind in (*SEARCH_KINDS, *LISTING_KINDS):
+        p95 = percentile(sorted(by_kind.get(kind, [])), 95)
+        if not p95 < TARGET_P95_MS:
+            print(f"api {kind} p95 {p95:.1f} ms (target < {TARGET_P95_MS:.0f} ms) MISSED")
+            ok = False
+    print(f"api reads {len(samples) / seconds:.0f} req/s over {seconds:.1f} s")
+    errors = [s for s in samples if s.status != 200]
+    if errors:
+        statuses = sorted({s.status for s in errors})
+        print(f"api reads: {len(errors)} answers were not 200 (statuses {statuses}) MISSED")
+        ok = False
+    return ok
+
+
+def context_line(label: str, wall: float, server: float, postgres: float, bench: float, busy):
+    cores = os.cpu_count() or 1
+    print(
+        f"{label}: {wall:.1f} s wall on {cores} cores, machine busy {busy:.0%}; CPU seconds: "
+        f"server {server:.1f}, postgres {postgres:.1f}, bench client {bench:.1f}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured read load")
+    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured read load first")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--uploads", type=int, default=500)
+    parser.add_argument("--upload-clients", type=int, default=4)
+    args = parser.parse_args()
+
+    print(
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} "
+        f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} before the benchmark"
+    )
+    rng = random.Random(SEED)
+    data = Dataset(vocabulary=_vocabulary(rng), tags=list(dict.fromkeys(TAG_WORDS)))
+    ok = True
+    scratch = Path(tempfile.mkdtemp(prefix="catalog-bench-api-"))
+    database, server, sampler, log = None, None, None, None
+    try:
+        url, database = create_database()
+        started = time.perf_counter()
+        upgrade(url)
+        create_principals(url, data)
+        seed(url, data, rng)
+        print(
+            f"seeded {PACKAGES} packages x {VERSIONS} versions, {TENANTS + 1} tenants, "
+            f"{len(data.public_names)} public and enabled, in {time.perf_counter() - started:.1f} s"
+        )
+        upload_plans = plan_uploads(data, args.uploads, args.upload_clients, rng)
+
+        port = free_port()
+        log = (scratch / "server.log").open("wb")
+        server = start_server(url, scratch, port, log)
+        wait_healthy(server, port)
+        sampler = MemorySampler(server.pid)
+        sampler.start()
+
+        # Reads: every client runs the mix; only requests started after the warm-up count.
+        mix = ReadMix(data)
+        samples: list[Sample] = []
+        begin = time.perf_counter()
+        measure_from, until = begin + args.warmup, begin + args.warmup + args.seconds
+        threads = [
+            threading.Thread(
+                target=read_client, args=(port, mix, SEED + i, measure_from, until, samples)
+            )
+            for i in range(args.clients)
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(max(0.0, measure_from - time.perf_counter()))
+        sampler.phase = "reads"
+        cpu_before = (
+            cpu_seconds(process_tree(server.pid)),
+            cpu_seconds(postgres_pids()),
+            time.process_time(),
+            machine_busy(),
+        )
+        for thread in threads:
+            thread.join()
+        busy_after = machine_busy()
+        seconds = time.perf_counter() - measure_from
+        print(
+            f"== reads: {args.clients} clients, {seconds:.1f} s after {args.warmup:.0f} s warm-up"
+        )
+        ok &= report_reads(samples, seconds)
+        context_line(
+            "reads context",
+            seconds,
+            cpu_seconds(process_tree(server.pid)) - cpu_before[0],
+            cpu_seconds(postgres_pids()) - cpu_before[1],
+            time.process_time() - cpu_before[2],
+            (busy_after[0] - cpu_before[3][0]) / max(1, busy_after[1] - cpu_before[3][1]),
+        )
+
+        # Uploads: each client publishes its tenant's share, one after another.
+        tenants, plans = upload_plans
+        latencies: list[float] = []
+        errors: list[str] = []
+        sampler.phase = "uploads"
+        before = (
+            cpu_seconds(process_tree(server.pid)),
+            cpu_seconds(postgres_pids()),
+            time.process_time(),
+            machine_busy(),
+        )
+        begin = time.perf_counter()
+        threads = [
+            threading.Thread(
+                target=upload_client,
+                args=(port, data.publisher_secrets[tenant], plan, latencies, errors),
+            )
+            for tenant, plan in zip(tenants, plans, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - begin
+        busy_after = machine_busy()
+        rate = len(latencies) / wall
+        latencies.sort()
+        size_kb = len(plans[0][0][1]) / 1024
+        print(f"== uploads: {args.upload_clients} clients, {len(latencies)} uploads")
+        print(
+            f"api upload {size_kb:.0f} KB p50 {percentile(latencies, 50):.1f} ms, "
+            f"p95 {percentile(latencies, 95):.1f} ms, p99 {percentile(latencies, 99):.1f} ms"
+        )
+        print(
+            f"api upload rate {rate:.1f}/s (target >= {TARGET_UPLOADS_PER_S:.0f}/s, "
+            f"ratio {rate / TARGET_UPLOADS_PER_S:.2f}) {verdict(rate >= TARGET_UPLOADS_PER_S)}"
+        )
+        ok &= rate >= TARGET_UPLOADS_PER_S
+        if errors:
+            print(f"api uploads: {len(errors)} failed, first: {errors[0]} MISSED")
+            ok = False
+        context_line(
+            "uploads context",
+            wall,
+            cpu_seconds(process_tree(server.pid)) - before[0],
+            cpu_seconds(postgres_pids()) - before[1],
+            time.process_time() - before[2],
+            (busy_after[0] - before[3][0]) / max(1, busy_after[1] - before[3][1]),
+        )
+
+        sampler.stop()
+        print("== memory: gunicorn master + workers, sampled every 0.2 s")
+        peak = 0.0
+        for phase, (rss, pss, count) in sampler.peaks.items():
+            print(
+                f"api memory {phase}: peak RSS {rss:.0f} MB (PSS {pss:.0f} MB), {count} processes"
+            )
+            peak = max(peak, rss)
+        print(
+            f"api memory peak RSS {peak:.0f} MB (target < {TARGET_RSS_MB:.0f} MB, "
+            f"ratio {peak / TARGET_RSS_MB:.2f}) {verdict(peak < TARGET_RSS_MB)}"
+        )
+        ok &= peak < TARGET_RSS_MB
+        print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} after the benchmark")
+    except Exception:
+        if log is not None:
+            log.flush()
+            tail = (scratch / "server.log").read_text(errors="replace")[-3000:]
+            print(f"server log (tail):\n{tail}", file=sys.stderr)
+        raise
+    finally:
+        if sampler is not None and sampler.is_alive():
+            sampler.stop()
+        if server is not None:
+            stop_server(server)
+        if log is not None:
+            log.close()
+        if database is not None:
+            drop_database(database)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

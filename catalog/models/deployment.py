@@ -1,0 +1,109 @@
+"""Deployments (revisions), their events, the environment lease and observed containers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from catalog.db import Base
+from catalog.models.common import created_column, id_column
+
+DEPLOYMENT_STATUSES = ("queued", "running", "succeeded", "failed", "rolled_back", "cancelled")
+FINISHED = frozenset({"succeeded", "failed", "rolled_back", "cancelled"})
+
+
+class Deployment(Base):
+    """Revision N of an environment: an immutable snapshot with every version resolved."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (
+        UniqueConstraint("environment_id", "revision"),
+        Index("ix_deployments_status", "status"),
+    )
+
+    id: Mapped[str] = id_column()
+    environment_id: Mapped[str] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"), index=True
+    )
+    revision: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default="queued", nullable=False)
+    # {settings, apps: [{name, package, version, digest, parameters, bindings, manifest}]}
+    spec: Mapped[dict] = mapped_column(JSON, nullable=False)
+    from_revision: Mapped[int | None] = mapped_column(Integer)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    error: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    plan: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = created_column()
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeploymentEvent(Base):
+    """What happened, in order: per environment, `id` only grows."""
+
+    __tablename__ = "deployment_events"
+    __table_args__ = (Index("ix_events_env_id", "environment_id", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    environment_id: Mapped[str] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"), nullable=False
+    )
+    revision: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = created_column()
+    level: Mapped[str] = mapped_column(String(8), default="info", nullable=False)
+    app: Mapped[str | None] = mapped_column(String(63))
+    service: Mapped[str | None] = mapped_column(String(63))
+    message: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class EnvironmentLease(Base):
+    """Who may act on an environment now; `fencing` grows with every new holder."""
+
+    __tablename__ = "environment_leases"
+
+    environment_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(128))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    fencing: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+
+
+class ContainerRecord(Base):
+    """A container the catalog created, as last observed in the engine."""
+
+    __tablename__ = "containers"
+    __table_args__ = (Index("ix_containers_env_app", "environment_id", "app", "service"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the engine's id
+    environment_id: Mapped[str] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"), nullable=False
+    )
+    revision: Mapped[int] = mapped_column(Integer, nullable=False)
+    app: Mapped[str] = mapped_column(String(63), nullable=False)
+    service: Mapped[str] = mapped_column(String(63), nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    config_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    state: Mapped[str] = mapped_column(String(16), default="created", nullable=False)
+    health: Mapped[str | None] = mapped_column(String(16))
+    restart_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    oom_killed: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    created_at: Mapped[datetime] = created_column()
+    updated_at: Mapped[datetime] = created_column()

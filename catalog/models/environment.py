@@ -1,0 +1,84 @@
+"""Environments, the apps of their draft, and the host ports allocated to them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from catalog.db import Base
+from catalog.models.common import created_column, id_column, utcnow
+from catalog.models.tenant import Tenant
+
+ENVIRONMENT_STATUSES = (
+    "new", "deploying", "ready", "degraded", "deploy_failed", "deleting", "delete_failed",
+)  # fmt: skip
+
+
+class Environment(Base):
+    __tablename__ = "environments"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[str] = id_column()
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(63), nullable=False)
+    description: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default="new", nullable=False)
+    status_detail: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    # Bumped by every draft edit; the ETag of the environment and its apps.
+    draft_version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    current_revision: Mapped[int | None] = mapped_column(Integer)
+    last_revision: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    created_at: Mapped[datetime] = created_column()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, nullable=False
+    )
+
+    tenant: Mapped[Tenant] = relationship(lazy="joined")
+    apps: Mapped[list[App]] = relationship(
+        back_populates="environment",
+        cascade="all, delete-orphan",
+        order_by="App.name",
+        lazy="selectin",
+    )
+
+
+class App(Base):
+    """One application instance in an environment's draft."""
+
+    __tablename__ = "apps"
+    __table_args__ = (UniqueConstraint("environment_id", "name"),)
+
+    id: Mapped[str] = id_column()
+    environment_id: Mapped[str] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(63), nullable=False)
+    package: Mapped[str] = mapped_column(String(128), index=True, nullable=False)
+    # An exact version or a semver range; None means the newest non-yanked version.
+    version: Mapped[str | None] = mapped_column(String(128))
+    parameters: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)
+    bindings: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)
+    created_at: Mapped[datetime] = created_column()
+
+    environment: Mapped[Environment] = relationship(back_populates="apps")
+
+
+class HostPort(Base):
+    """A host port given to one published container port; stable across revisions."""
+
+    __tablename__ = "host_ports"
+    __table_args__ = (
+        UniqueConstraint("environment_id", "app", "service", "container_port", "protocol"),
+    )
+
+    port: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    environment_id: Mapped[str] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"), index=True
+    )
+    app: Mapped[str] = mapped_column(String(63), nullable=False)
+    service: Mapped[str] = mapped_column(String(63), nullable=False)
+    container_port: Mapped[int] = mapped_column(Integer, nullable=False)
+    protocol: Mapped[str] = mapped_column(String(3), default="tcp", nullable=False)

@@ -1,0 +1,76 @@
+"""The Celery app shared by the API (publishing) and the workers (consuming).
+
+Delivery is at-least-once: late acks, requeue when a worker dies, prefetch 1,
+JSON only, publisher confirms and a bounded publish time. A message only says
+"bring environment E to revision N"; the database is the truth.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from catalog import config as catalog_config
+
+DEPLOY_TASK = "workers.tasks.deploy_environment"
+TEARDOWN_TASK = "workers.tasks.delete_environment"
+RESYNC_TASK = "workers.tasks.resync"
+
+PUBLISH_TIMEOUT = 5.0  # seconds a publish may take before the API gives up
+
+
+def make_celery(settings: dict[str, Any] | None = None) -> Celery:
+    settings = settings or catalog_config.load()
+    app = Celery("catalog", broker=settings["BROKER_URL"], set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        task_default_queue="catalog",
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "confirm_publish": True,
+            "max_retries": 3,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        },
+        task_publish_retry=True,
+        task_publish_retry_policy={
+            "max_retries": 3,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        },
+        broker_connection_timeout=PUBLISH_TIMEOUT,
+        beat_schedule={
+            "resync": {"task": RESYNC_TASK, "schedule": settings.get("RESYNC_SECONDS", 10.0)}
+        },
+    )
+    return app
+
+
+class Publisher:
+    """Publishes task messages; used by services only after their transaction commits."""
+
+    def __init__(self, celery: Celery) -> None:
+        self.celery = celery
+
+    def send(self, name: str, *args: Any) -> bool:
+        """True when the broker confirmed the message; False when it could not be reached.
+
+        A False is never fatal: the periodic resync re-publishes what is still queued.
+        """
+        try:
+            self.celery.send_task(name, args=list(args))
+        except (OperationalError, OSError, TimeoutError):
+            return False
+        return True
