@@ -63,6 +63,7 @@ TARGET_UPLOADS_PER_S = 50.0
 TARGET_RSS_MB = 250.0
 UPLOAD_FILE_BYTES = 20 * 1024
 SAMPLE_SECONDS = 0.2
+OTHERS_WARNING = 0.10  # share of the machine used by unrelated processes worth a warning
 SEED = 3  # the data set is the same on every run
 
 # Kinds of read request; the p95 target applies to the search and listing kinds.
@@ -417,21 +418,58 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / ticks
 
 
-def postgres_pids() -> list[int]:
+def backend_pids(database: str) -> list[int]:
+    """PostgreSQL backends serving `database` (their title names it)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             with contextlib.suppress(OSError):
-                if Path("/proc", entry, "comm").read_text().strip() == "postgres":
+                if f" {database} ".encode() in Path("/proc", entry, "cmdline").read_bytes():
                     found.append(int(entry))
     return found
 
 
-def machine_busy() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs since boot."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of all cores since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:8]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - values[3] - values[4]) / ticks, sum(values) / ticks
+
+
+class CpuMeter:
+    """CPU seconds used over a phase by the server, its database backends, this script, the rest."""
+
+    def __init__(self, server_pid: int, database: str) -> None:
+        self.server_pid, self.database = server_pid, database
+        self.start = self._read()
+
+    def _read(self) -> tuple[float, ...]:
+        busy, total = machine_cpu()
+        return (
+            time.perf_counter(),
+            cpu_seconds(process_tree(self.server_pid)),
+            cpu_seconds(backend_pids(self.database)),
+            time.process_time(),
+            busy,
+            total,
+        )
+
+    def report(self, label: str) -> None:
+        end = self._read()
+        wall, server, postgres, client, busy, total = (
+            b - a for a, b in zip(self.start, end, strict=True)
+        )
+        others = max(0.0, busy - server - postgres - client)
+        print(
+            f"{label} context: {wall:.1f} s on {os.cpu_count()} cores, machine busy "
+            f"{busy / max(total, 1e-9):.0%}; CPU seconds: server {server:.1f}, its postgres "
+            f"backends {postgres:.1f}, bench client {client:.1f}, other processes {others:.1f}"
+        )
+        if others > OTHERS_WARNING * total:
+            print(
+                f"WARNING: other processes used {others / total:.0%} of the machine during the "
+                f"{label}; these figures understate what the API does on a machine of its own"
+            )
 
 
 class MemorySampler(threading.Thread):
@@ -444,17 +482,17 @@ class MemorySampler(threading.Thread):
         self.peaks: dict[str, tuple[float, float, int]] = {}  # phase -> (rss MB, pss MB, n)
         self.stopping = threading.Event()
 
-    def sample(self) -> tuple[float, float, int]:
-        pids = process_tree(self.pid)
-        rss = sum(_status_kb(p, "VmRSS:") for p in pids) / 1024
-        pss = sum(_status_kb(p, "Pss:", "smaps_rollup") for p in pids) / 1024
-        return rss, pss, len(pids)
+        self.at_peak: dict[str, list[float]] = {}  # phase -> RSS MB of each process at its peak
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            rss, pss, count = self.sample()
+            pids = process_tree(self.pid)  # the master first
+            each = [_status_kb(p, "VmRSS:") / 1024 for p in pids]
+            rss, pss = sum(each), sum(_status_kb(p, "Pss:", "smaps_rollup") for p in pids) / 1024
             old = self.peaks.get(self.phase, (0.0, 0.0, 0))
-            self.peaks[self.phase] = (max(old[0], rss), max(old[1], pss), max(old[2], count))
+            if rss > old[0]:
+                self.at_peak[self.phase] = each
+            self.peaks[self.phase] = (max(old[0], rss), max(old[1], pss), max(old[2], len(pids)))
             self.stopping.wait(SAMPLE_SECONDS)
 
     def stop(self) -> None:
@@ -754,12 +792,90 @@ def report_reads(samples: list[Sample], seconds: float) -> bool:
     return ok
 
 
-def context_line(label: str, wall: float, server: float, postgres: float, bench: float, busy):
-    cores = os.cpu_count() or 1
+def run_reads(port: int, data: Dataset, args, sampler, meter_for) -> bool:
+    """Every client runs the mix; only requests started after the warm-up count."""
+    mix = ReadMix(data)
+    samples: list[Sample] = []
+    begin = time.perf_counter()
+    measure_from, until = begin + args.warmup, begin + args.warmup + args.seconds
+    threads = [
+        threading.Thread(
+            target=read_client, args=(port, mix, SEED + i, measure_from, until, samples)
+        )
+        for i in range(args.clients)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(max(0.0, measure_from - time.perf_counter()))
+    sampler.phase = "reads"
+    meter = meter_for()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - measure_from
+    print(f"== reads: {args.clients} clients, {seconds:.1f} s after {args.warmup:.0f} s warm-up")
+    ok = report_reads(samples, seconds)
+    meter.report("reads")
+    return ok
+
+
+def run_uploads(port: int, data: Dataset, plans, args, sampler, meter_for) -> bool:
+    """Each client publishes its tenant's share, one upload after another."""
+    tenants, per_client = plans
+    latencies: list[float] = []
+    errors: list[str] = []
+    sampler.phase = "uploads"
+    meter = meter_for()
+    begin = time.perf_counter()
+    threads = [
+        threading.Thread(
+            target=upload_client,
+            args=(port, data.publisher_secrets[tenant], plan, latencies, errors),
+        )
+        for tenant, plan in zip(tenants, per_client, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    rate = len(latencies) / (time.perf_counter() - begin)
+    latencies.sort()
+    size_kb = len(per_client[0][0][1]) / 1024
     print(
-        f"{label}: {wall:.1f} s wall on {cores} cores, machine busy {busy:.0%}; CPU seconds: "
-        f"server {server:.1f}, postgres {postgres:.1f}, bench client {bench:.1f}"
+        f"== uploads: {args.upload_clients} clients, {len(latencies)} uploads of {size_kb:.0f} KB"
     )
+    print(
+        f"api upload p50 {percentile(latencies, 50):.1f} ms, "
+        f"p95 {percentile(latencies, 95):.1f} ms, p99 {percentile(latencies, 99):.1f} ms"
+    )
+    ok = rate >= TARGET_UPLOADS_PER_S
+    print(
+        f"api upload rate {rate:.1f}/s (target >= {TARGET_UPLOADS_PER_S:.0f}/s, "
+        f"ratio {rate / TARGET_UPLOADS_PER_S:.2f}) {verdict(ok)}"
+    )
+    if errors:
+        print(f"api uploads: {len(errors)} failed, first: {errors[0]} MISSED")
+        ok = False
+    meter.report("uploads")
+    return ok
+
+
+def report_memory(sampler: MemorySampler) -> bool:
+    print(f"== memory: gunicorn master + workers, sampled every {SAMPLE_SECONDS} s")
+    peak = 0.0
+    for phase, (rss, pss, count) in sampler.peaks.items():
+        each = sampler.at_peak.get(phase, [])
+        split = f"master {each[0]:.0f} MB, workers " + ", ".join(f"{m:.0f}" for m in each[1:])
+        print(
+            f"api memory {phase}: peak RSS {rss:.0f} MB ({split} MB; PSS {pss:.0f} MB), "
+            f"{count} processes"
+        )
+        peak = max(peak, rss)
+    ok = peak < TARGET_RSS_MB
+    print(
+        f"api memory peak RSS {peak:.0f} MB (target < {TARGET_RSS_MB:.0f} MB, "
+        f"ratio {peak / TARGET_RSS_MB:.2f}) {verdict(ok)}"
+    )
+    return ok
 
 
 def main() -> int:
@@ -772,8 +888,8 @@ def main() -> int:
     args = parser.parse_args()
 
     print(
-        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} "
-        f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} before the benchmark"
+        f"machine: {os.cpu_count()} cores, load average "
+        f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} before the benchmark"
     )
     rng = random.Random(SEED)
     data = Dataset(vocabulary=_vocabulary(rng), tags=list(dict.fromkeys(TAG_WORDS)))
@@ -790,7 +906,7 @@ def main() -> int:
             f"seeded {PACKAGES} packages x {VERSIONS} versions, {TENANTS + 1} tenants, "
             f"{len(data.public_names)} public and enabled, in {time.perf_counter() - started:.1f} s"
         )
-        upload_plans = plan_uploads(data, args.uploads, args.upload_clients, rng)
+        plans = plan_uploads(data, args.uploads, args.upload_clients, rng)
 
         port = free_port()
         log = (scratch / "server.log").open("wb")
@@ -798,108 +914,15 @@ def main() -> int:
         wait_healthy(server, port)
         sampler = MemorySampler(server.pid)
         sampler.start()
+        pid, name = server.pid, database
 
-        # Reads: every client runs the mix; only requests started after the warm-up count.
-        mix = ReadMix(data)
-        samples: list[Sample] = []
-        begin = time.perf_counter()
-        measure_from, until = begin + args.warmup, begin + args.warmup + args.seconds
-        threads = [
-            threading.Thread(
-                target=read_client, args=(port, mix, SEED + i, measure_from, until, samples)
-            )
-            for i in range(args.clients)
-        ]
-        for thread in threads:
-            thread.start()
-        time.sleep(max(0.0, measure_from - time.perf_counter()))
-        sampler.phase = "reads"
-        cpu_before = (
-            cpu_seconds(process_tree(server.pid)),
-            cpu_seconds(postgres_pids()),
-            time.process_time(),
-            machine_busy(),
-        )
-        for thread in threads:
-            thread.join()
-        busy_after = machine_busy()
-        seconds = time.perf_counter() - measure_from
-        print(
-            f"== reads: {args.clients} clients, {seconds:.1f} s after {args.warmup:.0f} s warm-up"
-        )
-        ok &= report_reads(samples, seconds)
-        context_line(
-            "reads context",
-            seconds,
-            cpu_seconds(process_tree(server.pid)) - cpu_before[0],
-            cpu_seconds(postgres_pids()) - cpu_before[1],
-            time.process_time() - cpu_before[2],
-            (busy_after[0] - cpu_before[3][0]) / max(1, busy_after[1] - cpu_before[3][1]),
-        )
+        def meter_for() -> CpuMeter:
+            return CpuMeter(pid, name)
 
-        # Uploads: each client publishes its tenant's share, one after another.
-        tenants, plans = upload_plans
-        latencies: list[float] = []
-        errors: list[str] = []
-        sampler.phase = "uploads"
-        before = (
-            cpu_seconds(process_tree(server.pid)),
-            cpu_seconds(postgres_pids()),
-            time.process_time(),
-            machine_busy(),
-        )
-        begin = time.perf_counter()
-        threads = [
-            threading.Thread(
-                target=upload_client,
-                args=(port, data.publisher_secrets[tenant], plan, latencies, errors),
-            )
-            for tenant, plan in zip(tenants, plans, strict=True)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.perf_counter() - begin
-        busy_after = machine_busy()
-        rate = len(latencies) / wall
-        latencies.sort()
-        size_kb = len(plans[0][0][1]) / 1024
-        print(f"== uploads: {args.upload_clients} clients, {len(latencies)} uploads")
-        print(
-            f"api upload {size_kb:.0f} KB p50 {percentile(latencies, 50):.1f} ms, "
-            f"p95 {percentile(latencies, 95):.1f} ms, p99 {percentile(latencies, 99):.1f} ms"
-        )
-        print(
-            f"api upload rate {rate:.1f}/s (target >= {TARGET_UPLOADS_PER_S:.0f}/s, "
-            f"ratio {rate / TARGET_UPLOADS_PER_S:.2f}) {verdict(rate >= TARGET_UPLOADS_PER_S)}"
-        )
-        ok &= rate >= TARGET_UPLOADS_PER_S
-        if errors:
-            print(f"api uploads: {len(errors)} failed, first: {errors[0]} MISSED")
-            ok = False
-        context_line(
-            "uploads context",
-            wall,
-            cpu_seconds(process_tree(server.pid)) - before[0],
-            cpu_seconds(postgres_pids()) - before[1],
-            time.process_time() - before[2],
-            (busy_after[0] - before[3][0]) / max(1, busy_after[1] - before[3][1]),
-        )
-
+        ok &= run_reads(port, data, args, sampler, meter_for)
+        ok &= run_uploads(port, data, plans, args, sampler, meter_for)
         sampler.stop()
-        print("== memory: gunicorn master + workers, sampled every 0.2 s")
-        peak = 0.0
-        for phase, (rss, pss, count) in sampler.peaks.items():
-            print(
-                f"api memory {phase}: peak RSS {rss:.0f} MB (PSS {pss:.0f} MB), {count} processes"
-            )
-            peak = max(peak, rss)
-        print(
-            f"api memory peak RSS {peak:.0f} MB (target < {TARGET_RSS_MB:.0f} MB, "
-            f"ratio {peak / TARGET_RSS_MB:.2f}) {verdict(peak < TARGET_RSS_MB)}"
-        )
-        ok &= peak < TARGET_RSS_MB
+        ok &= report_memory(sampler)
         print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} after the benchmark")
     except Exception:
         if log is not None:

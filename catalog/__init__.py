@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 from flask import Flask
-from flask_smorest import Api
 
 from catalog import config as catalog_config
 
@@ -18,8 +17,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Defaults, then `CATALOG_*` variables, then the test override."""
     from catalog.api import register_blueprints
     from catalog.api.context import close_session
+    from catalog.api.docs import Api
+    from catalog.api.inputs import refuse_unstorable_text
     from catalog.db import make_engine, make_sessionmaker
     from catalog.errors import register_error_handlers
+    from catalog.queue import Publisher, make_celery
     from catalog.ratelimit import limiter
     from catalog.services.blobs import BlobStore
     from catalog.services.metrics import count_request
@@ -47,8 +49,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         "engine": engine,
         "sessionmaker": make_sessionmaker(engine),
         "blobs": BlobStore(app.config["BLOB_DIR"]),
+        "publisher": Publisher(make_celery(app.config)),
     }
     app.teardown_appcontext(close_session)
+    app.before_request(refuse_unstorable_text)
 
     @app.after_request
     def _count(response):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,19 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URL": "memory://",
         "DB_POOL_SIZE": 10,
         "LOG_LEVEL": "INFO",
+        "HOST_PORT_RANGE": "20000-29999",  # host ports for published container ports
+        "MIN_RUNNING_SECONDS": 1.0,  # readiness of a service without a healthcheck
+        "ALLOW_PULL": True,  # pull missing images from their registry
+        "DEPLOY_PARALLELISM": 8,  # containers started at once by one deployment
+        "MAX_ACTIVE_DEPLOYS": 20,  # queued or running deployments per tenant
+        "RESYNC_SECONDS": 10.0,
+        "TASK_QUEUE": "catalog",  # the broker queue workers consume
+        "PUBLIC_HOST": "127.0.0.1",  # the host shown in app endpoints
     }
 
 
 # Setting name -> how to read its CATALOG_<NAME> variable.
-CONVERTERS: dict[str, type] = {
+CONVERTERS: dict[str, Callable[[str], Any]] = {
     "DATABASE_URL": str,
     "BROKER_URL": str,
     "DOCKER_URL": str,
@@ -40,6 +48,14 @@ CONVERTERS: dict[str, type] = {
     "RATELIMIT_STORAGE_URL": str,
     "DB_POOL_SIZE": int,
     "LOG_LEVEL": str,
+    "HOST_PORT_RANGE": str,
+    "MIN_RUNNING_SECONDS": float,
+    "ALLOW_PULL": lambda v: v.lower() in ("1", "true", "yes", "on"),
+    "DEPLOY_PARALLELISM": int,
+    "MAX_ACTIVE_DEPLOYS": int,
+    "RESYNC_SECONDS": float,
+    "TASK_QUEUE": str,
+    "PUBLIC_HOST": str,
 }
 
 

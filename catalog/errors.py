@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, json
+from flask import Flask, Response, current_app, json
 from werkzeug.exceptions import HTTPException
 
 from packages.errors import PackageError
@@ -126,18 +126,27 @@ def flatten_messages(messages: Any, prefix: str = "") -> list[dict[str, str]]:
 def handle_http_exception(error: HTTPException) -> Response:
     data = getattr(error, "data", None) or {}
     messages = data.get("errors") or data.get("messages")
-    if error.code == 422 and messages is not None:
-        # Request validation by the argument schemas: a plain 400 with every path.
+    if error.code in (400, 422) and messages is not None:
+        # Request validation by the argument schemas (or a body webargs cannot parse):
+        # a plain 400 with every path.
         return problem_response(
             400, "Validation Failed", "the request is invalid", errors=flatten_messages(messages)
         )
     headers = dict(data.get("headers") or {})
     if error.code == 405 and error.valid_methods:
         headers["Allow"] = ", ".join(error.valid_methods)
-    detail = data.get("message") or error.description
+    title, detail = error.name, data.get("message") or error.description
+    if error.code == 413:
+        # Werkzeug's MAX_CONTENT_LENGTH check, before any byte is read: the same problem
+        # as an upload found too large while streaming (PayloadTooLarge).
+        title = PayloadTooLarge.title
+        limit = current_app.config.get("MAX_UPLOAD_BYTES")
+        detail = f"the request body is larger than the {limit} bytes an upload may have"
+    elif error.code == 429:
+        detail = f"rate limit exceeded: {error.description}"  # e.g. "3 per 1 minute"
     if error.code and error.code >= 500:
         detail = None  # never show internals
-    return problem_response(error.code or 500, error.name, detail, headers=headers)
+    return problem_response(error.code or 500, title, detail, headers=headers)
 
 
 def handle_catalog_error(error: CatalogError) -> Response:

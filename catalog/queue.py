@@ -7,6 +7,7 @@ JSON only, publisher confirms and a bounded publish time. A message only says
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from celery import Celery
@@ -34,15 +35,9 @@ def make_celery(settings: dict[str, Any] | None = None) -> Celery:
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
-        task_default_queue="catalog",
+        task_default_queue=settings["TASK_QUEUE"],
         broker_connection_retry_on_startup=True,
-        broker_transport_options={
-            "confirm_publish": True,
-            "max_retries": 3,
-            "interval_start": 0,
-            "interval_step": 0.5,
-            "interval_max": 1,
-        },
+        broker_transport_options=_transport_options(settings["BROKER_URL"]),
         task_publish_retry=True,
         task_publish_retry_policy={
             "max_retries": 3,
@@ -51,11 +46,20 @@ def make_celery(settings: dict[str, Any] | None = None) -> Celery:
             "interval_max": 1,
         },
         broker_connection_timeout=PUBLISH_TIMEOUT,
+        beat_schedule_filename=os.path.join(settings["CATALOG_HOME"], "celerybeat-schedule"),
         beat_schedule={
             "resync": {"task": RESYNC_TASK, "schedule": settings.get("RESYNC_SECONDS", 10.0)}
         },
     )
     return app
+
+
+def _transport_options(broker_url: str) -> dict[str, Any]:
+    if broker_url.startswith(("amqp", "pyamqp")):
+        # Publisher confirms: a publish returns only once RabbitMQ has the message.
+        return {"confirm_publish": True, "max_retries": 3, "interval_start": 0,
+                "interval_step": 0.5, "interval_max": 1}  # fmt: skip
+    return {}
 
 
 class Publisher:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -24,11 +26,12 @@ def serve(host: str, port: int, workers: int, threads: int, migrate: bool) -> No
     """Run the HTTP API under gunicorn."""
     from gunicorn.app.base import BaseApplication
 
-    from catalog import config, create_app
-    from catalog.migrate import upgrade
-
     if migrate:
-        upgrade(config.load()["DATABASE_URL"])
+        # In a child process: the master lives as long as the server and every worker is forked
+        # from it, so Alembic and what the migrations import would stay resident in all of them.
+        command = [sys.executable, "-m", "catalogctl.main", "db", "upgrade"]
+        if subprocess.run(command, check=False).returncode != 0:
+            raise click.ClickException("applying the database migrations failed")
 
     class Server(BaseApplication):
         def load_config(self):
@@ -39,10 +42,47 @@ def serve(host: str, port: int, workers: int, threads: int, migrate: bool) -> No
             self.cfg.set("accesslog", "-")
 
         def load(self):
+            from catalog import create_app  # in each worker: the master never needs the app
+
             return create_app()
 
     click.echo(f"catalog API on http://{host}:{port}/v1 (health: /v1/health)")
     Server().run()
+
+
+@click.command("worker")
+@click.option(
+    "--concurrency",
+    default=2,
+    show_default=True,
+    type=int,
+    help="Worker processes (each runs one deployment at a time).",
+)
+@click.option(
+    "--beat/--no-beat",
+    default=False,
+    show_default=True,
+    help="Also run the periodic resync in this process.",
+)
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(concurrency: int, beat: bool, loglevel: str) -> None:
+    """Run a Celery worker that deploys environments (needs the broker and a Docker engine)."""
+    from workers.celery_app import celery
+
+    queue = celery.conf.task_default_queue
+    argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", queue]
+    if beat:
+        argv.append("--beat")
+    celery.worker_main(argv)
+
+
+@click.command("beat")
+@click.option("--loglevel", default="INFO", show_default=True)
+def beat(loglevel: str) -> None:
+    """Run the scheduler of the periodic resync (one per installation)."""
+    from workers.celery_app import celery
+
+    celery.start(["beat", f"--loglevel={loglevel}"])
 
 
 @click.group("db")

@@ -18,6 +18,9 @@ DATABASE_URL = os.environ.get(
 )
 BROKER_URL = os.environ.get("CATALOG_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
+# This run's own broker queue, so no other run's messages reach its workers.
+TASK_QUEUE = f"catalog-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
 # Every engine object a test creates carries this label, so a finalizer can find it.
 TEST_LABEL = "io.catalog.test-run"
 

@@ -6,7 +6,7 @@ from flask_smorest import Api
 
 
 def register_blueprints(api: Api) -> None:
-    from catalog.api import categories, health, packages, tenants
+    from catalog.api import categories, deployments, environments, health, packages, tenants
 
-    for module in (health, tenants, categories, packages):
+    for module in (health, tenants, categories, packages, environments, deployments):
         api.register_blueprint(module.blp, url_prefix="/v1")

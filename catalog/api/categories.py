@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 
 from catalog.api.context import db, principal
+from catalog.api.docs import problems
 from catalog.schemas import packages as schemas
 from catalog.services import categories as service
 
@@ -19,6 +20,7 @@ def list_categories():
 
 
 @blp.route("/categories", methods=["POST"])
+@problems(403, 409)
 @blp.arguments(schemas.CategoryCreate)
 @blp.response(201, schemas.Category)
 def create_category(body):
@@ -27,6 +29,7 @@ def create_category(body):
 
 
 @blp.route("/categories/<name>", methods=["DELETE"])
+@problems(403)
 @blp.response(204)
 def delete_category(name):
     """Delete a category (admin); packages lose it."""

@@ -27,3 +27,7 @@ def close_session(_exc: BaseException | None = None) -> None:
     session = g.pop("db", None)
     if session is not None:
         session.close()
+
+
+def publisher():
+    return current_app.extensions["catalog"]["publisher"]

@@ -8,6 +8,7 @@ from marshmallow import Schema, fields
 from sqlalchemy import text
 
 from catalog.api.context import db, principal
+from catalog.api.docs import problems
 from catalog.auth import require_role
 from catalog.services.metrics import render_metrics
 
@@ -21,7 +22,8 @@ class Health(Schema):
 
 @blp.route("/health")
 @blp.response(200, Health)
-@blp.alt_response(503, schema=Health)
+@blp.alt_response(503, schema=Health, description="The database does not answer")
+@blp.doc(security=[])
 def health():
     """Whether the API and its database answer (no authentication)."""
     try:
@@ -32,7 +34,9 @@ def health():
 
 
 @blp.route("/metrics")
+@problems(403)
 @blp.response(200, content_type="text/plain", description="Prometheus text format")
+@blp.doc(responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 def metrics():
     """Counters and gauges in the Prometheus text format (admin)."""
     require_role(principal(), "admin")

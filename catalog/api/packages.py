@@ -6,6 +6,7 @@ from flask import current_app, request, send_file, url_for
 from flask_smorest import Blueprint
 
 from catalog.api.context import blobs, db, principal
+from catalog.api.docs import BINARY, problems
 from catalog.auth import require_role
 from catalog.errors import NotFound, UnsupportedMediaType, ValidationFailed
 from catalog.ratelimit import limiter, per_token
@@ -33,7 +34,15 @@ UPLOAD_BODY = {
                 "properties": {"file": {"type": "string", "format": "binary"}},
             }
         },
-        **{t: {"schema": {"type": "string", "format": "binary"}} for t in RAW_TYPES},
+        **{t: {"schema": BINARY} for t in RAW_TYPES},
+    },
+}
+LOCATION = {"Location": {"description": "The new version", "schema": {"type": "string"}}}
+ARCHIVE_RESPONSE = {
+    "content": {"application/zip": {"schema": BINARY}, "application/gzip": {"schema": BINARY}},
+    "headers": {
+        "ETag": {"description": "The archive's sha256, hex", "schema": {"type": "string"}},
+        "Digest": {"description": "`sha-256=<hex>`", "schema": {"type": "string"}},
     },
 }
 
@@ -58,8 +67,9 @@ def _upload_stream():
 
 @blp.route("/packages", methods=["POST"])
 @limiter.limit(lambda: current_app.config["UPLOAD_RATE_LIMIT"], key_func=per_token)
+@problems(403, 409, 413, 415, 429, 507)
 @blp.arguments(schemas.UploadArgs, location="query")
-@blp.response(201, schemas.Version)
+@blp.response(201, schemas.Version, headers=LOCATION)
 @blp.doc(requestBody=UPLOAD_BODY)
 def upload(args):
     """Publish a package version from an archive (publisher)."""
@@ -98,6 +108,7 @@ def show_package(name):
 
 
 @blp.route("/packages/<name>", methods=["PATCH"])
+@problems(403)
 @blp.arguments(schemas.PackagePatch)
 @blp.response(200, schemas.Package)
 def update_package(changes, name):
@@ -106,8 +117,8 @@ def update_package(changes, name):
 
 
 @blp.route("/packages/<name>", methods=["DELETE"])
+@problems(403, 409)
 @blp.response(204)
-@blp.alt_response(409, description="The package is used by an environment")
 def delete_package(name):
     """Delete a package and all its versions; refused while an environment uses it."""
     service.delete_package(db(), principal(), blobs(), name)
@@ -129,6 +140,7 @@ def show_version(name, version):
 
 
 @blp.route("/packages/<name>/versions/<version>", methods=["PATCH"])
+@problems(403)
 @blp.arguments(schemas.VersionPatch)
 @blp.response(200, schemas.Version)
 def update_version(body, name, version):
@@ -137,6 +149,7 @@ def update_version(body, name, version):
 
 
 @blp.route("/packages/<name>/versions/<version>", methods=["DELETE"])
+@problems(403, 409)
 @blp.response(204)
 def delete_version(name, version):
     """Delete one version; refused for the last one and while an environment uses it."""
@@ -146,7 +159,9 @@ def delete_version(name, version):
 @blp.route(
     "/packages/<name>/versions/<version>/archive", methods=["GET"], endpoint="VersionArchive"
 )
-@blp.response(200, content_type="application/octet-stream", description="The archive as uploaded")
+@problems(304)
+@blp.response(200, description="The archive as uploaded")
+@blp.doc(responses={200: ARCHIVE_RESPONSE})
 def download_archive(name, version):
     """The archive exactly as uploaded; its ETag is the digest."""
     found = service.get_version(db(), principal(), name, version)
@@ -169,7 +184,9 @@ def download_archive(name, version):
 
 
 @blp.route("/packages/<name>/logo", methods=["GET"])
-@blp.response(200, content_type="image/png", description="The package's logo")
+@problems(304)
+@blp.response(200, description="The package's logo")
+@blp.doc(responses={200: {"content": {"image/png": {"schema": BINARY}}}})
 def logo(name):
     """The logo of the package's newest version that has one."""
     package = service.get_package(db(), principal(), name)

@@ -5,13 +5,18 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 
 from catalog.api.context import db, principal
+from catalog.api.docs import problems
+from catalog.auth import authenticate_request
 from catalog.schemas import tenants as schemas
 from catalog.services import tenants as service
 
 blp = Blueprint("tenants", __name__, description="Tenants and API tokens")
+# App-wide: every request is authenticated before any view parses its arguments.
+blp.before_app_request(authenticate_request)
 
 
 @blp.route("/tenants", methods=["POST"])
+@problems(403, 409)
 @blp.arguments(schemas.TenantCreate)
 @blp.response(201, schemas.Tenant)
 def create_tenant(body):
@@ -27,6 +32,7 @@ def list_tenants():
 
 
 @blp.route("/tokens", methods=["POST"])
+@problems(403, 404)
 @blp.arguments(schemas.TokenCreate)
 @blp.response(201, schemas.TokenCreated)
 def create_token(body):

@@ -16,15 +16,18 @@ class PageArgs(Schema):
 
 
 class ProblemItem(Schema):
-    path = fields.String()
-    message = fields.String()
+    path = fields.String(required=True)
+    message = fields.String(required=True)
 
 
 class Problem(Schema):
     """RFC 9457 problem details, the shape of every error."""
 
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
     detail = fields.String()
-    errors = fields.List(fields.Nested(ProblemItem))
+    errors = fields.List(
+        fields.Nested(ProblemItem),
+        metadata={"description": "Each problem of an invalid request, with its path"},
+    )

@@ -36,8 +36,10 @@ class BlobStore:
         """Copy a stream into a temporary file, counting and hashing as it goes.
 
         Yields (path, digest, size); the file is removed on leaving unless stored.
+        A full disk (on create, write, flush, fsync or close) is InsufficientStorage.
         """
-        fd, name = tempfile.mkstemp(dir=self.tmp, prefix="upload-")
+        with _disk_errors():
+            fd, name = tempfile.mkstemp(dir=self.tmp, prefix="upload-")
         path = Path(name)
         try:
             digest = hashlib.sha256()
@@ -56,7 +58,10 @@ class BlobStore:
             path.unlink(missing_ok=True)
 
     def store(self, source: Path, digest: str) -> bool:
-        """Move a received file into place; False when that content was stored already."""
+        """Move a received file into place; False when that content was stored already.
+
+        A full disk while making its directories or renaming is InsufficientStorage.
+        """
         target = self.path_for(digest)
         if target.is_file():
             return False
@@ -69,10 +74,13 @@ class BlobStore:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if self.exists(digest):
             return digest, False
-        fd, name = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
+        with _disk_errors():
+            fd, name = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
         try:
             with _disk_errors(), os.fdopen(fd, "wb") as out:
                 out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
             return digest, self.store(Path(name), digest)
         finally:
             Path(name).unlink(missing_ok=True)

@@ -143,35 +143,39 @@ def publish(
     ):
         raise Conflict(f"{manifest.name} {manifest.version} is published already")
     chosen = _categories(session, categories or [])
-    logo_digest, logo_new = None, False
-    if loaded.has_logo:
-        with open_archive(archive) as opened:
-            logo_digest, logo_new = blobs.store_bytes(opened.read(LOGO))
-    if package is None:
-        package = Package(name=manifest.name, tenant_id=principal.tenant_id, visibility=visibility)
-        session.add(package)
-    _apply_manifest(package, manifest, chosen if categories is not None else None, logo_digest)
-    version = PackageVersion(
-        package=package,
-        version=manifest.version,
-        digest=digest,
-        size=size,
-        manifest=manifest.raw,
-    )
-    session.add(version)
-    session.flush()
-    _refresh_summary(session, package)
-    audit.record(
-        session,
-        principal,
-        "package.publish",
-        "package_version",
-        f"{manifest.name}@{manifest.version}",
-        tenant_id=package.tenant_id,
-        detail={"digest": digest, "size": size},
-    )
-    stored = blobs.store(archive, digest)
+    logo_digest, logo_new, stored = None, False, False
+    # From the first blob written to the commit: any failure (a full disk too) forgets the
+    # blobs this call wrote, so a rejected upload leaves no row and no blob behind.
     try:
+        if loaded.has_logo:
+            with open_archive(archive) as opened:
+                logo_digest, logo_new = blobs.store_bytes(opened.read(LOGO))
+        if package is None:
+            package = Package(
+                name=manifest.name, tenant_id=principal.tenant_id, visibility=visibility
+            )
+            session.add(package)
+        _apply_manifest(package, manifest, chosen if categories is not None else None, logo_digest)
+        version = PackageVersion(
+            package=package,
+            version=manifest.version,
+            digest=digest,
+            size=size,
+            manifest=manifest.raw,
+        )
+        session.add(version)
+        session.flush()
+        _refresh_summary(session, package)
+        audit.record(
+            session,
+            principal,
+            "package.publish",
+            "package_version",
+            f"{manifest.name}@{manifest.version}",
+            tenant_id=package.tenant_id,
+            detail={"digest": digest, "size": size},
+        )
+        stored = blobs.store(archive, digest)
         session.commit()
     except IntegrityError:
         session.rollback()

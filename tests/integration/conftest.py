@@ -14,6 +14,7 @@ from catalog import create_app
 from catalog.auth import Principal
 from catalog.models import Base
 from catalog.services import tenants
+from tests.conftest import BROKER_URL, TASK_QUEUE
 
 
 @pytest.fixture
@@ -25,6 +26,8 @@ def app(database_url, tmp_path):
             "BLOB_DIR": str(tmp_path / "blobs"),
             "CATALOG_HOME": str(tmp_path),
             "UPLOAD_RATE_LIMIT": "10000/minute",
+            "BROKER_URL": BROKER_URL,
+            "TASK_QUEUE": TASK_QUEUE,
         }
     )
     yield app
@@ -112,3 +115,32 @@ def package_bytes(name: str = "org.acme.web", version: str = "1.0.0", **extra) -
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+@pytest.fixture
+def published_tasks():
+    """A function returning [(task name, args)] published to this run's queue since the last call.
+
+    Reads the real RabbitMQ queue; the queue is emptied first so earlier tests don't count.
+    """
+    from kombu import Connection
+
+    def drain() -> list[tuple[str, list]]:
+        found = []
+        with Connection(BROKER_URL) as conn:
+            queue = conn.SimpleQueue(TASK_QUEUE)
+            try:
+                while True:
+                    try:
+                        message = queue.get(block=True, timeout=0.2)
+                    except queue.Empty:
+                        break
+                    args = message.decode()[0]
+                    found.append((message.headers["task"], args))
+                    message.ack()
+            finally:
+                queue.close()
+        return found
+
+    drain()
+    return drain

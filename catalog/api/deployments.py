@@ -1,0 +1,99 @@
+"""Deployments of an environment, cancel, and its event stream (JSON or server-sent events)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from flask import Response, current_app, stream_with_context
+from flask_smorest import Blueprint
+
+from catalog.api.context import db, principal, publisher
+from catalog.schemas import deployments as schemas
+from catalog.services import deployments as service
+
+blp = Blueprint("deployments", __name__, description="Deployments, cancel and events")
+
+FOLLOW_POLL_SECONDS = 0.5
+FOLLOW_KEEPALIVE_SECONDS = 15.0
+FOLLOW_MAX_SECONDS = 3600.0
+
+
+@blp.route("/environments/<env>/deployments", methods=["POST"])
+@blp.arguments(schemas.DeploymentCreate)
+@blp.response(202, schemas.Deployment)
+def create_deployment(body, env):
+    """Deploy the draft as a new revision, or an earlier revision's snapshot (`from_revision`)."""
+    return service.create_deployment(
+        db(), principal(), publisher(), env,
+        from_revision=body["from_revision"],
+        max_active=current_app.config["MAX_ACTIVE_DEPLOYS"],
+    )  # fmt: skip
+
+
+@blp.route("/environments/<env>/deployments", methods=["GET"])
+@blp.arguments(schemas.DeploymentArgs, location="query")
+@blp.response(200, schemas.DeploymentList)
+def list_deployments(args, env):
+    """Revisions, newest first."""
+    items, cursor = service.list_deployments(db(), principal(), env, args["limit"], args["cursor"])
+    return {"items": items, "next_cursor": cursor}
+
+
+@blp.route("/environments/<env>/deployments/<int:revision>", methods=["GET"])
+@blp.response(200, schemas.DeploymentDetail)
+def show_deployment(env, revision):
+    """A revision: status, plan, and its events in order."""
+    session = db()
+    deployment = service.get_deployment(session, principal(), env, revision)
+    deployment.events = service.events_after(
+        session, deployment.environment_id, after=0, revision=revision, limit=1000
+    )
+    return deployment
+
+
+@blp.route("/environments/<env>/deployments/<int:revision>/cancel", methods=["POST"])
+@blp.response(202, schemas.Deployment)
+def cancel_deployment(env, revision):
+    """Cancel a queued or running revision; a running one is undone by its worker."""
+    return service.cancel_deployment(db(), principal(), env, revision)
+
+
+@blp.route("/environments/<env>/events", methods=["GET"])
+@blp.arguments(schemas.EventArgs, location="query")
+@blp.response(200, schemas.EventList)
+@blp.alt_response(200, content_type="text/event-stream", description="with follow=1")
+def list_events(args, env):
+    """Events after an id; `follow=1` streams them as server-sent events."""
+    events = service.list_events(
+        db(), principal(), env, after=args["after"], revision=args["revision"], limit=args["limit"]
+    )
+    if not args["follow"]:
+        return {"items": events, "next_cursor": None}
+    env_id = service.get_environment_id(db(), principal(), env)
+    return _stream(env_id, args["after"], args["revision"], events)
+
+
+def _stream(env_id: str, after: int, revision: int | None, first: list) -> Response:
+    sessions = current_app.extensions["catalog"]["sessionmaker"]
+    dump = schemas.Event().dump
+
+    def generate():
+        last, pending = after, first
+        started = quiet_since = time.monotonic()
+        while time.monotonic() - started < FOLLOW_MAX_SECONDS:
+            for event in pending:
+                last = event.id
+                yield f"id: {event.id}\nevent: {event.level}\ndata: {json.dumps(dump(event))}\n\n"
+                quiet_since = time.monotonic()
+            if time.monotonic() - quiet_since > FOLLOW_KEEPALIVE_SECONDS:
+                yield ": keep-alive\n\n"
+                quiet_since = time.monotonic()
+            time.sleep(FOLLOW_POLL_SECONDS)
+            with sessions() as session:
+                pending = service.events_after(
+                    session, env_id, after=last, revision=revision, limit=500
+                )
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(stream_with_context(generate()), mimetype="text/event-stream", headers=headers)

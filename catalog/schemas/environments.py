@@ -1,0 +1,137 @@
+"""Environments and the apps of their draft."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import current_app
+from marshmallow import Schema, ValidationError, fields, validate
+
+from catalog.schemas.common import PageArgs
+from packages.versions import is_range
+
+DNS_LABEL = validate.Regexp(
+    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z",
+    error="must be a DNS label: lower-case letters, digits and '-', 63 at most, "
+    "not starting or ending with '-'",
+)
+FQN = validate.Regexp(
+    r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)+\Z",
+    error="must be a package name like org.example.app",
+)
+MAX_DOCUMENT_BYTES = 64 * 1024
+MAX_VERSION_LENGTH = 128  # App.version
+
+
+def version_constraint(value: str) -> None:
+    # Empty or too long: the Length validator next to this one says so.
+    if 0 < len(value) <= MAX_VERSION_LENGTH and not is_range(value):
+        raise ValidationError("must be an exact version like 1.2.3 or a range like ^1.2.0")
+
+
+VERSION = [validate.Length(1, MAX_VERSION_LENGTH), version_constraint]
+
+
+def bounded_document(value: dict[str, Any]) -> None:
+    if len(json.dumps(value)) > MAX_DOCUMENT_BYTES:
+        raise ValidationError(f"must be at most {MAX_DOCUMENT_BYTES // 1024} KiB as JSON")
+
+
+def _settings(**kwargs) -> fields.Dict:
+    return fields.Dict(keys=fields.String(), **kwargs)
+
+
+def _parameters(**kwargs) -> fields.Dict:
+    return fields.Dict(keys=fields.String(), validate=bounded_document, **kwargs)
+
+
+def _bindings(**kwargs) -> fields.Dict:
+    return fields.Dict(
+        keys=fields.String(),
+        values=fields.String(validate=DNS_LABEL),
+        **kwargs,
+    )
+
+
+# -- requests --------------------------------------------------------------------------------
+
+
+class EnvironmentCreate(Schema):
+    name = fields.String(required=True, validate=DNS_LABEL)
+    description = fields.String(load_default="", validate=validate.Length(max=10_000))
+    settings = _settings(load_default=dict, validate=bounded_document)
+
+
+class EnvironmentPatch(Schema):
+    name = fields.String(validate=DNS_LABEL)
+    description = fields.String(validate=validate.Length(max=10_000))
+    settings = _settings(validate=bounded_document)
+
+
+class EnvironmentArgs(PageArgs):
+    pass
+
+
+class AppCreate(Schema):
+    name = fields.String(required=True, validate=DNS_LABEL)
+    package = fields.String(required=True, validate=[validate.Length(max=128), FQN])
+    # An exact version or a range; absent or null: the newest non-yanked version.
+    version = fields.String(load_default=None, allow_none=True, validate=VERSION)
+    parameters = _parameters(load_default=dict)
+    bindings = _bindings(load_default=dict)
+
+
+class AppPatch(Schema):
+    version = fields.String(allow_none=True, validate=VERSION)
+    # Replaces the whole object; "********" at a secret's place keeps the stored secret.
+    parameters = _parameters()
+    bindings = _bindings()
+
+
+# -- responses -------------------------------------------------------------------------------
+
+
+class Endpoint(Schema):
+    service = fields.String()
+    container_port = fields.Integer()
+    protocol = fields.String()
+    host = fields.Function(lambda _port: current_app.config["PUBLIC_HOST"])
+    port = fields.Integer()
+
+
+class App(Schema):
+    name = fields.String()
+    package = fields.String()
+    version = fields.String(allow_none=True, metadata={"description": "exact version or range"})
+    resolved_version = fields.String(
+        allow_none=True, metadata={"description": "what `version` resolves to now"}
+    )
+    deployed_version = fields.String(
+        allow_none=True, metadata={"description": "the version in the current revision"}
+    )
+    status = fields.String()
+    parameters = fields.Dict(metadata={"description": 'x-secret values read "********"'})
+    bindings = fields.Dict(keys=fields.String(), values=fields.String())
+    endpoints = fields.List(fields.Nested(Endpoint))
+    created_at = fields.DateTime()
+
+
+class Environment(Schema):
+    id = fields.String()
+    name = fields.String()
+    tenant = fields.String()
+    description = fields.String()
+    status = fields.String()
+    status_detail = fields.String()
+    has_pending_changes = fields.Boolean()
+    current_revision = fields.Integer(allow_none=True)
+    settings = fields.Dict()
+    apps = fields.List(fields.Nested(App))
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class EnvironmentList(Schema):
+    items = fields.List(fields.Nested(Environment), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)

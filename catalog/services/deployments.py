@@ -1,0 +1,221 @@
+"""Deployments: snapshot the draft with every version resolved, publish after commit, cancel.
+
+A deployment is revision N of an environment. Its snapshot is immutable; the
+worker brings the environment to it. Rolling back to K deploys K's snapshot
+as a new revision.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from catalog.auth import Principal, require_role
+from catalog.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
+from catalog.models import Deployment, DeploymentEvent, Environment
+from catalog.models.common import utcnow
+from catalog.queue import DEPLOY_TASK, Publisher
+from catalog.services import audit
+from catalog.services.environments import draft_spec, get_environment
+from catalog.services.pagination import decode_cursor, encode_cursor
+from packages.versions import parse_range, parse_version
+
+ACTIVE = ("queued", "running")
+
+
+def _problem(path: str, message: str) -> dict[str, str]:
+    return {"path": path, "message": message}
+
+
+def _requires_problems(apps: list[dict]) -> list[dict[str, str]]:
+    """Each app's `requires` must be met by another app of the environment."""
+    present: dict[str, list[str]] = {}
+    for app in apps:
+        present.setdefault(app["package"], []).append(app["version"])
+    problems = []
+    for app in apps:
+        for package, wanted in (app["manifest"].get("requires") or {}).items():
+            spec = parse_range(wanted)
+            if not any(spec.match(parse_version(v)) for v in present.get(package, [])):
+                problems.append(
+                    _problem(f"apps.{app['name']}.requires", f"needs {package} {wanted}")
+                )
+    return problems
+
+
+def snapshot(session: Session, environment: Environment) -> dict:
+    """The draft with every version resolved; ValidationFailed lists every problem."""
+    if not environment.apps:
+        raise ValidationFailed(
+            "the environment cannot be deployed",
+            errors=[_problem("apps", "the environment has no apps to deploy")],
+        )
+    spec = draft_spec(session, environment)
+    problems = _requires_problems(spec["apps"])
+    if problems:
+        raise ValidationFailed("the environment cannot be deployed", errors=problems)
+    spec["apps"].sort(key=lambda a: a["name"])
+    return spec
+
+
+def _check_capacity(session: Session, principal: Principal, limit: int) -> None:
+    active = session.scalar(
+        select(func.count())
+        .select_from(Deployment)
+        .join(Environment, Environment.id == Deployment.environment_id)
+        .where(Environment.tenant_id == principal.tenant_id, Deployment.status.in_(ACTIVE))
+    )
+    if active >= limit:
+        raise TooManyRequests(
+            f"{active} deployments of this tenant are queued or running (at most {limit})",
+            headers={"Retry-After": "5"},
+        )
+
+
+def create_deployment(
+    session: Session,
+    principal: Principal,
+    publisher: Publisher,
+    env_name: str,
+    *,
+    from_revision: int | None = None,
+    max_active: int = 20,
+) -> Deployment:
+    require_role(principal, "deployer")
+    environment = get_environment(session, principal, env_name)
+    if environment.status in ("deleting", "delete_failed"):
+        raise Conflict(f"environment {env_name!r} is being deleted")
+    _check_capacity(session, principal, max_active)
+    if from_revision is None:
+        spec = snapshot(session, environment)
+    else:
+        spec = get_deployment(session, principal, env_name, from_revision).spec
+    environment.last_revision += 1
+    deployment = Deployment(
+        environment_id=environment.id,
+        revision=environment.last_revision,
+        spec=spec,
+        from_revision=from_revision,
+        created_by=principal.token_id,
+    )
+    session.add(deployment)
+    environment.status = "deploying"
+    source = f" from revision {from_revision}" if from_revision else ""
+    session.add(
+        DeploymentEvent(
+            environment_id=environment.id,
+            revision=deployment.revision,
+            message=f"revision {deployment.revision} queued{source}",
+        )
+    )
+    audit.record(
+        session, principal, "deployment.create", "deployment",
+        f"{environment.id}@{deployment.revision}", tenant_id=environment.tenant_id,
+    )  # fmt: skip
+    session.commit()
+    _publish(session, publisher, deployment)
+    return deployment
+
+
+def _publish(session: Session, publisher: Publisher, deployment: Deployment) -> None:
+    """Publish after the commit; when the broker is away the resync publishes it later."""
+    if publisher.send(DEPLOY_TASK, deployment.environment_id, deployment.revision):
+        deployment.published_at = utcnow()
+    else:
+        session.add(
+            DeploymentEvent(
+                environment_id=deployment.environment_id,
+                revision=deployment.revision,
+                level="warning",
+                message="the message broker is unreachable; the deployment waits for the resync",
+            )
+        )
+    session.commit()
+
+
+def list_deployments(
+    session: Session, principal: Principal, env_name: str, limit: int, cursor: str | None
+) -> tuple[list[Deployment], str | None]:
+    environment = get_environment(session, principal, env_name)
+    query = select(Deployment).where(Deployment.environment_id == environment.id)
+    if cursor:
+        (before,) = decode_cursor(cursor, 1)
+        if not isinstance(before, int):
+            raise ValidationFailed("invalid cursor", errors=[_problem("cursor", "invalid cursor")])
+        query = query.where(Deployment.revision < before)
+    rows = list(session.scalars(query.order_by(Deployment.revision.desc()).limit(limit + 1)))
+    page = rows[:limit]
+    more = len(rows) > limit
+    return page, encode_cursor([page[-1].revision]) if more and page else None
+
+
+def get_deployment(
+    session: Session, principal: Principal, env_name: str, revision: int
+) -> Deployment:
+    environment = get_environment(session, principal, env_name)
+    deployment = session.scalar(
+        select(Deployment).where(
+            Deployment.environment_id == environment.id, Deployment.revision == revision
+        )
+    )
+    if deployment is None:
+        raise NotFound(f"environment {env_name!r} has no revision {revision}")
+    return deployment
+
+
+def cancel_deployment(
+    session: Session, principal: Principal, env_name: str, revision: int
+) -> Deployment:
+    require_role(principal, "deployer")
+    deployment = get_deployment(session, principal, env_name, revision)
+    if deployment.status not in ACTIVE:
+        raise Conflict(
+            f"revision {revision} is {deployment.status}; "
+            "only a queued or running one can be cancelled"
+        )
+    environment = session.get(Environment, deployment.environment_id)
+    if deployment.status == "queued":
+        deployment.status, deployment.finished_at = "cancelled", utcnow()
+        deployment.error = "cancelled before it started"
+        environment.status = "ready" if environment.current_revision else "new"
+    deployment.cancel_requested = True
+    session.add(
+        DeploymentEvent(
+            environment_id=environment.id, revision=revision, level="warning",
+            message=f"cancel of revision {revision} requested",
+        )
+    )  # fmt: skip
+    audit.record(
+        session, principal, "deployment.cancel", "deployment", f"{environment.id}@{revision}",
+        tenant_id=environment.tenant_id,
+    )  # fmt: skip
+    session.commit()
+    return deployment
+
+
+def list_events(
+    session: Session,
+    principal: Principal,
+    env_name: str,
+    *,
+    after: int = 0,
+    revision: int | None = None,
+    limit: int = 200,
+) -> list[DeploymentEvent]:
+    environment = get_environment(session, principal, env_name)
+    return events_after(session, environment.id, after=after, revision=revision, limit=limit)
+
+
+def get_environment_id(session: Session, principal: Principal, env_name: str) -> str:
+    return get_environment(session, principal, env_name).id
+
+
+def events_after(
+    session: Session, env_id: str, *, after: int, revision: int | None, limit: int
+) -> list[DeploymentEvent]:
+    query = select(DeploymentEvent).where(
+        DeploymentEvent.environment_id == env_id, DeploymentEvent.id > after
+    )
+    if revision is not None:
+        query = query.where(DeploymentEvent.revision == revision)
+    return list(session.scalars(query.order_by(DeploymentEvent.id).limit(limit)))

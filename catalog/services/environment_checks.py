@@ -1,0 +1,211 @@
+"""Checks of an environment's draft against the catalog: packages, versions, parameters and
+bindings when an app is edited and before a deploy, and packages an environment still uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Text, cast, or_, select
+from sqlalchemy.orm import Session
+
+from catalog.auth import Principal
+from catalog.errors import NotFound, ValidationFailed
+from catalog.models import App, Deployment, Environment, Package, PackageVersion
+from catalog.services import packages as package_service
+from catalog.services.environment_rules import (
+    DraftApp,
+    SecretPath,
+    cycle_problems,
+    missing_required,
+    outgoing_problems,
+    restore_secrets,
+)
+from catalog.services.environment_views import PackageIndex
+from packages.errors import ManifestValidationError
+from packages.manifest import format_path, validate_parameters
+from packages.versions import parse_version
+
+IN_FLIGHT = ("queued", "running")
+
+
+# -- one app ---------------------------------------------------------------------------------
+
+
+def usable_package(session: Session, env: Environment, name: str) -> Package:
+    """A package the environment's tenant may deploy: visible to it, enabled, an application."""
+    owner = Principal(token_id="", tenant_id=env.tenant_id, tenant_name="", role="deployer")
+    try:
+        package = package_service.get_package(session, owner, name)
+    except NotFound:
+        raise invalid("package", f"no package {name!r}") from None
+    if not package.enabled:
+        raise invalid("package", f"package {name!r} is disabled")
+    if package.type != "application":
+        raise invalid("package", f"package {name!r} is a library; only applications run")
+    return package
+
+
+def invalid(path: str, message: str) -> ValidationFailed:
+    return ValidationFailed(message, errors=[{"path": path, "message": message}])
+
+
+def resolve_version(index: PackageIndex, package: str, constraint: str | None) -> PackageVersion:
+    resolved = index.resolve(package, constraint)
+    if resolved is None:
+        wanted = f"matches {constraint!r}" if constraint else "is published and not yanked"
+        raise invalid("version", f"no version of {package} {wanted}")
+    return resolved
+
+
+def checked_parameters(
+    resolved: PackageVersion, values: dict, stored: dict, secrets: frozenset[SecretPath]
+) -> tuple[dict, list[dict[str, str]]]:
+    """Parameters with kept secrets restored and defaults applied, and every problem."""
+    values, unkept = restore_secrets(values, stored, secrets)
+    problems = [
+        {
+            "path": format_path(("parameters", *path)),
+            "message": "is masked, but there is no stored secret to keep",
+        }
+        for path in unkept
+    ]
+    if problems:
+        return values, problems
+    try:
+        return validate_parameters(resolved.manifest.get("parameters") or {}, values), []
+    except ManifestValidationError as error:
+        return values, [{"path": p.path, "message": p.message} for p in error.problems]
+
+
+# -- before a deploy -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolvedApp:
+    """A draft app ready for a deployment snapshot."""
+
+    name: str
+    package: str
+    version: PackageVersion
+    parameters: dict
+    bindings: dict
+
+    @property
+    def spec(self) -> dict:
+        return {
+            "name": self.name,
+            "package": self.package,
+            "version": self.version.version,
+            "digest": self.version.digest,
+            "parameters": self.parameters,
+            "bindings": self.bindings,
+            "manifest": self.version.manifest,
+        }
+
+
+def _resolve_draft(session: Session, env: Environment) -> tuple[list[ResolvedApp], list[dict]]:
+    index = PackageIndex(session, {a.package for a in env.apps})
+    problems: list[dict[str, str]] = []
+    resolved: list[ResolvedApp] = []
+    drafts: dict[str, DraftApp] = {}
+    for app in env.apps:
+        where = f"apps.{app.name}"
+        try:
+            usable_package(session, env, app.package)
+            version = resolve_version(index, app.package, app.version)
+        except ValidationFailed as failed:
+            problems += [{**e, "path": f"{where}.{e['path']}"} for e in failed.errors or []]
+            drafts[app.name] = index.draft_app(app, resolved=None)
+            continue
+        stored = app.parameters
+        parameters, errors = checked_parameters(version, stored, stored, frozenset())
+        problems += [{**e, "path": f"{where}.{e['path']}"} for e in errors]
+        drafts[app.name] = index.draft_app(app, resolved=version)
+        resolved.append(ResolvedApp(app.name, app.package, version, parameters, dict(app.bindings)))
+    binding_problems = [p for name in sorted(drafts) for p in missing_required(drafts[name])]
+    for name in sorted(drafts):
+        if drafts[name].version is not None:  # an unresolved app's slots are unknown
+            binding_problems += outgoing_problems(drafts[name], drafts)
+    binding_problems += cycle_problems(drafts)
+    problems += [{"path": f"apps.{p.app}.{p.path}", "message": p.message} for p in binding_problems]
+    return resolved, sorted(problems, key=lambda p: (p["path"], p["message"]))
+
+
+def check_deployable(session: Session, env: Environment) -> list[dict[str, str]]:
+    """Every reason the draft cannot be deployed now, as [{path, message}] (empty: it can).
+
+    Packages gone, disabled or hidden from the tenant; versions that resolve to nothing;
+    parameters the resolved version refuses; required slots unbound; bindings to missing
+    apps, unknown slots, wrong packages or versions; binding cycles.
+    """
+    return _resolve_draft(session, env)[1]
+
+
+def draft_spec(session: Session, env: Environment) -> dict[str, Any]:
+    """The deployment snapshot of the draft, or ValidationFailed listing check_deployable's
+    problems: {settings, apps: [{name, package, version, digest, parameters, bindings,
+    manifest}]} with every version resolved and parameter defaults applied."""
+    resolved, problems = _resolve_draft(session, env)
+    if problems:
+        raise ValidationFailed(
+            f"environment {env.name!r} cannot be deployed as drafted", errors=problems
+        )
+    return {"settings": dict(env.settings), "apps": [app.spec for app in resolved]}
+
+
+# -- packages in use -------------------------------------------------------------------------
+
+
+def _pins(constraint: str | None, version: str) -> bool:
+    if constraint is None:
+        return False
+    try:
+        return parse_version(constraint.removeprefix("=")) == parse_version(version)
+    except ValueError:
+        return False
+
+
+def package_in_use(session: Session, package: Package, version: str | None) -> str | None:
+    """Why `package` (or one version) may not be deleted, or None.
+
+    In use: a draft app of the package (for a version: a draft app pinned to it exactly; a
+    range just resolves to another version), or the spec of an environment's current revision
+    or of a queued or running deployment. Another tenant's environment is counted, not named.
+    """
+    uses: set[tuple[str, str, str, str]] = set()  # (tenant id, env name, env id, app)
+    for app, env in session.execute(
+        select(App, Environment).join(Environment).where(App.package == package.name)
+    ):
+        if version is None or _pins(app.version, version):
+            uses.add((env.tenant_id, env.name, env.id, app.name))
+    mentions = cast(Deployment.spec, Text).like(f'%"{package.name}"%')
+    for deployment, env in session.execute(
+        select(Deployment, Environment)
+        .join(Environment, Deployment.environment_id == Environment.id)
+        .where(
+            mentions,
+            or_(
+                Deployment.revision == Environment.current_revision,
+                Deployment.status.in_(IN_FLIGHT),
+            ),
+        )
+    ):
+        for app in deployment.spec.get("apps", []):
+            if app.get("package") == package.name and version in (None, app.get("version")):
+                uses.add((env.tenant_id, env.name, env.id, app["name"]))
+    if not uses:
+        return None
+    label = package.name if version is None else f"{package.name} {version}"
+    own = sorted((name, app) for tenant, name, _, app in uses if tenant == package.tenant_id)
+    if own:
+        env_name, app_name = own[0]
+        more = len(own) - 1
+        tail = f" and {more} more app(s)" if more else ""
+        return f"package {label} is used by environment {env_name!r} (app {app_name!r}){tail}"
+    count = len({env_id for _, _, env_id, _ in uses})
+    return f"package {label} is used by {count} environment(s) of other tenants"
+
+
+if package_in_use not in package_service.IN_USE_CHECKS:
+    package_service.IN_USE_CHECKS.append(package_in_use)

@@ -1,0 +1,236 @@
+"""What the API shows of environments: apps with status and endpoints, pending changes, and
+parameters with every secret masked; built for many environments with a few queries."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session, selectinload
+
+from catalog.models import (
+    App,
+    ContainerRecord,
+    Deployment,
+    Environment,
+    HostPort,
+    Package,
+    PackageVersion,
+)
+from catalog.services.environment_rules import (
+    DraftApp,
+    SecretPath,
+    app_status,
+    canonical_spec,
+    has_pending_changes,
+    mask_secrets,
+    secret_paths,
+)
+from packages.versions import select_version
+
+
+@dataclass(frozen=True)
+class AppView:
+    name: str
+    package: str
+    version: str | None
+    resolved_version: str | None
+    deployed_version: str | None
+    status: str
+    parameters: dict
+    bindings: dict
+    endpoints: list[HostPort]
+    created_at: datetime
+    etag: str
+
+
+@dataclass(frozen=True)
+class EnvironmentView:
+    id: str
+    name: str
+    tenant: str
+    description: str
+    status: str
+    status_detail: str
+    has_pending_changes: bool
+    current_revision: int | None
+    settings: dict
+    apps: list[AppView]
+    created_at: datetime
+    updated_at: datetime
+    etag: str
+
+    def app(self, name: str) -> AppView:
+        return next(a for a in self.apps if a.name == name)
+
+
+# draft_app's default: resolve the app's own version constraint.
+UNRESOLVED = object()
+
+
+def etag_of(env: Environment) -> str:
+    return f'"{env.draft_version}"'
+
+
+class PackageIndex:
+    """The packages some drafts refer to, with all their versions, loaded at once."""
+
+    def __init__(self, session: Session, names: Iterable[str]) -> None:
+        wanted = set(names)
+        rows = (
+            session.scalars(
+                select(Package)
+                .where(Package.name.in_(wanted))
+                .options(selectinload(Package.versions))
+            )
+            if wanted
+            else []
+        )
+        self.packages: dict[str, Package] = {p.name: p for p in rows}
+        self._secrets: dict[str, frozenset[SecretPath]] = {}
+
+    def resolve(self, name: str, constraint: str | None) -> PackageVersion | None:
+        """The version `constraint` picks now (yanked ones only when pinned), or None."""
+        package = self.packages.get(name)
+        if package is None:
+            return None
+        versions = {v.version: v for v in package.versions}
+        yanked = [v.version for v in package.versions if v.yanked]
+        try:
+            chosen = select_version(constraint, versions, yanked=yanked)
+        except ValueError:
+            return None
+        return versions[chosen] if chosen else None
+
+    def secrets(self, name: str) -> frozenset[SecretPath]:
+        """Secret parameters of any version of the package: what one version hides stays hidden."""
+        if name not in self._secrets:
+            package = self.packages.get(name)
+            versions = package.versions if package else []
+            self._secrets[name] = frozenset().union(
+                *(secret_paths(v.manifest.get("parameters")) for v in versions)
+            )
+        return self._secrets[name]
+
+    def draft_app(
+        self,
+        app: App,
+        *,
+        resolved: PackageVersion | object | None = UNRESOLVED,
+        bindings: dict[str, str] | None = None,
+    ) -> DraftApp:
+        """`app` as the binding rules see it, with a version or bindings not stored yet."""
+        if resolved is UNRESOLVED:
+            resolved = self.resolve(app.package, app.version)
+        found = resolved if isinstance(resolved, PackageVersion) else None
+        return DraftApp(
+            name=app.name,
+            package=app.package,
+            version=found.version if found else None,
+            bindings=dict(app.bindings if bindings is None else bindings),
+            slots=found.manifest.get("bindings", {}) if found else {},
+        )
+
+
+def describe_many(session: Session, envs: list[Environment]) -> list[EnvironmentView]:
+    """Views of environments: apps with status and endpoints, pending changes, secrets masked."""
+    if not envs:
+        return []
+    ids = [e.id for e in envs]
+    index = PackageIndex(session, {a.package for e in envs for a in e.apps})
+    current = {
+        d.environment_id: d
+        for d in session.scalars(
+            select(Deployment)
+            .join(
+                Environment,
+                and_(
+                    Deployment.environment_id == Environment.id,
+                    Deployment.revision == Environment.current_revision,
+                ),
+            )
+            .where(Environment.id.in_(ids))
+        )
+    }
+    containers = defaultdict(list)
+    for record in session.scalars(
+        select(ContainerRecord).where(ContainerRecord.environment_id.in_(list(current)))
+    ):
+        containers[record.environment_id, record.app].append(record)
+    ports = defaultdict(list)
+    for port in session.scalars(
+        select(HostPort)
+        .where(HostPort.environment_id.in_(list(current)))
+        .order_by(HostPort.service, HostPort.container_port, HostPort.protocol)
+    ):
+        ports[port.environment_id, port.app].append(port)
+    return [_view(env, index, current.get(env.id), containers, ports) for env in envs]
+
+
+def _view(
+    env: Environment,
+    index: PackageIndex,
+    deployment: Deployment | None,
+    containers: dict[tuple[str, str], list[ContainerRecord]],
+    ports: dict[tuple[str, str], list[HostPort]],
+) -> EnvironmentView:
+    spec = deployment.spec if deployment is not None else None
+    deployed = {a["name"]: a for a in (spec or {}).get("apps", [])}
+    etag = etag_of(env)
+    apps, draft = [], []
+    for app in env.apps:
+        resolved = index.resolve(app.package, app.version)
+        running = deployed.get(app.name)
+        hidden = index.secrets(app.package)
+        if running is not None:
+            hidden |= secret_paths(running.get("manifest", {}).get("parameters"))
+        apps.append(
+            AppView(
+                name=app.name,
+                package=app.package,
+                version=app.version,
+                resolved_version=resolved.version if resolved else None,
+                deployed_version=running["version"] if running else None,
+                status=app_status(
+                    running is not None,
+                    deployment.status if deployment is not None else None,
+                    containers.get((env.id, app.name), ()),
+                ),
+                parameters=mask_secrets(app.parameters, hidden),
+                bindings=dict(app.bindings),
+                endpoints=ports.get((env.id, app.name), []) if running else [],
+                created_at=app.created_at,
+                etag=etag,
+            )
+        )
+        draft.append(
+            {
+                "name": app.name,
+                "package": app.package,
+                "version": resolved.version if resolved else None,
+                "parameters": app.parameters,
+                "bindings": app.bindings,
+            }
+        )
+    return EnvironmentView(
+        id=env.id,
+        name=env.name,
+        tenant=env.tenant.name,
+        description=env.description,
+        status=env.status,
+        status_detail=env.status_detail,
+        has_pending_changes=has_pending_changes(canonical_spec(env.settings, draft), spec),
+        current_revision=env.current_revision,
+        settings=dict(env.settings),
+        apps=apps,
+        created_at=env.created_at,
+        updated_at=env.updated_at,
+        etag=etag,
+    )
+
+
+def describe(session: Session, env: Environment) -> EnvironmentView:
+    return describe_many(session, [env])[0]

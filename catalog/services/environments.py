@@ -1,0 +1,401 @@
+"""Environments and their draft apps: create, show, edit, delete, and check before deploying.
+
+The draft is what users edit; it never touches containers. Every draft edit bumps
+`Environment.draft_version`, the environment's ETag (`"<draft_version>"`), under a row lock, so
+an `If-Match` check and the edit it guards are atomic. Apps keep their version *constraint*
+(exact, range, or None for the newest non-yanked version); it is resolved when the app is
+added or changed (to validate parameters and bindings) and again at deploy time.
+
+Secrets: parameters marked `x-secret` in any version of the app's package are shown as
+MASK ("********"); MASK sent back at a secret's place keeps the stored value. Audit events
+name the fields changed, never parameter values.
+
+Deleting an environment always answers 202: the status becomes `deleting`, and after the
+commit a teardown task is published; the worker tears the containers down and removes
+the rows (also for an environment that never ran anything), so there is one path for all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from catalog.auth import Principal, require_role
+from catalog.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from catalog.models import App, Environment
+from catalog.queue import TEARDOWN_TASK, Publisher
+from catalog.services import audit
+from catalog.services.environment_checks import (
+    check_deployable,
+    checked_parameters,
+    draft_spec,
+    package_in_use,
+    resolve_version,
+    usable_package,
+)
+from catalog.services.environment_rules import (
+    DraftProblem,
+    app_status,
+    binders_of,
+    cycle_problem,
+    incoming_problems,
+    outgoing_problems,
+)
+from catalog.services.environment_views import (
+    AppView,
+    EnvironmentView,
+    PackageIndex,
+    describe,
+    describe_many,
+    etag_of,
+)
+from catalog.services.pagination import decode_cursor, encode_cursor
+
+# The deployments service and the workers take check_deployable, draft_spec, app_status and
+# package_in_use from here too.
+__all__ = [
+    "AppView",
+    "EnvironmentView",
+    "add_app",
+    "app_status",
+    "check_deployable",
+    "check_precondition",
+    "create_environment",
+    "delete_app",
+    "delete_environment",
+    "describe",
+    "draft_spec",
+    "get_app",
+    "get_environment",
+    "list_environments",
+    "package_in_use",
+    "show_environment",
+    "update_app",
+    "update_environment",
+]
+
+# -- finding ---------------------------------------------------------------------------------
+
+
+def get_environment(
+    session: Session, principal: Principal, ref: str, *, lock: bool = False
+) -> Environment:
+    """The caller's environment named (or with the id) `ref`; 404 for another tenant's.
+
+    An admin sees every tenant's: a name in its own tenant wins, a name used by several
+    other tenants must be given as the environment's id.
+    """
+    query = select(Environment).where(or_(Environment.name == ref, Environment.id == ref))
+    if not principal.is_admin:
+        query = query.where(Environment.tenant_id == principal.tenant_id)
+    if lock:
+        query = query.with_for_update(of=Environment).execution_options(populate_existing=True)
+    found = list(session.scalars(query))
+    named = [e for e in found if e.name == ref]
+    if len(named) > 1:
+        own = [e for e in named if e.tenant_id == principal.tenant_id]
+        if not own:
+            tenants = ", ".join(sorted(e.tenant.name for e in named))
+            raise Conflict(
+                f"environments named {ref!r} exist in several tenants ({tenants}); use its id"
+            )
+        named = own
+    chosen = named or found
+    if not chosen:
+        raise NotFound(f"no environment {ref!r}")
+    return chosen[0]
+
+
+def _editable(
+    session: Session, principal: Principal, ref: str, if_match: Collection[str] | None
+) -> Environment:
+    """The environment, locked for a draft edit by a deployer, its ETag as expected."""
+    env = get_environment(session, principal, ref, lock=True)
+    require_role(principal, "deployer")
+    if env.status == "deleting":
+        raise Conflict(f"environment {env.name!r} is being deleted")
+    check_precondition(env, if_match)
+    return env
+
+
+def check_precondition(env: Environment, if_match: Collection[str] | None) -> None:
+    """412 unless `If-Match` (its strong tags, unquoted; "*" for any) names the current ETag."""
+    if if_match is None or "*" in if_match or str(env.draft_version) in if_match:
+        return
+    raise PreconditionFailed(
+        f"environment {env.name!r} has changed; its current ETag is {etag_of(env)}",
+        headers={"ETag": etag_of(env)},
+    )
+
+
+def _app(env: Environment, name: str) -> App:
+    for app in env.apps:
+        if app.name == name:
+            return app
+    raise NotFound(f"no app {name!r} in environment {env.name!r}")
+
+
+def _commit(session: Session, conflict: str) -> None:
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(conflict) from None
+
+
+# -- environments ----------------------------------------------------------------------------
+
+
+def create_environment(
+    session: Session, principal: Principal, name: str, description: str, settings: dict
+) -> EnvironmentView:
+    require_role(principal, "deployer")
+    taken = f"environment {name!r} exists already"
+    if session.scalar(
+        select(Environment.id).where(
+            Environment.tenant_id == principal.tenant_id, Environment.name == name
+        )
+    ):
+        raise Conflict(taken)
+    env = Environment(
+        tenant_id=principal.tenant_id,
+        name=name,
+        description=description,
+        settings=settings,
+        status="new",
+        draft_version=1,
+    )
+    session.add(env)
+    session.flush()
+    audit.record(
+        session, principal, "environment.create", "environment", env.id, detail={"name": name}
+    )
+    _commit(session, taken)
+    return describe(session, env)
+
+
+def list_environments(
+    session: Session, principal: Principal, limit: int, cursor: str | None
+) -> tuple[list[EnvironmentView], str | None]:
+    """Keyset-paginated by name (then id: an admin sees equal names of several tenants)."""
+    query = select(Environment)
+    if not principal.is_admin:
+        query = query.where(Environment.tenant_id == principal.tenant_id)
+    if cursor:
+        name, last_id = decode_cursor(cursor, 2)
+        query = query.where(
+            or_(Environment.name > name, and_(Environment.name == name, Environment.id > last_id))
+        )
+    rows = list(session.scalars(query.order_by(Environment.name, Environment.id).limit(limit + 1)))
+    page = rows[:limit]
+    following = encode_cursor([page[-1].name, page[-1].id]) if len(rows) > limit else None
+    return describe_many(session, page), following
+
+
+def show_environment(session: Session, principal: Principal, ref: str) -> EnvironmentView:
+    return describe(session, get_environment(session, principal, ref))
+
+
+def update_environment(
+    session: Session,
+    principal: Principal,
+    ref: str,
+    changes: dict[str, Any],
+    if_match: Collection[str] | None = None,
+) -> EnvironmentView:
+    """Rename, describe or change settings; any change bumps the ETag."""
+    env = _editable(session, principal, ref, if_match)
+    changed = sorted(f for f, value in changes.items() if getattr(env, f) != value)
+    new_name = changes.get("name", env.name)
+    taken = f"environment {new_name!r} exists already"
+    if "name" in changed and session.scalar(
+        select(Environment.id).where(
+            Environment.tenant_id == env.tenant_id, Environment.name == new_name
+        )
+    ):
+        raise Conflict(taken)
+    for field in changed:
+        setattr(env, field, changes[field])
+    if changed:
+        env.draft_version += 1
+    audit.record(
+        session,
+        principal,
+        "environment.update",
+        "environment",
+        env.id,
+        tenant_id=env.tenant_id,
+        detail={"name": env.name, "fields": changed},
+    )
+    _commit(session, taken)
+    return describe(session, env)
+
+
+def delete_environment(
+    session: Session,
+    principal: Principal,
+    publisher: Publisher,
+    ref: str,
+    if_match: Collection[str] | None = None,
+) -> None:
+    """Mark the environment `deleting` and ask a worker to tear it down (again, if asked again).
+
+    The message goes out after the commit; when the broker is away, the resync sends it.
+    """
+    env = get_environment(session, principal, ref, lock=True)
+    require_role(principal, "deployer")
+    check_precondition(env, if_match)
+    env.status, env.status_detail = "deleting", ""
+    audit.record(
+        session,
+        principal,
+        "environment.delete",
+        "environment",
+        env.id,
+        tenant_id=env.tenant_id,
+        detail={"name": env.name},
+    )
+    session.commit()
+    publisher.send(TEARDOWN_TASK, env.id)
+
+
+# -- apps ------------------------------------------------------------------------------------
+
+
+def get_app(session: Session, principal: Principal, ref: str, name: str) -> AppView:
+    env = get_environment(session, principal, ref)
+    _app(env, name)
+    return describe(session, env).app(name)
+
+
+def _binding_errors(problems: Iterable[DraftProblem | None]) -> list[dict[str, str]]:
+    return [{"path": p.path, "message": p.message} for p in problems if p is not None]
+
+
+def _save_draft(
+    session: Session,
+    principal: Principal,
+    env: Environment,
+    action: str,
+    app: App,
+    detail: dict[str, Any],
+) -> AppView:
+    env.draft_version += 1
+    audit.record(
+        session,
+        principal,
+        action,
+        "app",
+        f"{env.id}/{app.name}",
+        tenant_id=env.tenant_id,
+        detail={"environment": env.name, "app": app.name, **detail},
+    )
+    _commit(session, f"app {app.name!r} exists already in environment {env.name!r}")
+    session.refresh(env, ["apps"])
+    return describe(session, env).app(app.name)
+
+
+def add_app(
+    session: Session,
+    principal: Principal,
+    ref: str,
+    body: dict[str, Any],
+    if_match: Collection[str] | None = None,
+) -> AppView:
+    """Add an app to the draft: version resolved now, parameters and bindings validated."""
+    env = _editable(session, principal, ref, if_match)
+    name = body["name"]
+    if any(a.name == name for a in env.apps):
+        raise Conflict(f"app {name!r} exists already in environment {env.name!r}")
+    usable_package(session, env, body["package"])
+    index = PackageIndex(session, {body["package"], *(a.package for a in env.apps)})
+    resolved = resolve_version(index, body["package"], body["version"])
+    parameters, errors = checked_parameters(
+        resolved, body["parameters"], {}, index.secrets(body["package"])
+    )
+    app = App(
+        name=name,
+        package=body["package"],
+        version=body["version"],
+        parameters=parameters,
+        bindings=body["bindings"],
+    )
+    drafts = {a.name: index.draft_app(a) for a in env.apps}
+    drafts[name] = index.draft_app(app, resolved=resolved)
+    errors += _binding_errors(
+        [*outgoing_problems(drafts[name], drafts), cycle_problem(drafts[name], drafts)]
+    )
+    if errors:
+        raise ValidationFailed(f"app {name!r} is not valid", errors=errors)
+    env.apps.append(app)
+    detail = {"package": app.package, "version": resolved.version, "bindings": app.bindings}
+    return _save_draft(session, principal, env, "app.create", app, detail)
+
+
+def update_app(
+    session: Session,
+    principal: Principal,
+    ref: str,
+    name: str,
+    changes: dict[str, Any],
+    if_match: Collection[str] | None = None,
+) -> AppView:
+    """Change an app's version, parameters (the whole object) or bindings."""
+    env = _editable(session, principal, ref, if_match)
+    app = _app(env, name)
+    usable_package(session, env, app.package)
+    index = PackageIndex(session, {a.package for a in env.apps})
+    version = changes.get("version", app.version)
+    resolved = resolve_version(index, app.package, version)
+    parameters, errors = checked_parameters(
+        resolved, changes.get("parameters", app.parameters), app.parameters,
+        index.secrets(app.package),
+    )  # fmt: skip
+    bindings = changes.get("bindings", app.bindings)
+    drafts = {a.name: index.draft_app(a) for a in env.apps}
+    drafts[name] = index.draft_app(app, resolved=resolved, bindings=bindings)
+    errors += _binding_errors(
+        [
+            *outgoing_problems(drafts[name], drafts),
+            *incoming_problems(drafts[name], drafts),
+            cycle_problem(drafts[name], drafts),
+        ]
+    )
+    if errors:
+        raise ValidationFailed(f"app {name!r} is not valid", errors=errors)
+    app.version, app.parameters, app.bindings = version, parameters, dict(bindings)
+    detail = {"version": resolved.version, "fields": sorted(changes)}
+    return _save_draft(session, principal, env, "app.update", app, detail)
+
+
+def delete_app(
+    session: Session,
+    principal: Principal,
+    ref: str,
+    name: str,
+    if_match: Collection[str] | None = None,
+) -> str:
+    """Remove an app from the draft; refused while another app binds to it. Returns the ETag."""
+    env = _editable(session, principal, ref, if_match)
+    app = _app(env, name)
+    binders = binders_of(name, env.apps)
+    if binders:
+        named = ", ".join(f"{b!r} (slot {s!r})" for b, s in binders)
+        raise Conflict(f"app {name!r} is bound by {named}; change those bindings first")
+    env.apps.remove(app)
+    env.draft_version += 1
+    audit.record(
+        session,
+        principal,
+        "app.delete",
+        "app",
+        f"{env.id}/{name}",
+        tenant_id=env.tenant_id,
+        detail={"environment": env.name, "app": name},
+    )
+    session.commit()
+    return etag_of(env)

@@ -1,0 +1,465 @@
+"""Executing a deployment: bring an environment to revision N, or undo every change.
+
+New containers start beside the old ones (or stop-first for published ports),
+must prove ready, and only then do the old generation and removed apps go.
+Any failure, cancel or render error undoes everything this revision did; the
+previous revision keeps serving. Every step is idempotent, so a redelivered
+message or a second attempt after a killed worker converges without duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog.models import ContainerRecord, Deployment, Environment
+from catalog.models.common import utcnow
+from packages.archive import PackageArchive, open_archive
+from packages.container import ContainerTarget, RuntimeDefaults, container_params
+from packages.errors import PackageError
+from workers import lease
+from workers.driver import (
+    APP_LABEL,
+    ENV_LABEL,
+    FENCING_LABEL,
+    HASH_LABEL,
+    REPLICA_LABEL,
+    REVISION_LABEL,
+    SERVICE_LABEL,
+    TENANT_LABEL,
+    Driver,
+    EngineError,
+)
+from workers.events import EventLog
+from workers.parallel import run_in_waves
+from workers.planner import Plan, Step, Strategy, plan
+from workers.ports import PortsExhausted, allocate, parse_range, release_orphans
+from workers.prepare import Prepared, PrepareError, hostname, prepare, published_ports
+from workers.readiness import Interrupted, NotReady, wait_ready
+
+log = logging.getLogger(__name__)
+
+CANCEL_POLL_SECONDS = 0.5
+STOP_TIMEOUT = 3  # seconds an old container gets to stop before it is killed
+
+
+class LeaseBusy(Exception):
+    """Another worker holds the environment; try again shortly."""
+
+
+@dataclass
+class Runtime:
+    """What a worker needs to deploy: database, engine, blob store and settings."""
+
+    sessions: sessionmaker[Session]
+    driver: Driver
+    blob_path: Callable[[str], Any]
+    settings: dict[str, Any]
+    owner: str
+    defaults: RuntimeDefaults = field(default_factory=RuntimeDefaults)
+
+
+def network_name(env_id: str) -> str:
+    return f"cat-{env_id}"
+
+
+def volume_name(env_id: str, app: str, volume: str) -> str:
+    return f"cat-{env_id}-{app}-{volume}"
+
+
+def container_name(env_id: str, item: Prepared, revision: int) -> str:
+    return f"cat-{env_id[:12]}-{item.app}-{item.service}-{item.replica}-r{revision}"
+
+
+def deploy(rt: Runtime, env_id: str, revision: int) -> str:
+    """Run revision N of an environment; returns the deployment's final status.
+
+    Raises LeaseBusy when another worker acts on the environment.
+    """
+    if not _should_run(rt, env_id, revision):
+        return "skipped"
+    fencing = lease.acquire(rt.sessions, env_id, rt.owner)
+    if fencing is None:
+        raise LeaseBusy(env_id)
+    try:
+        with lease.Heartbeat(rt.sessions, env_id, rt.owner, fencing) as heartbeat:
+            return Execution(rt, env_id, revision, fencing, heartbeat).run()
+    finally:
+        lease.release(rt.sessions, env_id, rt.owner, fencing)
+
+
+def _should_run(rt: Runtime, env_id: str, revision: int) -> bool:
+    """False for finished, missing or superseded deployments (marked so)."""
+    with rt.sessions() as session:
+        deployment = _deployment(session, env_id, revision)
+        if deployment is None or deployment.status not in ("queued", "running"):
+            return False
+        newer = session.scalar(
+            select(Deployment.revision)
+            .where(
+                Deployment.environment_id == env_id,
+                Deployment.revision > revision,
+                Deployment.status.in_(("queued", "running")),
+            )
+            .limit(1)
+        )
+        if newer is not None and deployment.status == "queued":
+            deployment.status = "cancelled"
+            deployment.error = f"superseded by revision {newer}"
+            deployment.finished_at = utcnow()
+            session.commit()
+            EventLog(rt.sessions, env_id, revision).emit(
+                f"revision {revision} superseded by {newer}"
+            )
+            return False
+        return True
+
+
+def _deployment(session: Session, env_id: str, revision: int) -> Deployment | None:
+    return session.scalar(
+        select(Deployment).where(
+            Deployment.environment_id == env_id, Deployment.revision == revision
+        )
+    )
+
+
+class Execution:
+    """One attempt at one revision, holding the environment's lease."""
+
+    def __init__(self, rt: Runtime, env_id: str, revision: int, fencing: int, heartbeat) -> None:
+        self.rt = rt
+        self.env_id = env_id
+        self.revision = revision
+        self.fencing = fencing
+        self.heartbeat = heartbeat
+        self.events = EventLog(rt.sessions, env_id, revision)
+        self.created: list[str] = []  # containers this attempt created
+        self.stopped: list[str] = []  # old containers stopped first (published ports)
+        self._archives: dict[str, PackageArchive] = {}
+        self._lock = threading.Lock()
+        self._cancel_checked = 0.0
+        self._cancel_reason: str | None = None
+
+    # -- entry -----------------------------------------------------------------
+
+    def run(self) -> str:
+        started = self._start()
+        if started is None:
+            return "skipped"
+        spec, env_name, tenant_id, had_revision = started
+        try:
+            status = self._converge(spec, env_name, tenant_id)
+        except lease.LeaseLost as exc:
+            self.events.emit(f"stopped: {exc}", level="warning")
+            return "lease_lost"
+        except Interrupted as exc:
+            self._undo()
+            return self._finish_cancelled(str(exc), had_revision)
+        except (PrepareError, PackageError, EngineError, NotReady, PortsExhausted) as exc:
+            self._undo()
+            return self._finish_failed(str(exc), had_revision)
+        except Exception as exc:
+            log.exception("deployment %s/%s failed unexpectedly", self.env_id, self.revision)
+            self._undo()
+            return self._finish_failed(f"internal error: {type(exc).__name__}", had_revision)
+        finally:
+            for archive in self._archives.values():
+                archive.close()
+        return status
+
+    def _start(self):
+        with self.rt.sessions() as session:
+            deployment = _deployment(session, self.env_id, self.revision)
+            environment = session.get(Environment, self.env_id)
+            if deployment is None or environment is None or deployment.status not in (
+                "queued", "running",
+            ):  # fmt: skip
+                return None
+            if environment.status == "deleting":
+                deployment.status, deployment.error = (
+                    "cancelled",
+                    "the environment is being deleted",
+                )
+                deployment.finished_at = utcnow()
+                session.commit()
+                return None
+            deployment.status = "running"
+            deployment.attempts += 1
+            deployment.started_at = deployment.started_at or utcnow()
+            environment.status = "deploying"
+            attempt = deployment.attempts
+            result = (
+                deployment.spec,
+                environment.name,
+                environment.tenant_id,
+                environment.current_revision is not None,
+            )
+            session.commit()
+        self.events.emit(f"revision {self.revision} started (attempt {attempt})")
+        return result
+
+    # -- converge ----------------------------------------------------------------
+
+    def _converge(self, spec: dict, env_name: str, tenant_id: str) -> str:
+        wanted_ports = published_ports(spec["apps"])
+        host_ports = allocate(
+            self.rt.sessions,
+            self.env_id,
+            wanted_ports,
+            parse_range(self.rt.settings["HOST_PORT_RANGE"]),
+        )
+        prepared = prepare(
+            spec,
+            env_name,
+            read_member=self._read_member,
+            image_id=self._image_id,
+            host_ports=host_ports,
+            runtime_defaults=self.rt.defaults,
+        )
+        observed = self.rt.driver.observe(self.env_id)
+        the_plan = plan(
+            [p.desired() for p in prepared], observed, revision=self.revision, fencing=self.fencing
+        )
+        self._save_plan(the_plan)
+        for step in the_plan.remove_now:
+            self.events.emit(f"removing {step.container_id[:12]}: {step.reason}", app=step.app,
+                             service=step.service)  # fmt: skip
+            self.rt.driver.remove(step.container_id)
+        self._ensure_network_and_volumes(spec, tenant_id)
+        self._start_all(prepared, the_plan, tenant_id)
+        self._check_interrupted()
+        self._teardown(the_plan.remove_after)
+        release_orphans(self.rt.sessions, self.env_id, set(wanted_ports))
+        return self._finish_succeeded()
+
+    def _save_plan(self, the_plan: Plan) -> None:
+        steps = [
+            {"action": s.strategy.name.lower(), "app": s.app, "service": s.service,
+             "replica": s.replica, "container": s.container_id, "reason": s.reason}
+            for group in (the_plan.remove_now, the_plan.keep, the_plan.start, the_plan.remove_after)
+            for s in group
+        ]  # fmt: skip
+        with self.rt.sessions() as session:
+            deployment = _deployment(session, self.env_id, self.revision)
+            deployment.plan = steps
+            session.commit()
+        kept, started, removed = len(the_plan.keep), len(the_plan.start), len(the_plan.remove_after)
+        self.events.emit(f"plan: {started} to start, {kept} unchanged, {removed} to remove")
+
+    def _ensure_network_and_volumes(self, spec: dict, tenant_id: str) -> None:
+        labels = {ENV_LABEL: self.env_id, TENANT_LABEL: tenant_id}
+        self.rt.driver.ensure_network(network_name(self.env_id), labels)
+        for app in spec["apps"]:
+            for service in app["manifest"].get("services", {}).values():
+                for volume in service.get("volumes", []):
+                    name = volume_name(self.env_id, app["name"], volume["name"])
+                    self.rt.driver.ensure_volume(name, {**labels, APP_LABEL: app["name"]})
+
+    def _start_all(self, prepared: list[Prepared], the_plan: Plan, tenant_id: str) -> None:
+        by_key = {p.key: p for p in prepared}
+        steps = {(s.app, s.service, s.replica): s for s in the_plan.start}
+        if not steps:
+            return
+        outcome = run_in_waves(
+            the_plan.start_dependencies(),
+            lambda key: self._start_one(by_key[key], steps[key], tenant_id),
+            max_workers=self.rt.settings["DEPLOY_PARALLELISM"],
+            cancelled=lambda: self._interrupted() is not None,
+        )
+        if outcome.failed:
+            key, error = sorted(outcome.failed.items())[0]
+            if isinstance(error, Interrupted | lease.LeaseLost):
+                raise error
+            raise NotReady(f"{key[0]}/{key[1]}: {error}")
+        self._check_interrupted()
+
+    def _start_one(self, item: Prepared, step: Step, tenant_id: str) -> None:
+        self._check_interrupted()
+        if step.strategy is Strategy.STOP_FIRST and step.container_id:
+            self.events.emit("stopping the old container first (published port)",
+                             app=item.app, service=item.service)  # fmt: skip
+            self.rt.driver.stop(step.container_id, timeout=STOP_TIMEOUT)
+            with self._lock:
+                self.stopped.append(step.container_id)
+        container = self.rt.driver.create(self._params(item, tenant_id), item.files)
+        with self._lock:
+            self.created.append(container.id)
+        self.rt.driver.start(container.id)
+        try:
+            took = wait_ready(
+                self.rt.driver,
+                container.id,
+                item.rendered,
+                network_name(self.env_id),
+                min_running=self.rt.settings["MIN_RUNNING_SECONDS"],
+                interrupted=self._interrupted,
+            )
+        except NotReady as exc:
+            tail = self.rt.driver.logs_tail(container.id)
+            message = f"{container.name} failed: {exc}"
+            if tail:
+                message += f"\nlast log lines:\n{tail}"
+            self.events.emit(message, level="error", app=item.app, service=item.service)
+            raise
+        self.events.emit(f"{container.name} ready in {took:.1f} s ({step.reason})",
+                         app=item.app, service=item.service)  # fmt: skip
+
+    def _params(self, item: Prepared, tenant_id: str) -> dict:
+        labels = {
+            ENV_LABEL: self.env_id,
+            TENANT_LABEL: tenant_id,
+            APP_LABEL: item.app,
+            SERVICE_LABEL: item.service,
+            REPLICA_LABEL: str(item.replica),
+            REVISION_LABEL: str(self.revision),
+            FENCING_LABEL: str(self.fencing),
+            HASH_LABEL: item.config_hash,
+        }
+        volumes = {
+            v["name"]: volume_name(self.env_id, item.app, v["name"])
+            for v in item.rendered.get("volumes", [])
+        }
+        target = ContainerTarget(
+            name=container_name(self.env_id, item, self.revision),
+            hostname=hostname(item.app, item.service),
+            image=item.image_id,
+            network=network_name(self.env_id),
+            labels=labels,
+            volumes=volumes,
+            host_ports=item.host_ports,
+        )
+        return container_params(item.rendered, target, self.rt.defaults)
+
+    def _teardown(self, steps: tuple[Step, ...]) -> None:
+        for step in steps:
+            if step.container_id:
+                self.rt.driver.remove(step.container_id)
+        if steps:
+            self.events.emit(f"removed {len(steps)} old container(s)")
+
+    # -- reading the snapshot's inputs ---------------------------------------------
+
+    def _read_member(self, digest: str, member: str) -> bytes:
+        with self._lock:
+            archive = self._archives.get(digest)
+            if archive is None:
+                archive = self._archives[digest] = open_archive(self.rt.blob_path(digest))
+            return archive.read(member)
+
+    def _image_id(self, image: Any) -> str:
+        if not isinstance(image, str):
+            raise PrepareError("images bundled in the package are not supported by this worker yet")
+        return self.rt.driver.image_id(image, pull=self.rt.settings["ALLOW_PULL"])
+
+    # -- interruption ------------------------------------------------------------------
+
+    def _interrupted(self) -> str | None:
+        if self.heartbeat.lost.is_set():
+            return "the environment lease was lost"
+        now = time.monotonic()
+        with self._lock:
+            if self._cancel_reason is None and now - self._cancel_checked >= CANCEL_POLL_SECONDS:
+                self._cancel_checked = now
+                self._cancel_reason = self._read_cancel_reason()
+            return self._cancel_reason
+
+    def _read_cancel_reason(self) -> str | None:
+        with self.rt.sessions() as session:
+            deployment = _deployment(session, self.env_id, self.revision)
+            environment = session.get(Environment, self.env_id)
+        if deployment is None or environment is None or environment.status == "deleting":
+            return "the environment is being deleted"
+        if deployment.cancel_requested:
+            return "cancelled by request"
+        return None
+
+    def _check_interrupted(self) -> None:
+        self.heartbeat.check()
+        reason = self._interrupted()
+        if reason:
+            raise Interrupted(reason)
+
+    # -- undo and finish -------------------------------------------------------------------
+
+    def _undo(self) -> None:
+        # Kept leftovers of an earlier attempt at this revision go too, never checked ready.
+        ours = [c.id for c in self.rt.driver.observe(self.env_id) if c.revision == self.revision]
+        for container_id in dict.fromkeys([*reversed(self.created), *ours]):
+            self.rt.driver.remove(container_id)
+        for container_id in self.stopped:
+            try:
+                self.rt.driver.start(container_id)
+            except EngineError as exc:
+                self.events.emit(f"could not restart {container_id[:12]}: {exc}", level="error")
+        if self.created or self.stopped:
+            self.events.emit(
+                f"undone: removed {len(self.created)} new container(s), "
+                f"restarted {len(self.stopped)} old one(s)"
+            )
+
+    def _finish_succeeded(self) -> str:
+        records = self.rt.driver.observe(self.env_id)
+        with self.rt.sessions() as session:
+            deployment = _deployment(session, self.env_id, self.revision)
+            environment = session.get(Environment, self.env_id)
+            deployment.status, deployment.finished_at, deployment.error = "succeeded", utcnow(), ""
+            environment.current_revision = self.revision
+            environment.status, environment.status_detail = "ready", ""
+            _replace_records(session, self.env_id, records)
+            session.commit()
+        self.events.emit(f"revision {self.revision} is ready")
+        return "succeeded"
+
+    def _finish_failed(self, reason: str, had_revision: bool) -> str:
+        status = "rolled_back" if had_revision else "failed"
+        detail = f"revision {self.revision} failed: {reason}"
+        self._finish(status, "deploy_failed", detail)
+        suffix = "; the previous revision keeps serving" if had_revision else ""
+        self.events.emit(detail + suffix, level="error")
+        return status
+
+    def _finish_cancelled(self, reason: str, had_revision: bool) -> str:
+        if reason == "the environment is being deleted":
+            self._finish("cancelled", None, reason)
+        else:
+            self._finish("cancelled", "ready" if had_revision else "new", "")
+        self.events.emit(f"revision {self.revision} cancelled: {reason}", level="warning")
+        return "cancelled"
+
+    def _finish(self, status: str, env_status: str | None, detail: str) -> None:
+        with self.rt.sessions() as session:
+            deployment = _deployment(session, self.env_id, self.revision)
+            environment = session.get(Environment, self.env_id)
+            if deployment is not None:
+                deployment.status, deployment.finished_at = status, utcnow()
+                deployment.error = detail
+            if environment is not None and env_status is not None:
+                environment.status, environment.status_detail = env_status, detail
+            session.commit()
+
+
+def _replace_records(session: Session, env_id: str, observed) -> None:
+    """Container records mirror what the engine shows for the environment right now."""
+    session.execute(delete(ContainerRecord).where(ContainerRecord.environment_id == env_id))
+    for item in observed:
+        if item.app is None or item.service is None:
+            continue
+        session.add(
+            ContainerRecord(
+                id=item.id,
+                environment_id=env_id,
+                revision=item.revision or 0,
+                app=item.app,
+                service=item.service,
+                name=item.name,
+                config_hash=item.config_hash or "",
+                state="running" if item.running else "exited",
+            )
+        )

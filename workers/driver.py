@@ -1,0 +1,177 @@
+"""The Docker engine as the deploy executor sees it: networks, volumes, images, containers."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tarfile
+from collections.abc import Mapping
+
+import docker
+from docker.errors import APIError, ImageNotFound, NotFound
+from docker.models.containers import Container
+
+from packages.container import LABEL_PREFIX
+from workers.planner import ObservedContainer
+
+ENV_LABEL = LABEL_PREFIX + "env"
+TENANT_LABEL = LABEL_PREFIX + "tenant"
+APP_LABEL = LABEL_PREFIX + "app"
+SERVICE_LABEL = LABEL_PREFIX + "service"
+REPLICA_LABEL = LABEL_PREFIX + "replica"
+REVISION_LABEL = LABEL_PREFIX + "revision"
+FENCING_LABEL = LABEL_PREFIX + "fencing"
+HASH_LABEL = LABEL_PREFIX + "config-hash"
+
+
+class EngineError(Exception):
+    """The engine refused or failed an operation; the message says which and why."""
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def connect(url: str = "") -> docker.DockerClient:
+    client = docker.DockerClient(base_url=url) if url else docker.from_env()
+    client.ping()
+    return client
+
+
+class Driver:
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+
+    # -- discovery -------------------------------------------------------------
+
+    def observe(self, env_id: str) -> list[ObservedContainer]:
+        found = self.client.api.containers(all=True, filters={"label": f"{ENV_LABEL}={env_id}"})
+        return [self._observed(c) for c in found]
+
+    @staticmethod
+    def _observed(summary: Mapping) -> ObservedContainer:
+        labels = summary.get("Labels") or {}
+        return ObservedContainer(
+            id=summary["Id"],
+            name=(summary.get("Names") or ["/?"])[0].lstrip("/"),
+            app=labels.get(APP_LABEL),
+            service=labels.get(SERVICE_LABEL),
+            replica=_int(labels.get(REPLICA_LABEL)),
+            revision=_int(labels.get(REVISION_LABEL)),
+            fencing=_int(labels.get(FENCING_LABEL)),
+            config_hash=labels.get(HASH_LABEL),
+            running=summary.get("State") == "running",
+        )
+
+    # -- networks and volumes ---------------------------------------------------
+
+    def ensure_network(self, name: str, labels: dict[str, str]) -> None:
+        if self.client.networks.list(names=[name]):
+            return
+        try:
+            self.client.networks.create(name, driver="bridge", labels=labels, check_duplicate=True)
+        except APIError as exc:
+            if exc.status_code != 409:
+                raise EngineError(f"cannot create network {name}: {exc.explanation}") from None
+
+    def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+        try:
+            self.client.volumes.get(name)
+        except NotFound:
+            self.client.volumes.create(name, labels=labels)
+
+    def remove_environment_objects(self, env_id: str) -> None:
+        """Containers, networks and volumes carrying the environment's label."""
+        selector = {"label": f"{ENV_LABEL}={env_id}"}
+        for summary in self.client.api.containers(all=True, filters=selector):
+            self.remove(summary["Id"])
+        for network in self.client.networks.list(filters=selector):
+            with contextlib.suppress(NotFound):
+                network.remove()
+        for volume in self.client.volumes.list(filters=selector):
+            with contextlib.suppress(NotFound):
+                volume.remove(force=True)
+
+    # -- images -----------------------------------------------------------------
+
+    def image_id(self, reference: str, *, pull: bool) -> str:
+        """The id of an image, pulled first when absent and pulling is allowed."""
+        try:
+            return self.client.images.get(reference).id
+        except ImageNotFound:
+            if not pull:
+                raise EngineError(f"image {reference} is not on the engine") from None
+        except APIError as exc:
+            raise EngineError(f"image {reference}: {exc.explanation}") from None
+        try:
+            return self.client.images.pull(reference).id
+        except (APIError, ImageNotFound) as exc:
+            raise EngineError(f"image {reference} could not be pulled: {exc}") from None
+
+    # -- containers -------------------------------------------------------------
+
+    def create(self, params: dict, files: Mapping[str, bytes]) -> Container:
+        """Create (not start) a container and copy its rendered files in."""
+        params = {k: v for k, v in params.items() if k != "detach"}
+        try:
+            container = self.client.containers.create(**params)
+        except APIError as exc:
+            raise EngineError(f"cannot create {params['name']}: {exc.explanation}") from None
+        if files:
+            container.put_archive("/", _tar_of(files))
+        return container
+
+    def start(self, container_id: str) -> None:
+        try:
+            self.client.api.start(container_id)
+        except APIError as exc:
+            raise EngineError(f"cannot start {container_id[:12]}: {exc.explanation}") from None
+
+    def stop(self, container_id: str, timeout: int = 10) -> None:
+        with contextlib.suppress(NotFound):
+            self.client.api.stop(container_id, timeout=timeout)
+
+    def remove(self, container_id: str) -> None:
+        try:
+            self.client.api.remove_container(container_id, force=True, v=False)
+        except NotFound:
+            pass
+        except APIError as exc:
+            if exc.status_code != 409:  # removal already in progress
+                raise
+
+    def inspect(self, container_id: str) -> dict | None:
+        try:
+            return self.client.api.inspect_container(container_id)
+        except NotFound:
+            return None
+
+    def logs_tail(self, container_id: str, lines: int = 20) -> str:
+        try:
+            raw = self.client.api.logs(container_id, tail=lines, stdout=True, stderr=True)
+        except (NotFound, APIError):
+            return ""
+        return raw.decode("utf-8", errors="replace").strip()
+
+
+def _tar_of(files: Mapping[str, bytes]) -> bytes:
+    """A tar with each file at its absolute path (parents created), for put_archive at /."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        directories: set[str] = set()
+        for path, data in sorted(files.items()):
+            parts = path.strip("/").split("/")
+            for depth in range(1, len(parts)):
+                directory = "/".join(parts[:depth])
+                if directory not in directories:
+                    directories.add(directory)
+                    info = tarfile.TarInfo(directory)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+            info = tarfile.TarInfo("/".join(parts))
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

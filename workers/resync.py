@@ -1,0 +1,59 @@
+"""The periodic resync: nothing queued or running is lost with a message or a worker."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import and_, or_, select
+
+from catalog.models import Deployment, Environment, EnvironmentLease
+from catalog.models.common import utcnow
+from catalog.queue import DEPLOY_TASK, TEARDOWN_TASK, Publisher
+from workers.deploy import Runtime
+
+# A queued deployment younger than this is still on its way to a worker.
+STALE_AFTER = timedelta(seconds=15)
+
+
+def republish_stale(rt: Runtime, celery) -> int:
+    """Publish again what no worker is working on; duplicates are harmless (idempotent tasks)."""
+    now = utcnow()
+    publisher = Publisher(celery)
+    free_lease = or_(
+        EnvironmentLease.environment_id.is_(None),
+        EnvironmentLease.owner.is_(None),
+        EnvironmentLease.expires_at < now,
+    )
+    with rt.sessions() as session:
+        stale = (
+            session.execute(
+                select(Deployment)
+                .outerjoin(
+                    EnvironmentLease, EnvironmentLease.environment_id == Deployment.environment_id
+                )
+                .where(
+                    Deployment.status.in_(("queued", "running")),
+                    or_(
+                        Deployment.published_at.is_(None),
+                        Deployment.published_at < now - STALE_AFTER,
+                    ),
+                    free_lease,
+                )
+            )
+            .scalars()
+            .all()
+        )
+        deleting = session.scalars(
+            select(Environment.id)
+            .outerjoin(EnvironmentLease, EnvironmentLease.environment_id == Environment.id)
+            .where(and_(Environment.status == "deleting", free_lease))
+        ).all()
+        count = 0
+        for deployment in stale:
+            if publisher.send(DEPLOY_TASK, deployment.environment_id, deployment.revision):
+                deployment.published_at = now
+                count += 1
+        for env_id in deleting:
+            count += publisher.send(TEARDOWN_TASK, env_id)
+        session.commit()
+    return count

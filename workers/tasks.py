@@ -1,0 +1,41 @@
+"""Celery tasks: thin, take ids, re-read the rows, and do nothing when already done."""
+
+from __future__ import annotations
+
+import logging
+
+from catalog.queue import DEPLOY_TASK, RESYNC_TASK, TEARDOWN_TASK
+from workers.celery_app import celery
+from workers.deploy import LeaseBusy, deploy
+from workers.resync import republish_stale
+from workers.runtime import runtime
+from workers.teardown import TeardownBusy
+from workers.teardown import delete_environment as teardown
+
+log = logging.getLogger(__name__)
+
+BUSY_RETRY_SECONDS = 1.0
+
+
+@celery.task(name=DEPLOY_TASK, bind=True, max_retries=None, acks_late=True)
+def deploy_environment(self, env_id: str, revision: int) -> str:
+    """Bring environment `env_id` to `revision`; retried while another worker holds it."""
+    try:
+        return deploy(runtime(), env_id, revision)
+    except LeaseBusy:
+        raise self.retry(countdown=BUSY_RETRY_SECONDS) from None
+
+
+@celery.task(name=TEARDOWN_TASK, bind=True, max_retries=None, acks_late=True)
+def delete_environment(self, env_id: str) -> str:
+    """Remove every container, network and volume of an environment, then its rows."""
+    try:
+        return teardown(runtime(), env_id)
+    except TeardownBusy:
+        raise self.retry(countdown=BUSY_RETRY_SECONDS) from None
+
+
+@celery.task(name=RESYNC_TASK, acks_late=True)
+def resync() -> int:
+    """Re-publish deployments whose message was lost or whose worker died."""
+    return republish_stale(runtime(), celery)
