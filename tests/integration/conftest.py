@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from catalog.auth import Principal
 from catalog.models import Base
 from catalog.services import tenants
 from tests.conftest import BROKER_URL, TASK_QUEUE
+from tests.integration.stack import TEST_PORT_RANGE, Deployer, WorkerProcess
 
 
 @pytest.fixture
@@ -144,3 +146,52 @@ def published_tasks():
 
     drain()
     return drain
+
+
+@pytest.fixture
+def worker_env(app, tmp_path) -> dict[str, str]:
+    """What a worker process needs to serve this test's app: same database, blobs and queue."""
+    env = {
+        **os.environ,
+        "CATALOG_DATABASE_URL": app.config["DATABASE_URL"],
+        "CATALOG_BROKER_URL": BROKER_URL,
+        "CATALOG_TASK_QUEUE": TASK_QUEUE,
+        "CATALOG_BLOB_DIR": app.config["BLOB_DIR"],
+        "CATALOG_HOME": str(tmp_path / "worker-home"),
+        "CATALOG_HOST_PORT_RANGE": TEST_PORT_RANGE,
+        "CATALOG_MIN_RUNNING_SECONDS": "0.5",
+        "CATALOG_RESYNC_SECONDS": "2",
+    }
+    return env
+
+
+@pytest.fixture
+def start_worker(worker_env, tmp_path):
+    """start_worker(concurrency=1) -> a ready WorkerProcess; all are stopped afterwards."""
+    started: list[WorkerProcess] = []
+
+    def start(concurrency: int = 1, *, wait: bool = True, **overrides: str) -> WorkerProcess:
+        log = tmp_path / f"worker-{len(started)}.log"
+        worker = WorkerProcess({**worker_env, **overrides}, log, concurrency)
+        started.append(worker)
+        return worker.wait_ready() if wait else worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def deployer(app, client, make_caller, docker_client):
+    """A deployer-publisher of tenant `acme`; every engine object of its environments goes after."""
+    caller = make_caller("acme", "publisher")
+    driver = Deployer(client, caller.headers)
+    yield driver
+    for env_id in driver.env_ids:
+        selector = {"label": f"io.catalog.env={env_id}"}
+        for container in docker_client.containers.list(all=True, filters=selector):
+            container.remove(force=True)
+        for network in docker_client.networks.list(filters=selector):
+            network.remove()
+        for volume in docker_client.volumes.list(filters=selector):
+            volume.remove(force=True)
