@@ -32,6 +32,8 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "DEPLOY_PARALLELISM": 8,  # containers started at once by one deployment
         "MAX_ACTIVE_DEPLOYS": 20,  # queued or running deployments per tenant
         "RESYNC_SECONDS": 10.0,
+        "RESYNC_STALE_SECONDS": 15.0,  # a published deployment younger than this is in flight
+        "LEASE_SECONDS": 20.0,  # an environment lease lasts this long unless renewed
         "TASK_QUEUE": "catalog",  # the broker queue workers consume
         "PUBLIC_HOST": "127.0.0.1",  # the host shown in app endpoints
     }
@@ -54,6 +56,8 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {
     "DEPLOY_PARALLELISM": int,
     "MAX_ACTIVE_DEPLOYS": int,
     "RESYNC_SECONDS": float,
+    "RESYNC_STALE_SECONDS": float,
+    "LEASE_SECONDS": float,
     "TASK_QUEUE": str,
     "PUBLIC_HOST": str,
 }

@@ -25,7 +25,10 @@ export CATALOG_TOKEN
 
 "$BIN/catalogctl" serve --host "$HOST" --port "$PORT" --no-migrate &
 server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT INT TERM
+# The worker deploys (it needs a Docker engine) and runs the periodic resync (--beat).
+"$BIN/catalogctl" worker --concurrency 2 --beat --loglevel WARNING &
+worker=$!
+trap 'kill "$server" "$worker" 2>/dev/null || true; wait "$server" "$worker" 2>/dev/null || true' EXIT INT TERM
 
 for _ in $(seq 1 100); do
   "$BIN/python" - "$CATALOG_URL/v1/health" <<'PY' && break
@@ -60,4 +63,4 @@ In another shell:
 
 Ctrl-C stops the service.
 TXT
-wait "$server"
+wait -n "$server" "$worker"

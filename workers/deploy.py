@@ -85,14 +85,20 @@ def deploy(rt: Runtime, env_id: str, revision: int) -> str:
     """
     if not _should_run(rt, env_id, revision):
         return "skipped"
-    fencing = lease.acquire(rt.sessions, env_id, rt.owner)
+    seconds = lease_seconds(rt)
+    fencing = lease.acquire(rt.sessions, env_id, rt.owner, seconds=seconds)
     if fencing is None:
         raise LeaseBusy(env_id)
     try:
-        with lease.Heartbeat(rt.sessions, env_id, rt.owner, fencing) as heartbeat:
+        with lease.Heartbeat(rt.sessions, env_id, rt.owner, fencing, seconds=seconds) as heartbeat:
             return Execution(rt, env_id, revision, fencing, heartbeat).run()
     finally:
         lease.release(rt.sessions, env_id, rt.owner, fencing)
+
+
+def lease_seconds(rt: Runtime) -> float:
+    """How long an environment lease lasts unless renewed (CATALOG_LEASE_SECONDS)."""
+    return float(rt.settings.get("LEASE_SECONDS", lease.LEASE_SECONDS))
 
 
 def _should_run(rt: Runtime, env_id: str, revision: int) -> bool:

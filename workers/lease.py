@@ -23,7 +23,9 @@ class LeaseLost(Exception):
     """Another worker holds the environment now; stop touching it."""
 
 
-def acquire(sessions: sessionmaker[Session], env_id: str, owner: str) -> int | None:
+def acquire(
+    sessions: sessionmaker[Session], env_id: str, owner: str, *, seconds: float = LEASE_SECONDS
+) -> int | None:
     """The new fencing token, or None when another live holder has the lease."""
     with sessions() as session:
         if session.get(EnvironmentLease, env_id) is None:
@@ -44,7 +46,7 @@ def acquire(sessions: sessionmaker[Session], env_id: str, owner: str) -> int | N
             )
             .values(
                 owner=owner,
-                expires_at=now + timedelta(seconds=LEASE_SECONDS),
+                expires_at=now + timedelta(seconds=seconds),
                 fencing=EnvironmentLease.fencing + 1,
             )
             .returning(EnvironmentLease.fencing)
@@ -54,7 +56,14 @@ def acquire(sessions: sessionmaker[Session], env_id: str, owner: str) -> int | N
         return fencing
 
 
-def renew(sessions: sessionmaker[Session], env_id: str, owner: str, fencing: int) -> bool:
+def renew(
+    sessions: sessionmaker[Session],
+    env_id: str,
+    owner: str,
+    fencing: int,
+    *,
+    seconds: float = LEASE_SECONDS,
+) -> bool:
     with sessions() as session:
         result = session.execute(
             update(EnvironmentLease)
@@ -63,7 +72,7 @@ def renew(sessions: sessionmaker[Session], env_id: str, owner: str, fencing: int
                 EnvironmentLease.owner == owner,
                 EnvironmentLease.fencing == fencing,
             )
-            .values(expires_at=utcnow() + timedelta(seconds=LEASE_SECONDS))
+            .values(expires_at=utcnow() + timedelta(seconds=seconds))
         )
         session.commit()
         return result.rowcount == 1
@@ -86,8 +95,11 @@ def release(sessions: sessionmaker[Session], env_id: str, owner: str, fencing: i
 class Heartbeat:
     """Renews a held lease in the background; `lost` is set once a renewal fails."""
 
-    def __init__(self, sessions, env_id: str, owner: str, fencing: int) -> None:
+    def __init__(
+        self, sessions, env_id: str, owner: str, fencing: int, *, seconds: float = LEASE_SECONDS
+    ) -> None:
         self.args = (sessions, env_id, owner, fencing)
+        self.seconds = seconds
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{env_id[:8]}", daemon=True)
@@ -101,9 +113,9 @@ class Heartbeat:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(LEASE_SECONDS / 4):
+        while not self._stop.wait(self.seconds / 4):
             try:
-                held = renew(*self.args)
+                held = renew(*self.args, seconds=self.seconds)
             except Exception:  # the database is away: try again next beat
                 continue
             if not held:

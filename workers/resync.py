@@ -11,13 +11,17 @@ from catalog.models.common import utcnow
 from catalog.queue import DEPLOY_TASK, TEARDOWN_TASK, Publisher
 from workers.deploy import Runtime
 
-# A queued deployment younger than this is still on its way to a worker.
+# A queued deployment published more recently than this is still on its way to a worker
+# (the default of CATALOG_RESYNC_STALE_SECONDS).
 STALE_AFTER = timedelta(seconds=15)
 
 
 def republish_stale(rt: Runtime, celery) -> int:
     """Publish again what no worker is working on; duplicates are harmless (idempotent tasks)."""
     now = utcnow()
+    stale_after = timedelta(
+        seconds=rt.settings.get("RESYNC_STALE_SECONDS", STALE_AFTER.total_seconds())
+    )
     publisher = Publisher(celery)
     free_lease = or_(
         EnvironmentLease.environment_id.is_(None),
@@ -35,7 +39,7 @@ def republish_stale(rt: Runtime, celery) -> int:
                     Deployment.status.in_(("queued", "running")),
                     or_(
                         Deployment.published_at.is_(None),
-                        Deployment.published_at < now - STALE_AFTER,
+                        Deployment.published_at < now - stale_after,
                     ),
                     free_lease,
                 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from catalog.models import Environment
 from workers import lease
-from workers.deploy import Runtime
+from workers.deploy import Runtime, lease_seconds
 
 
 class TeardownBusy(Exception):
@@ -18,7 +18,7 @@ def delete_environment(rt: Runtime, env_id: str) -> str:
             return "gone"
         if environment.status != "deleting":
             return "skipped"
-    fencing = lease.acquire(rt.sessions, env_id, rt.owner)
+    fencing = lease.acquire(rt.sessions, env_id, rt.owner, seconds=lease_seconds(rt))
     if fencing is None:
         raise TeardownBusy(env_id)
     try:

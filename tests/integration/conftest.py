@@ -167,12 +167,17 @@ def worker_env(app, tmp_path) -> dict[str, str]:
 
 @pytest.fixture
 def start_worker(worker_env, tmp_path):
-    """start_worker(concurrency=1) -> a ready WorkerProcess; all are stopped afterwards."""
+    """start_worker(concurrency=1, beat=False) -> a ready WorkerProcess; all stopped afterwards.
+
+    `beat=True` runs the periodic resync in the worker (`catalogctl worker --beat`).
+    """
     started: list[WorkerProcess] = []
 
-    def start(concurrency: int = 1, *, wait: bool = True, **overrides: str) -> WorkerProcess:
+    def start(
+        concurrency: int = 1, *, wait: bool = True, beat: bool = False, **overrides: str
+    ) -> WorkerProcess:
         log = tmp_path / f"worker-{len(started)}.log"
-        worker = WorkerProcess({**worker_env, **overrides}, log, concurrency)
+        worker = WorkerProcess({**worker_env, **overrides}, log, concurrency, beat=beat)
         started.append(worker)
         return worker.wait_ready() if wait else worker
 

@@ -22,11 +22,16 @@ TEST_PORT_RANGE = "31000-31999"
 class WorkerProcess:
     """`catalogctl worker` as a real process; its log is kept for the failure message."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, concurrency: int = 1) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, concurrency: int = 1, *, beat: bool = False
+    ) -> None:
         self.log_path = log_path
         self.log = log_path.open("w")
+        command = [BIN / "catalogctl", "worker", f"--concurrency={concurrency}", "--loglevel=INFO"]
+        if beat:  # the embedded scheduler of the periodic resync
+            command.append("--beat")
         self.process = subprocess.Popen(
-            [BIN / "catalogctl", "worker", f"--concurrency={concurrency}", "--loglevel=INFO"],
+            command,
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
