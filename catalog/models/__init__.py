@@ -9,6 +9,7 @@ from catalog.models.deployment import (
     Deployment,
     DeploymentEvent,
     EnvironmentLease,
+    Task,
 )
 from catalog.models.environment import ENVIRONMENT_STATUSES, App, Environment, HostPort
 from catalog.models.package import Category, Package, PackageVersion, package_categories
@@ -31,6 +32,7 @@ __all__ = [
     "HostPort",
     "Package",
     "PackageVersion",
+    "Task",
     "Tenant",
     "Token",
     "package_categories",

@@ -105,5 +105,38 @@ class ContainerRecord(Base):
     restart_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     oom_killed: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # Epoch seconds of recent deaths (bounded), for backoff and crash-loop detection.
+    deaths: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
+    next_restart_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    log_bytes: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = created_column()
+
+
+TASK_STATUSES = ("queued", "running", "succeeded", "failed")
+
+
+class Task(Base):
+    """An action run on an app or one service: built-in (restart, stop, start) or the package's."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_env_created", "environment_id", "created_at"),)
+
+    id: Mapped[str] = id_column()
+    environment_id: Mapped[str] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"), nullable=False
+    )
+    app: Mapped[str] = mapped_column(String(63), nullable=False)
+    service: Mapped[str | None] = mapped_column(String(63))
+    action: Mapped[str] = mapped_column(String(63), nullable=False)
+    parameters: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default="queued", nullable=False)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    output: Mapped[str] = mapped_column(Text, default="", nullable=False)  # the tail
+    error: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = created_column()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
