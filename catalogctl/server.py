@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -70,7 +71,10 @@ def worker(concurrency: int, beat: bool, loglevel: str) -> None:
     from workers.celery_app import celery
 
     queue = celery.conf.task_default_queue
-    argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", queue]
+    # A node name of its own: two workers on one machine would otherwise both be celery@host
+    # and the second dies on the first one's exclusive remote-control queue.
+    argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", queue,
+            f"--hostname=catalog-{os.getpid()}@%h"]  # fmt: skip
     if beat:
         argv.append("--beat")
     celery.worker_main(argv)

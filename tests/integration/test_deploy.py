@@ -210,7 +210,9 @@ def env_events(deployer: Deployer, env: str, after: int = 0) -> list[dict]:
 
 
 def env_gone(deployer: Deployer, env: str) -> bool:
-    return deployer.call("GET", f"/environments/{env}", expect=(200, 404)).get("status") is None
+    response = deployer.client.get(f"/v1/environments/{env}", headers=deployer.headers)
+    assert response.status_code in (200, 404), response.get_json()
+    return response.status_code == 404
 
 
 @pytest.fixture
