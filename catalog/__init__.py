@@ -19,6 +19,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from catalog.api.context import close_session
     from catalog.api.docs import Api
     from catalog.api.inputs import refuse_unstorable_text
+    from catalog.auth import authenticate_request
     from catalog.db import make_engine, make_sessionmaker
     from catalog.errors import register_error_handlers
     from catalog.queue import Publisher, make_celery
@@ -52,6 +53,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         "publisher": Publisher(make_celery(app.config)),
     }
     app.teardown_appcontext(close_session)
+    # Authentication runs before any view parses its arguments (401 before 400).
+    app.before_request(authenticate_request)
     app.before_request(refuse_unstorable_text)
 
     @app.after_request

@@ -36,6 +36,15 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "LEASE_SECONDS": 20.0,  # an environment lease lasts this long unless renewed
         "TASK_QUEUE": "catalog",  # the broker queue workers consume
         "PUBLIC_HOST": "127.0.0.1",  # the host shown in app endpoints
+        # The tracker (`catalogctl tracker`): engine events, relists, restarts and repairs.
+        "CRASHLOOP_DEATHS": 5,  # deaths of one container within the window: crashloop
+        "CRASHLOOP_WINDOW_SECONDS": 60.0,
+        "RESTART_BACKOFF_SECONDS": 1.0,  # the first restart's delay; doubles with each death
+        "RESTART_BACKOFF_MAX_SECONDS": 30.0,
+        "TRACKER_QUEUE_SIZE": 1000,  # engine events waiting; when full: drop, then relist
+        "TRACKER_RELIST_SECONDS": 5.0,  # full comparison of records with the engine
+        "TRACKER_RECONNECT_MAX_SECONDS": 5.0,  # the cap of the reconnect backoff
+        "TRACKER_REPAIR_WORKERS": 4,  # environments repaired at once
     }
 
 
@@ -60,6 +69,14 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {
     "LEASE_SECONDS": float,
     "TASK_QUEUE": str,
     "PUBLIC_HOST": str,
+    "CRASHLOOP_DEATHS": int,
+    "CRASHLOOP_WINDOW_SECONDS": float,
+    "RESTART_BACKOFF_SECONDS": float,
+    "RESTART_BACKOFF_MAX_SECONDS": float,
+    "TRACKER_QUEUE_SIZE": int,
+    "TRACKER_RELIST_SECONDS": float,
+    "TRACKER_RECONNECT_MAX_SECONDS": float,
+    "TRACKER_REPAIR_WORKERS": int,
 }
 
 

@@ -7,7 +7,7 @@ import sys
 import click
 
 from catalogctl.package import package
-from catalogctl.server import admin, beat, db, serve, spec, worker
+from catalogctl.server import admin, beat, db, serve, spec, tracker, worker
 from packages.errors import PackageError
 
 
@@ -17,7 +17,7 @@ def cli() -> None:
     """Command-line client of the container application catalog."""
 
 
-for command in (package, serve, worker, beat, db, admin, spec):
+for command in (package, serve, worker, beat, tracker, db, admin, spec):
     cli.add_command(command)
 
 

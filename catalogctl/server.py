@@ -89,6 +89,20 @@ def beat(loglevel: str) -> None:
     celery.start(["beat", f"--loglevel={loglevel}"])
 
 
+@click.command("tracker")
+@click.option("--loglevel", default="INFO", show_default=True)
+def tracker(loglevel: str) -> None:
+    """Follow the Docker engine: keep container records and statuses true, restart, repair."""
+    import logging
+
+    from workers.tracker import main
+
+    logging.basicConfig(
+        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    main()
+
+
 @click.group("db")
 def db() -> None:
     """Database schema."""

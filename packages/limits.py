@@ -24,6 +24,15 @@ class Limits:
     max_yaml_depth: int = 32  # nesting of mappings and sequences
     max_yaml_aliases: int = 64  # alias nodes (*ref) in the manifest
     max_yaml_nodes: int = 50_000  # scalars, mappings and sequences in the manifest
+    # Bundled image tarballs (`docker save` output under images/), checked before loading.
+    max_image_members: int = 1024  # files and directories of one image tarball
+    max_image_layers: int = 127  # layers of one image: Docker's own limit
+    max_image_json_bytes: int = 1 * MiB  # manifest.json, and each image config
+    max_layer_members: int = 200_000  # entries of one layer
+    max_layer_unpacked_bytes: int = 2048 * MiB  # a gzip-compressed layer, decompressed
+    # Hard links inside layers (common in Debian and busybox root filesystems). Refused by
+    # default; when allowed, only to a regular file earlier in the same layer.
+    allow_layer_hardlinks: bool = False
 
 
 DEFAULT_LIMITS = Limits()

@@ -11,6 +11,7 @@ from typing import BinaryIO
 from packages.archive import PackageArchive, open_archive
 from packages.build import write_archive
 from packages.errors import ManifestError, PackageError
+from packages.images import check_bundled_images
 from packages.limits import DEFAULT_LIMITS, Limits
 from packages.manifest import Manifest, parse_manifest
 
@@ -63,6 +64,7 @@ def _load(stream: BinaryIO, limits: Limits) -> LoadedPackage:
             raise ManifestError(f"{MANIFEST} is missing at the archive's root", path=MANIFEST)
         manifest = parse_manifest(archive.read(MANIFEST), members=archive.names, limits=limits)
         _check_logo(archive)
+        check_bundled_images(archive, manifest.services, limits)
         return LoadedPackage(manifest, digest, size, archive.kind, tuple(archive.names))
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.models import ContainerRecord, Deployment, Environment
@@ -38,6 +38,7 @@ from workers.driver import (
     EngineError,
 )
 from workers.events import EventLog
+from workers.images import ensure_bundled_image
 from workers.parallel import run_in_waves
 from workers.planner import Plan, Step, Strategy, plan
 from workers.ports import PortsExhausted, allocate, parse_range, release_orphans
@@ -215,20 +216,7 @@ class Execution:
 
     def _converge(self, spec: dict, env_name: str, tenant_id: str) -> str:
         wanted_ports = published_ports(spec["apps"])
-        host_ports = allocate(
-            self.rt.sessions,
-            self.env_id,
-            wanted_ports,
-            parse_range(self.rt.settings["HOST_PORT_RANGE"]),
-        )
-        prepared = prepare(
-            spec,
-            env_name,
-            read_member=self._read_member,
-            image_id=self._image_id,
-            host_ports=host_ports,
-            runtime_defaults=self.rt.defaults,
-        )
+        prepared = self._prepare(spec, env_name, tenant_id)
         observed = self.rt.driver.observe(self.env_id)
         the_plan = plan(
             [p.desired() for p in prepared], observed, revision=self.revision, fencing=self.fencing
@@ -239,11 +227,49 @@ class Execution:
                              service=step.service)  # fmt: skip
             self.rt.driver.remove(step.container_id)
         self._ensure_network_and_volumes(spec, tenant_id)
+        self._verify_leftovers(prepared, the_plan, observed)
         self._start_all(prepared, the_plan, tenant_id)
         self._check_interrupted()
         self._teardown(the_plan.remove_after)
         release_orphans(self.rt.sessions, self.env_id, set(wanted_ports))
         return self._finish_succeeded()
+
+    def _prepare(self, spec: dict, env_name: str, tenant_id: str) -> list[Prepared]:
+        host_ports = allocate(
+            self.rt.sessions,
+            self.env_id,
+            published_ports(spec["apps"]),
+            parse_range(self.rt.settings["HOST_PORT_RANGE"]),
+        )
+        return prepare(
+            spec,
+            env_name,
+            read_member=self._read_member,
+            image_id=lambda image, app: self._image_id(image, app, tenant_id),
+            host_ports=host_ports,
+            runtime_defaults=self.rt.defaults,
+        )
+
+    def start_missing(self, spec: dict, env_name: str, tenant_id: str, missing: set) -> list[str]:
+        """The tracker's repair: create and start the containers of the `missing` (app, service,
+        replica) slots of this revision, dependencies first, each until ready; their ids.
+
+        Nothing is undone when one fails (the error propagates): what was created stays and
+        the tracker follows it like any other container (restarts, crash loop).
+        """
+        try:
+            prepared = [p for p in self._prepare(spec, env_name, tenant_id) if p.key in missing]
+            the_plan = plan(
+                [p.desired() for p in prepared], [], revision=self.revision, fencing=self.fencing
+            )
+            starts = tuple(replace(s, reason="recreated: it was missing") for s in the_plan.start)
+            self._ensure_network_and_volumes(spec, tenant_id)
+            self._start_all(prepared, replace(the_plan, start=starts), tenant_id)
+        finally:
+            for archive in self._archives.values():
+                archive.close()
+            self._archives.clear()
+        return list(self.created)
 
     def _save_plan(self, the_plan: Plan) -> None:
         steps = [
@@ -286,6 +312,24 @@ class Execution:
             raise NotReady(f"{key[0]}/{key[1]}: {error}")
         self._check_interrupted()
 
+    def _verify_leftovers(self, prepared: list[Prepared], the_plan: Plan, observed) -> None:
+        """Kept containers that a dead attempt at this revision started must prove ready too.
+
+        The planner keeps such a container when it runs with the wanted config, but its
+        worker died before it was checked ready; what depends on it starts only after.
+        """
+        by_key = {p.key: p for p in prepared}
+        leftovers = {
+            c.id: c.name
+            for c in observed
+            if c.revision == self.revision and c.fencing is not None and c.fencing < self.fencing
+        }
+        for step in the_plan.keep:
+            if step.container_id in leftovers:
+                item = by_key[(step.app, step.service, step.replica)]
+                self._await_ready(item, step.container_id, leftovers[step.container_id],
+                                  "left by an interrupted attempt")  # fmt: skip
+
     def _start_one(self, item: Prepared, step: Step, tenant_id: str) -> None:
         self._check_interrupted()
         if step.strategy is Strategy.STOP_FIRST and step.container_id:
@@ -294,27 +338,39 @@ class Execution:
             self.rt.driver.stop(step.container_id, timeout=STOP_TIMEOUT)
             with self._lock:
                 self.stopped.append(step.container_id)
-        container = self.rt.driver.create(self._params(item, tenant_id), item.files)
+        params = self._params(item, tenant_id)
+        if step.strategy is Strategy.START_BESIDE and step.container_id:
+            # Off the service's DNS name until ready: the old generation alone answers to it.
+            # (The engine makes a container's hostname a DNS alias too: it keeps its id's.)
+            params["networking_config"] = {network_name(self.env_id): {"Aliases": []}}
+            params["hostname"] = None
+        container = self.rt.driver.create(params, item.files)
         with self._lock:
             self.created.append(container.id)
         self.rt.driver.start(container.id)
+        self._await_ready(item, container.id, container.name, step.reason)
+
+    def _await_ready(self, item: Prepared, container_id: str, name: str, reason: str) -> None:
         try:
             took = wait_ready(
                 self.rt.driver,
-                container.id,
+                container_id,
                 item.rendered,
                 network_name(self.env_id),
                 min_running=self.rt.settings["MIN_RUNNING_SECONDS"],
                 interrupted=self._interrupted,
             )
         except NotReady as exc:
-            tail = self.rt.driver.logs_tail(container.id)
-            message = f"{container.name} failed: {exc}"
+            tail = self.rt.driver.logs_tail(container_id)
+            message = f"{name} failed: {exc}"
             if tail:
                 message += f"\nlast log lines:\n{tail}"
             self.events.emit(message, level="error", app=item.app, service=item.service)
             raise
-        self.events.emit(f"{container.name} ready in {took:.1f} s ({step.reason})",
+        # Ready: now it answers to the service's name too (beside the old one, until teardown).
+        self.rt.driver.join_as(container_id, network_name(self.env_id),
+                               [hostname(item.app, item.service)])  # fmt: skip
+        self.events.emit(f"{name} ready in {took:.1f} s ({reason})",
                          app=item.app, service=item.service)  # fmt: skip
 
     def _params(self, item: Prepared, tenant_id: str) -> dict:
@@ -346,23 +402,44 @@ class Execution:
     def _teardown(self, steps: tuple[Step, ...]) -> None:
         for step in steps:
             if step.container_id:
-                self.rt.driver.remove(step.container_id)
+                self.rt.driver.retire(step.container_id, network_name(self.env_id))
         if steps:
             self.events.emit(f"removed {len(steps)} old container(s)")
 
     # -- reading the snapshot's inputs ---------------------------------------------
 
+    def _archive(self, digest: str) -> PackageArchive:
+        """The package archive of `digest`, opened once per attempt; hold `_lock` to use it."""
+        archive = self._archives.get(digest)
+        if archive is None:
+            archive = self._archives[digest] = open_archive(self.rt.blob_path(digest))
+        return archive
+
     def _read_member(self, digest: str, member: str) -> bytes:
         with self._lock:
-            archive = self._archives.get(digest)
-            if archive is None:
-                archive = self._archives[digest] = open_archive(self.rt.blob_path(digest))
-            return archive.read(member)
+            return self._archive(digest).read(member)
 
-    def _image_id(self, image: Any) -> str:
-        if not isinstance(image, str):
-            raise PrepareError("images bundled in the package are not supported by this worker yet")
-        return self.rt.driver.image_id(image, pull=self.rt.settings["ALLOW_PULL"])
+    def _image_id(self, image: Any, app: Mapping[str, Any], tenant_id: str) -> str:
+        if isinstance(image, str):
+            return self.rt.driver.image_id(image, pull=self.rt.settings["ALLOW_PULL"])
+        return self._bundled_image_id(image, app, tenant_id)
+
+    def _bundled_image_id(self, image: Mapping[str, Any], app: Mapping[str, Any],
+                          tenant_id: str) -> str:  # fmt: skip
+        """Checked, loaded under a catalog-owned name (once per package digest), run by id."""
+        with self._lock:  # the archive is read while the engine loads it
+            result = ensure_bundled_image(
+                self.rt.driver.client,
+                tenant_id=tenant_id,
+                package=app["package"],
+                digest=app["digest"],
+                image=image,
+                open_member=self._archive(app["digest"]).open,
+            )
+        done = "loaded" if result.loaded else "already loaded"
+        self.events.emit(f"bundled image {image['bundled']} {done} as {result.name} "
+                         f"({result.image_id[:19]})", app=app["name"])  # fmt: skip
+        return result.image_id
 
     # -- interruption ------------------------------------------------------------------
 
@@ -398,7 +475,7 @@ class Execution:
         # Kept leftovers of an earlier attempt at this revision go too, never checked ready.
         ours = [c.id for c in self.rt.driver.observe(self.env_id) if c.revision == self.revision]
         for container_id in dict.fromkeys([*reversed(self.created), *ours]):
-            self.rt.driver.remove(container_id)
+            self.rt.driver.retire(container_id, network_name(self.env_id))
         for container_id in self.stopped:
             try:
                 self.rt.driver.start(container_id)
@@ -452,20 +529,30 @@ class Execution:
 
 
 def _replace_records(session: Session, env_id: str, observed) -> None:
-    """Container records mirror what the engine shows for the environment right now."""
-    session.execute(delete(ContainerRecord).where(ContainerRecord.environment_id == env_id))
+    """Container records mirror what the engine shows for the environment right now.
+
+    A container that stays keeps its record and what the tracker learnt of it (restarts,
+    deaths, exit code, OOM); the records of containers gone are dropped.
+    """
+    existing = {
+        record.id: record
+        for record in session.scalars(
+            select(ContainerRecord).where(ContainerRecord.environment_id == env_id)
+        )
+    }
+    kept: set[str] = set()
     for item in observed:
         if item.app is None or item.service is None:
             continue
-        session.add(
-            ContainerRecord(
-                id=item.id,
-                environment_id=env_id,
-                revision=item.revision or 0,
-                app=item.app,
-                service=item.service,
-                name=item.name,
-                config_hash=item.config_hash or "",
-                state="running" if item.running else "exited",
-            )
-        )
+        record = existing.get(item.id)
+        if record is None:
+            record = ContainerRecord(id=item.id, environment_id=env_id)
+            session.add(record)
+        record.revision = item.revision or 0
+        record.app, record.service, record.name = item.app, item.service, item.name
+        record.config_hash = item.config_hash or ""
+        record.state = "running" if item.running else "exited"
+        record.updated_at = utcnow()
+        kept.add(item.id)
+    for container_id in existing.keys() - kept:
+        session.delete(existing[container_id])

@@ -143,6 +143,33 @@ class Driver:
             if exc.status_code != 409:  # removal already in progress
                 raise
 
+    def join_as(self, container_id: str, network: str, aliases: list[str]) -> None:
+        """Reconnect a running container to `network` under `aliases` (its service's DNS name).
+
+        A container started beside the old generation joins its service's name only once
+        ready; before that, the name's round-robin would send requests to it.
+        """
+        info = self.inspect(container_id) or {}
+        endpoint = ((info.get("NetworkSettings") or {}).get("Networks") or {}).get(network) or {}
+        if set(aliases) <= set(endpoint.get("Aliases") or ()):
+            return  # joined already (created with its name, or joined by an earlier attempt)
+        try:
+            found = self.client.networks.get(network)
+            found.disconnect(container_id)
+            found.connect(container_id, aliases=aliases)
+        except APIError as exc:
+            raise EngineError(f"cannot attach {container_id[:12]} to {network}: {exc}") from None
+
+    def retire(self, container_id: str, network: str) -> None:
+        """Remove a serving container: off the network (and its DNS names) first, then killed.
+
+        Killed while still on the network, its address would stay in the service's name
+        until the engine cleans up, and requests resolving to it would be refused.
+        """
+        with contextlib.suppress(NotFound, APIError):
+            self.client.api.disconnect_container_from_network(container_id, network)
+        self.remove(container_id)
+
     def inspect(self, container_id: str) -> dict | None:
         try:
             return self.client.api.inspect_container(container_id)

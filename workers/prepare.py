@@ -90,14 +90,14 @@ def prepare(
     env_name: str,
     *,
     read_member: Callable[[str, str], bytes],
-    image_id: Callable[[Any], str],
+    image_id: Callable[[Any, Mapping[str, Any]], str],
     host_ports: Mapping[tuple[str, str, int, str], int],
     runtime_defaults: Any,
 ) -> list[Prepared]:
     """Every container of the snapshot, rendered with its bindings' outputs.
 
-    `read_member(digest, member)` reads a file of a package archive; `image_id(image)`
-    resolves a service's image to the engine's id.
+    `read_member(digest, member)` reads a file of a package archive; `image_id(image, app)`
+    resolves a service's image (of the app's snapshot entry) to the engine's id.
     """
     outputs: dict[str, dict[str, str]] = {}
     prepared: list[Prepared] = []
@@ -140,7 +140,7 @@ def _prepare_service(
         for path, member in sorted(service.get("files", {}).items())
     }
     try:
-        image = image_id(service["image"])
+        image = image_id(service["image"], app)
     except Exception as exc:
         raise PrepareError(f"{app['name']}/{name}: {exc}") from None
     ports = {

@@ -6,13 +6,11 @@ from flask_smorest import Blueprint
 
 from catalog.api.context import db, principal
 from catalog.api.docs import problems
-from catalog.auth import authenticate_request
 from catalog.schemas import tenants as schemas
 from catalog.services import tenants as service
 
 blp = Blueprint("tenants", __name__, description="Tenants and API tokens")
 # App-wide: every request is authenticated before any view parses its arguments.
-blp.before_app_request(authenticate_request)
 
 
 @blp.route("/tenants", methods=["POST"])

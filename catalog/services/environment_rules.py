@@ -323,8 +323,8 @@ def app_status(
 
     `deployed`: the app is part of the environment's current revision. `containers`: the
     tracker's records of the app's containers (Docker states, plus `crashloop` when the
-    tracker gave up restarting one); the worst of them wins. Without any record the status
-    follows the current revision's deployment.
+    tracker gave up restarting one and `missing` when the engine lost one); the worst of
+    them wins. Without any record the status follows the current revision's deployment.
     """
     if not deployed:
         return "pending"
@@ -334,8 +334,8 @@ def app_status(
     states = {c.state for c in observed}
     if "crashloop" in states:
         return "crashloop"
-    ended = [c for c in observed if c.state in ("exited", "dead")]
-    if any(c.exit_code or c.oom_killed or c.state == "dead" for c in ended):
+    ended = [c for c in observed if c.state in ("exited", "dead", "missing")]
+    if any(c.exit_code or c.oom_killed or c.state in ("dead", "missing") for c in ended):
         return "failed"
     if ended or "paused" in states:
         return "stopped"

@@ -21,6 +21,7 @@ from catalog.services.pagination import decode_cursor, encode_cursor
 from packages.archive import open_archive
 from packages.limits import Limits
 from packages.package import LOGO, load_package
+from packages.versions import version_key
 
 # Checks that refuse deleting a package in use; each returns a reason or None.
 # Environments register theirs, so this module needs to know nothing of them.
@@ -155,7 +156,10 @@ def publish(
                 name=manifest.name, tenant_id=principal.tenant_id, visibility=visibility
             )
             session.add(package)
-        _apply_manifest(package, manifest, chosen if categories is not None else None, logo_digest)
+        newest = package.latest_version is None or version_key(manifest.version) > version_key(
+            package.latest_version
+        )
+        _apply_manifest(package, manifest, chosen, logo_digest, newest=newest)
         version = PackageVersion(
             package=package,
             version=manifest.version,
@@ -188,15 +192,17 @@ def publish(
     return version
 
 
-def _apply_manifest(package, manifest, categories, logo_digest) -> None:
-    package.type = manifest.type
-    package.title = manifest.title or ""
-    package.description = manifest.description or ""
-    package.tags = list(manifest.tags or [])
+def _apply_manifest(package, manifest, categories, logo_digest, *, newest: bool) -> None:
+    """The package's summary follows its newest version; an older upload changes none of it."""
+    if newest:
+        package.type = manifest.type
+        package.title = manifest.title or ""
+        package.description = manifest.description or ""
+        package.tags = list(manifest.tags or [])
+        if logo_digest:
+            package.logo_digest = logo_digest
     if categories:
         package.categories = categories
-    if logo_digest:
-        package.logo_digest = logo_digest
     package.updated_at = utcnow()
 
 

@@ -182,6 +182,8 @@ def start_worker(worker_env, tmp_path):
         return worker.wait_ready() if wait else worker
 
     yield start
+    for worker in started:  # all at once: a warm shutdown takes a few seconds
+        worker.terminate()
     for worker in started:
         worker.stop()
 

@@ -54,9 +54,14 @@ class WorkerProcess:
             os.killpg(self.process.pid, sig)
             self.process.wait(timeout=30)
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
+        """Ask for a warm shutdown without waiting for it (stop() waits)."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.terminate()
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:

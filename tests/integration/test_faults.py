@@ -293,9 +293,16 @@ def test_a1_kill_9_mid_deploy_then_a_new_worker_converges_without_duplicates(
     assert deployment["status"] == "succeeded", deployment["events"]
     assert deployment["attempts"] == 2, deployment
     containers = assert_converged(deployer, docker_client, env, revision)
-    fencing = {int(c.labels["io.catalog.fencing"]) for c in containers}
-    assert fencing == {old_fencing + 1}, "the new worker's fencing token is higher"
-    assert started.id not in {c.id for c in containers}, "the dead attempt's container is gone"
+    # Every container the new worker created carries its higher token; a running leftover of
+    # the dead attempt with the wanted config may be kept, but only once it proved ready.
+    created = [c for c in containers if c.id not in {old.id for old in left}]
+    assert created, "the new worker started the rest of the revision"
+    assert {c.labels["io.catalog.fencing"] for c in created} == {str(old_fencing + 1)}
+    for kept in (c for c in containers if c.id in {old.id for old in left}):
+        assert kept.labels["io.catalog.fencing"] == str(old_fencing)
+        assert events(deployment, rf"{kept.name} ready in .*left by an interrupted attempt"), (
+            deployment["events"]
+        )
     # The second attempt began only once the dead worker's lease had expired.
     (second,) = events(deployment, r"started \(attempt 2\)")
     assert parse_time(second["time"]).timestamp() >= held.expires_at.timestamp() - 0.05
@@ -338,3 +345,186 @@ def test_a2_no_worker_the_deploy_waits_never_ready_then_a_worker_runs_it(
         assert time.monotonic() < deadline, f"not ready in 60 s: {deployment}"
         time.sleep(0.05)
     assert_converged(deployer, docker_client, env, revision)
+
+
+def stuck_package() -> bytes:
+    """`a` never listens (its healthcheck window is ~4 s); `b` depends on it and is fine."""
+    never = {
+        "image": "catalog-test/busybox:latest",
+        "command": ["sleep", "3600"],
+        "ports": [{"container": 8080}],
+        "healthcheck": {"tcp": {"port": 8080}, "interval": "1s", "timeout": "1s", "retries": 2},
+        "resources": {"memory": "32m", "cpus": 0.25, "pids": 64},
+    }
+    fine = {**never, "command": ["httpd", "-f", "-p", "8080"], "depends_on": ["a"]}
+    return package_bytes("org.acme.stuck", "1.0.0", services={"a": never, "b": fine})
+
+
+def test_a1_a_dead_attempts_unready_container_is_not_trusted_by_the_next_attempt(
+    app, deployer, docker_client, start_worker
+):
+    """Killed while `a` waits for its healthcheck: the retry must not keep `a` unverified."""
+    deployer.publish(stuck_package())
+    env = deployer.create_env("a1-stuck")
+    deployer.add_app("a1-stuck", "stuck", "org.acme.stuck")
+    first = start_worker(CATALOG_LEASE_SECONDS=FAST_LEASE)
+    revision = deployer.deploy("a1-stuck")
+    first_container(docker_client, env["id"], revision)
+    first.kill()
+
+    start_worker(CATALOG_LEASE_SECONDS=FAST_LEASE)
+    deployment = deployer.wait("a1-stuck", revision, seconds=60)
+
+    assert deployment["status"] == "failed", deployment
+    assert deployment["attempts"] == 2, deployment
+    assert events(deployment, r"failed: .*healthcheck|not ready"), deployment["events"]
+    view = deployer.environment("a1-stuck")
+    assert view["status"] == "deploy_failed", view
+    assert containers_of(docker_client, env["id"]) == [], "nothing of the failed revision stays"
+
+
+# -- A3 -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers_first", [True, False], ids=["workers-running", "workers-later"])
+def test_a3_two_deploys_10ms_apart_are_serialised_and_the_later_revision_wins(
+    deployer, docker_client, start_worker, workers_first
+):
+    """Two workers; the second request changes every container (`mark`).
+
+    workers-running: the first revision is usually taken at once, the second waits for the
+    lease. workers-later: both are queued when the workers start, so the first is superseded.
+    """
+    deployer.publish(chain_package())
+    env = chain_env(deployer, "a3", delay="0.3")
+    if workers_first:
+        start_worker()
+        start_worker()
+
+    began = time.monotonic()
+    first = deployer.deploy("a3")
+    deployer.call("PATCH", "/environments/a3/apps/chain",
+                  json={"parameters": {"delay": "0.3", "mark": "two"}})  # fmt: skip
+    second = deployer.deploy("a3")
+    gap = time.monotonic() - began
+    assert gap < 1.0, f"the two requests were {gap:.3f} s apart"
+
+    if not workers_first:
+        start_worker()
+        start_worker()
+    later = deployer.wait("a3", second, seconds=60)
+    earlier = deployer.wait("a3", first, seconds=10)
+
+    assert later["status"] == "succeeded", later["events"]
+    assert later["attempts"] == 1, later
+    assert earlier["status"] in ("succeeded", "cancelled"), earlier
+    if earlier["status"] == "cancelled":
+        assert earlier["error"] == f"superseded by revision {second}", earlier
+        assert earlier["attempts"] == 0, "a superseded revision never touches the engine"
+    else:  # serialised: the later one started only after the earlier one had finished
+        assert parse_time(earlier["finished_at"]) <= parse_time(later["started_at"])
+    if not workers_first:
+        assert earlier["status"] == "cancelled", earlier
+    assert_converged(deployer, docker_client, env, second, mark="two")
+
+
+# -- A4 -------------------------------------------------------------------------------
+
+
+def send_deploy(app, env_id: str, revision: int) -> str:
+    """Publish the deploy message again, as a redelivery would; the Celery task id."""
+    celery = app.extensions["catalog"]["publisher"].celery
+    return celery.send_task(DEPLOY_TASK, args=[env_id, revision]).id
+
+
+def test_a4_the_same_message_twice_the_second_run_creates_nothing(
+    app, deployer, docker_client, start_worker
+):
+    deployer.publish(chain_package())
+    env = chain_env(deployer, "a4", delay="1")
+    worker = start_worker(concurrency=2)  # a second pool process free to take the duplicate
+    revision = deployer.deploy("a4")
+
+    # Delivered again while the first delivery is running: it backs off on the lease.
+    first_container(docker_client, env["id"], revision)
+    while_running = send_deploy(app, env["id"], revision)
+    deployment = deployer.wait("a4", revision, seconds=60)
+    assert deployment["status"] == "succeeded", deployment["events"]
+    ids = {c.id for c in assert_converged(deployer, docker_client, env, revision)}
+    outcome = wait_for(lambda: task_outcome(worker, while_running), timeout=30,
+                       what="the duplicate delivered while running to finish")  # fmt: skip
+    assert outcome == "skipped"
+    assert re.search(rf"\[{while_running}\] retry: Retry in", worker.log_path.read_text()), (
+        "the duplicate arrived while the deploy ran and waited for the lease"
+    )
+
+    # Delivered again after the revision finished: skipped at once.
+    after_finish = send_deploy(app, env["id"], revision)
+    outcome = wait_for(lambda: task_outcome(worker, after_finish), timeout=30,
+                       what="the duplicate delivered after the end to finish")  # fmt: skip
+    assert outcome == "skipped"
+
+    assert {c.id for c in assert_converged(deployer, docker_client, env, revision)} == ids
+    deployment = deployer.deployment("a4", revision)
+    assert deployment["attempts"] == 1, deployment
+    assert len(events(deployment, r"started \(attempt")) == 1, deployment["events"]
+
+
+# -- A5 -------------------------------------------------------------------------------
+
+
+def worker_of(workers: list[WorkerProcess], owner: str) -> WorkerProcess:
+    """The worker whose process group holds a lease owner `host:pid:thread`."""
+    pgid = os.getpgid(int(owner.split(":")[1]))
+    (worker,) = [w for w in workers if w.process.pid == pgid]
+    return worker
+
+
+def test_a5_broker_connection_dropped_mid_deploy_never_two_workers_on_one_environment(
+    app, deployer, docker_client, start_worker, broker
+):
+    deployer.publish(chain_package())
+    env = chain_env(deployer, "a5", delay="1.5")
+    workers = [start_worker(CATALOG_LEASE_SECONDS=FAST_LEASE) for _ in range(2)]
+    revision = deployer.deploy("a5")
+
+    first_container(docker_client, env["id"], revision)
+    held = lease_row(app, env["id"])
+    active = worker_of(workers, held.owner)
+    (other,) = [w for w in workers if w is not active]
+    # The active worker loses its broker connection: RabbitMQ requeues the unacked message
+    # (late ack) and hands it to the other worker while the deploy still runs.
+    assert broker.close_connections_of(active) >= 1
+
+    seen_fencing: set[str] = set()
+    seen_leases: set[tuple[str, int]] = set()
+    deadline = time.monotonic() + 60
+    while deployer.deployment("a5", revision)["status"] in ("queued", "running"):
+        containers = containers_of(docker_client, env["id"])
+        assert_no_duplicates(containers)
+        seen_fencing |= {c.labels["io.catalog.fencing"] for c in containers}
+        row = lease_row(app, env["id"])
+        if row.owner is not None:
+            seen_leases.add((row.owner, row.fencing))
+        assert time.monotonic() < deadline, "the deploy did not finish in 60 s"
+        time.sleep(0.1)
+
+    print(deployer.deployment("a5", revision)); print(active.log_path.read_text()[-4000:]); print(other.log_path.read_text()[-3000:])
+    assert seen_fencing == {str(held.fencing)}, "containers of two lease holders"
+    assert seen_leases == {(held.owner, held.fencing)}, "the lease changed hands mid-deploy"
+    deployment = deployer.deployment("a5", revision)
+    assert deployment["status"] == "succeeded", deployment["events"]
+    assert deployment["attempts"] == 1, deployment
+    containers = assert_converged(deployer, docker_client, env, revision)
+    assert {c.labels["io.catalog.fencing"] for c in containers} == {str(held.fencing)}
+
+    # The redelivery reached the other worker, which backed off on the lease, and once the
+    # deploy was over some worker ran it to a no-op.
+    received = re.findall(rf"Task {re.escape(DEPLOY_TASK)}\[([0-9a-f-]+)\] received",
+                          other.log_path.read_text())  # fmt: skip
+    assert received, f"the other worker never got the redelivered message:\n{other.log_path}"
+    task_id = received[0]
+    assert re.search(rf"\[{task_id}\] retry: Retry in", other.log_path.read_text())
+    wait_for(lambda: "skipped" in {task_outcome(w, task_id) for w in workers}, timeout=30,
+             what="the redelivered message to end as a no-op")  # fmt: skip
+    assert {c.id for c in containers_of(docker_client, env["id"])} == {c.id for c in containers}

@@ -797,3 +797,14 @@ def test_one_audit_event_per_successful_change_and_none_for_refusals(client, app
         "org.acme.web@1.0.0",
         "org.acme.web",
     ]
+
+
+def test_an_older_upload_does_not_rewrite_the_package_summary(client, acme):
+    published(client, acme, version="2.0.0", title="New", description="new text", tags=["new"])
+    published(client, acme, version="1.5.0", title="Old", description="old text", tags=["old"])
+
+    shown = client.get("/v1/packages/org.acme.web", headers=acme.headers).get_json()
+
+    assert (shown["title"], shown["description"], shown["tags"]) == ("New", "new text", ["new"])
+    assert shown["latest_version"] == "2.0.0"
+    assert [v["version"] for v in shown["versions"]] == ["2.0.0", "1.5.0"]

@@ -284,6 +284,7 @@ class Seen:
         (True, "succeeded", [Seen(state="exited", exit_code=1), Seen()], "failed"),
         (True, "succeeded", [Seen(state="exited", exit_code=0, oom_killed=True)], "failed"),
         (True, "succeeded", [Seen(state="dead")], "failed"),
+        (True, "succeeded", [Seen(state="missing"), Seen()], "failed"),
         (True, "succeeded", [Seen(state="crashloop"), Seen(state="dead")], "crashloop"),
     ],
 )

@@ -1,0 +1,683 @@
+"""Benchmark (issue #4): deployments on the real engine, broker and database, as ratios.
+
+Targets, measured in one run:
+1. 10 services without healthchecks (one app whose package has 10 busybox services), from
+   `POST .../deployments` to `succeeded` (polled every 20 ms): at most 1.25x the SDK floor
+   (network + the same 10 containers, same create arguments, created and started with the
+   Docker SDK in parallel threads), and faster than `docker-compose up -d` of the equivalent
+   compose file.
+2. A failed upgrade of a 10-service environment (one service moves to a version whose tcp
+   healthcheck never passes, window 1.0 s) is fully rolled back - deployment `rolled_back`,
+   environment `deploy_failed`, the new container gone - within 2 s after the window ends
+   (window end = the engine's start event of the new container + the healthcheck window).
+3. 20 environments x 3 containers deployed at once by 2 worker processes (two
+   `catalogctl worker --concurrency 1`): all `succeeded`, no duplicates (checked on the
+   engine by labels), total time at most 1.5x the SDK floor for the same 60 containers
+   (20 networks, 60 containers created and started in parallel threads).
+
+Each measurement is repeated (--repeats, default 3, interleaved with its baselines) and the
+medians are compared. A service without healthcheck is ready once it has stayed running
+CATALOG_MIN_RUNNING_SECONDS; the workers get the value of --min-running (default: the
+catalog's default), which is printed with the results.
+
+The API (`catalogctl serve --workers 2`) runs on a free port against a fresh PostgreSQL
+database (dropped at the end) and RabbitMQ with its own queue (deleted at the end). Every
+container and network created is removed by label at the end, whatever happens.
+Set CATALOG_BENCH_DATABASE_URL / CATALOG_BENCH_BROKER_URL to use other servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import docker  # noqa: E402
+import psycopg2  # noqa: E402
+import requests  # noqa: E402
+import yaml  # noqa: E402
+from docker.models.containers import _create_container_args  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from catalog import config as catalog_config  # noqa: E402
+from packages.build import write_archive  # noqa: E402
+from packages.container import ContainerTarget, container_params, readiness_timeout  # noqa: E402
+
+MAINTENANCE_URL = os.environ.get(
+    "CATALOG_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+BROKER_URL = os.environ.get("CATALOG_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+IMAGE = "catalog-test/busybox:latest"
+BIN = Path(sys.executable).parent
+BENCH_LABEL = "io.catalog.bench"  # on every SDK and compose object of this run: the run tag
+RUN_LABEL = "io.catalog.bench-run"  # and the measurement it belongs to
+ENV_LABEL = "io.catalog.env"  # on every catalog object: the environment id
+
+TARGET_DEPLOY_RATIO = 1.25
+TARGET_ROLLBACK_SECONDS = 2.0
+TARGET_MANY_RATIO = 1.5
+POLL_SECONDS = 0.02
+WORKERS = 2  # worker processes, each `catalogctl worker --concurrency 1`
+ENVS, PER_ENV = 20, 3
+DONE = ("succeeded", "failed", "rolled_back", "cancelled")
+
+SERVICE = {
+    "image": IMAGE,
+    "command": ["sh", "-c", "exec sleep 3600"],
+    "resources": {"memory": "32m", "cpus": 0.25, "pids": 64},
+}
+# v1.1.0 of the upgrade package: s0 gets a tcp check nothing answers; window 0.5 + 0.5 = 1 s.
+FAILING_CHECK = {"tcp": {"port": 7}, "interval": "500ms", "timeout": "500ms", "retries": 1}
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def fmt(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
+# -- the stack: database, API, workers -------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Process:
+    """A child in its own session, its output in a log file; stopped by its process group."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self.log = log_path.open("w")
+        self.proc = subprocess.Popen(
+            argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.log.close()
+
+
+class Api:
+    def __init__(self, base: str, token: str) -> None:
+        self.base = base
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.local = threading.local()
+        self.env_ids: list[str] = []  # every environment created, for the final cleanup
+
+    @property
+    def session(self) -> requests.Session:
+        if not hasattr(self.local, "session"):
+            self.local.session = requests.Session()
+            self.local.session.headers.update(self.headers)
+        return self.local.session
+
+    def call(self, method: str, path: str, expect=(200, 201, 202, 204), **kw):
+        response = self.session.request(method, f"{self.base}{path}", timeout=30, **kw)
+        if response.status_code not in expect:
+            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")
+        return response.json() if response.content else None
+
+    def publish(self, data: bytes) -> None:
+        self.call("POST", "/packages", data=data, headers={"Content-Type": "application/gzip"})
+
+    def create_env(self, name: str) -> str:
+        env_id = self.call("POST", "/environments", json={"name": name})["id"]
+        self.env_ids.append(env_id)
+        return env_id
+
+    def add_app(self, env: str, name: str, package: str, version: str) -> None:
+        body = {"name": name, "package": package, "version": version}
+        self.call("POST", f"/environments/{env}/apps", json=body)
+
+    def deploy(self, env: str) -> int:
+        return self.call("POST", f"/environments/{env}/deployments")["revision"]
+
+    def deployment(self, env: str, revision: int) -> dict:
+        return self.call("GET", f"/environments/{env}/deployments/{revision}")
+
+    def environment(self, env: str) -> dict:
+        return self.call("GET", f"/environments/{env}")
+
+    def wait(self, env: str, revision: int, seconds: float = 120) -> tuple[dict, float]:
+        """Poll every 20 ms until the deployment finishes: (its JSON, perf_counter then)."""
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            deployment = self.deployment(env, revision)
+            if deployment["status"] in DONE:
+                return deployment, time.perf_counter()
+            time.sleep(POLL_SECONDS)
+        raise RuntimeError(f"revision {revision} of {env} unfinished after {seconds} s")
+
+    def delete_env(self, env: str, seconds: float = 120, *, request: bool = True) -> None:
+        """Delete (unless already requested) and wait until the worker has torn it down."""
+        if request:
+            self.call("DELETE", f"/environments/{env}")
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.session.get(f"{self.base}/environments/{env}", timeout=30).status_code == 404:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"environment {env} not deleted after {seconds} s")
+
+
+class Stack:
+    """Fresh database, the API on a free port, two workers on this run's own queue."""
+
+    def __init__(self, workdir: Path, min_running: float) -> None:
+        self.workdir = workdir
+        self.min_running = min_running
+        self.run_id = uuid.uuid4().hex[:8]
+        self.db_name = f"catalog_bench_deploy_{os.getpid()}_{self.run_id}"
+        self.queue = f"catalog-bench-{os.getpid()}-{self.run_id}"
+        self.processes: list[Process] = []
+        self.db_created = False
+
+    def start(self) -> Api:
+        admin = psycopg2.connect(MAINTENANCE_URL)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{self.db_name}"')
+        admin.close()
+        self.db_created = True
+        url = make_url(MAINTENANCE_URL).set(database=self.db_name)
+        env = {
+            **os.environ,
+            "CATALOG_DATABASE_URL": url.render_as_string(hide_password=False),
+            "CATALOG_BROKER_URL": BROKER_URL,
+            "CATALOG_TASK_QUEUE": self.queue,
+            "CATALOG_BLOB_DIR": str(self.workdir / "blobs"),
+            "CATALOG_HOME": str(self.workdir / "home"),
+            "CATALOG_HOST_PORT_RANGE": "33000-33999",
+            "CATALOG_MIN_RUNNING_SECONDS": str(self.min_running),
+            "CATALOG_LOG_LEVEL": "WARNING",
+        }
+        bootstrap = subprocess.run(
+            [BIN / "catalogctl", "admin", "bootstrap"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        token = bootstrap.stdout.strip().splitlines()[-1]
+        port = free_port()
+        self.processes.append(
+            Process(
+                [BIN / "catalogctl", "serve", "--workers", "2", "--port", str(port)],
+                env,
+                self.workdir / "api.log",
+            )
+        )
+        for i in range(WORKERS):
+            self.processes.append(
+                Process(
+                    [BIN / "catalogctl", "worker", "--concurrency", "1", "--loglevel", "INFO"],
+                    env,
+                    self.workdir / f"worker-{i}.log",
+                )
+            )
+        api = Api(f"http://127.0.0.1:{port}/v1", token)
+        deadline = time.monotonic() + 60
+        while True:
+            for process in self.processes:
+                if not process.alive():
+                    raise RuntimeError(f"{process.log_path.name} exited:\n{process.tail()}")
+            api_up = False
+            with contextlib.suppress(requests.RequestException):
+                api_up = requests.get(f"{api.base}/health", timeout=2).status_code == 200
+            workers_up = all(" ready." in p.log_path.read_text() for p in self.processes[1:])
+            if api_up and workers_up:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the API or the workers did not start within 60 s")
+            time.sleep(0.2)
+        return api
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop()
+        if self.db_created:
+            admin = psycopg2.connect(MAINTENANCE_URL)
+            admin.autocommit = True
+            with admin.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+            admin.close()
+        with contextlib.suppress(Exception):
+            from kombu import Connection
+
+            with Connection(BROKER_URL) as conn:
+                conn.default_channel.queue_delete(self.queue)
+
+
+# -- engine helpers --------------------------------------------------------------------------
+
+
+def remove_labelled(client: docker.DockerClient, label: str) -> None:
+    """Every container, then network, then volume carrying `label` (key=value)."""
+    selector = {"label": label}
+    for summary in client.api.containers(all=True, filters=selector):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            client.api.remove_container(summary["Id"], force=True, v=True)
+    for network in client.networks.list(filters=selector):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            network.remove()
+    for volume in client.volumes.list(filters=selector):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            volume.remove(force=True)
+
+
+def labels(tag: str, run: str) -> dict[str, str]:
+    return {BENCH_LABEL: tag, RUN_LABEL: run}
+
+
+def sdk_params(client, marks: dict, network: str, name: str, hostname: str) -> dict:
+    """Low-level create arguments from the catalog's own container policy: same limits."""
+    target = ContainerTarget(
+        name=name, hostname=hostname, image=IMAGE, network=network, labels=marks
+    )
+    kwargs = {k: v for k, v in container_params(SERVICE, target).items() if k != "detach"}
+    kwargs["version"] = client.api._version
+    return _create_container_args(kwargs)
+
+
+def sdk_floor(client, marks: dict, layout: dict[str, list[str]]) -> float:
+    """Seconds to create the networks, then create and start every container, all in threads.
+
+    `layout`: network name -> hostnames of its containers; `marks`: labels for all of them.
+    """
+    jobs = [
+        sdk_params(client, marks, net, f"{net}-{host}", host)
+        for net, hosts in layout.items()
+        for host in hosts
+    ]
+
+    def create_network(name: str) -> None:
+        client.api.create_network(name, driver="bridge", labels=marks)
+
+    def create_and_start(args: dict) -> None:
+        client.api.start(client.api.create_container(**args)["Id"])
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(len(layout)) as pool:
+        list(pool.map(create_network, layout))
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        list(pool.map(create_and_start, jobs))
+    took = time.perf_counter() - started
+    running = client.api.containers(filters={"label": f"{RUN_LABEL}={marks[RUN_LABEL]}"})
+    if len(running) != len(jobs):
+        raise RuntimeError(f"sdk floor: {len(running)} of {len(jobs)} containers running")
+    return took
+
+
+def compose_file(marks: dict, services: int) -> str:
+    """The compose equivalent of the 10-service package, with the same create arguments."""
+    target = ContainerTarget(name="x", hostname="x", image=IMAGE, network="x")
+    params = container_params(SERVICE, target)
+    log_config = params["log_config"]
+    service = {
+        "image": IMAGE,
+        "command": SERVICE["command"],
+        "mem_limit": params["mem_limit"],
+        "memswap_limit": params["memswap_limit"],
+        "cpus": params["nano_cpus"] / 1e9,
+        "pids_limit": params["pids_limit"],
+        "cap_drop": params["cap_drop"],
+        "cap_add": params["cap_add"],
+        "security_opt": params["security_opt"],
+        "logging": {"driver": log_config["type"], "options": log_config["config"]},
+        "restart": "no",
+        "labels": marks,
+        "networks": ["net"],
+    }
+    doc = {
+        "version": "2.4",
+        "services": {f"s{i}": {**service, "hostname": f"s{i}"} for i in range(services)},
+        "networks": {"net": {"labels": marks}},
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def compose_up(client, workdir: Path, marks: dict, services: int) -> float:
+    run = marks[RUN_LABEL]
+    path = workdir / f"compose-{run}.yaml"
+    path.write_text(compose_file(marks, services))
+    argv = ["docker-compose", "-p", f"bench{run}", "-f", str(path), "up", "-d"]
+    started = time.perf_counter()
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    took = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"docker-compose failed: {result.stderr[-2000:]}")
+    running = client.api.containers(filters={"label": f"{RUN_LABEL}={run}"})
+    if len(running) != services:
+        raise RuntimeError(f"docker-compose: {len(running)} of {services} containers running")
+    return took
+
+
+# -- packages --------------------------------------------------------------------------------
+
+
+def package(workdir: Path, name: str, version: str, services: dict[str, dict]) -> bytes:
+    directory = workdir / f"{name}-{version}"
+    directory.mkdir()
+    manifest = {
+        "format": "catalog/v1",
+        "name": name,
+        "version": version,
+        "type": "application",
+        "title": "Bench",
+        "description": "Busybox services that sleep",
+        "services": services,
+    }
+    (directory / "manifest.yaml").write_text(yaml.safe_dump(manifest))
+    buf = io.BytesIO()
+    write_archive(directory, buf)
+    return buf.getvalue()
+
+
+def sleepers(count: int) -> dict[str, dict]:
+    return {f"s{i}": dict(SERVICE) for i in range(count)}
+
+
+# -- scenarios -------------------------------------------------------------------------------
+
+
+def catalog_deploy(api: Api, client, name: str, package_name: str, containers: int) -> float:
+    env_id = api.create_env(name)
+    api.add_app(name, "app", package_name, "1.0.0")
+    started = time.perf_counter()
+    revision = api.deploy(name)
+    deployment, finished = api.wait(name, revision)
+    if deployment["status"] != "succeeded":
+        raise RuntimeError(f"{name}: {deployment['status']}: {deployment['error']}")
+    running = client.api.containers(filters={"label": f"{ENV_LABEL}={env_id}"})
+    if len(running) != containers or api.environment(name)["status"] != "ready":
+        raise RuntimeError(f"{name}: {len(running)} of {containers} containers running")
+    return finished - started
+
+
+def bench_deploy10(api, client, workdir: Path, tag: str, repeats: int) -> bool:
+    api.publish(package(workdir, "org.bench.ten", "1.0.0", sleepers(10)))
+    catalog, floor, compose = [], [], []
+    for rep in range(repeats):
+        order = ["catalog", "sdk", "compose"]
+        order = order[rep % 3 :] + order[: rep % 3]  # rotate, so no kind always goes first
+        for kind in order:
+            run = f"{tag}-{kind}-{rep}"
+            if kind == "catalog":
+                name = f"ten-{rep}"
+                catalog.append(catalog_deploy(api, client, name, "org.bench.ten", 10))
+                api.delete_env(name)
+                continue
+            try:
+                if kind == "sdk":
+                    layout = {f"bench-{run}": [f"s{i}" for i in range(10)]}
+                    floor.append(sdk_floor(client, labels(tag, run), layout))
+                else:
+                    compose.append(compose_up(client, workdir, labels(tag, run), 10))
+            finally:
+                remove_labelled(client, f"{RUN_LABEL}={run}")
+    ratio = median(catalog) / median(floor)
+    ok = ratio <= TARGET_DEPLOY_RATIO and median(catalog) < median(compose)
+    print(f"  catalog s: {fmt(catalog)}; sdk floor s: {fmt(floor)}; compose s: {fmt(compose)}")
+    print(
+        f"deploy 10 services: catalog {median(catalog):.2f} s, sdk floor {median(floor):.2f} s, "
+        f"ratio {ratio:.2f} (target <= {TARGET_DEPLOY_RATIO}); docker-compose "
+        f"{median(compose):.2f} s (catalog faster: {'yes' if median(catalog) < median(compose) else 'no'})"  # noqa: E501
+    )
+    return ok
+
+
+class EngineEvents:
+    """Container events of one environment, with the engine's timestamps (time.time scale)."""
+
+    def __init__(self, client, env_id: str) -> None:
+        since = int(time.time()) - 1
+        self.stream = client.events(
+            decode=True,
+            since=since,
+            filters={"type": "container", "label": f"{ENV_LABEL}={env_id}"},
+        )
+        self.items: list[dict] = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with contextlib.suppress(Exception):
+            for event in self.stream:
+                with self.lock:
+                    self.items.append(event)
+
+    def find(self, action: str, container_id: str | None = None) -> list[dict]:
+        with self.lock:
+            return [
+                e for e in self.items
+                if e.get("Action") == action and container_id in (None, e.get("id"))
+            ]  # fmt: skip
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def bench_rollback(api, client, workdir: Path, repeats: int) -> bool:
+    name = "upgrade"
+    api.publish(package(workdir, "org.bench.upgrade", "1.0.0", sleepers(10)))
+    failing = sleepers(10)
+    failing["s0"] = {**failing["s0"], "healthcheck": FAILING_CHECK}
+    api.publish(package(workdir, "org.bench.upgrade", "1.1.0", failing))
+    window = readiness_timeout(failing["s0"])
+    env_id = api.create_env(name)
+    api.add_app(name, "app", "org.bench.upgrade", "1.0.0")
+    deployment, _ = api.wait(name, api.deploy(name))
+    if deployment["status"] != "succeeded":
+        raise RuntimeError(f"the first revision failed: {deployment['error']}")
+    old = sorted(c["Id"] for c in client.api.containers(filters={"label": f"{ENV_LABEL}={env_id}"}))
+    api.call("PATCH", f"/environments/{name}/apps/app", json={"version": "1.1.0"})
+    latencies: list[float] = []
+    for _ in range(repeats):
+        events = EngineEvents(client, env_id)
+        try:
+            posted = time.time()
+            revision = api.deploy(name)
+            deployment, _ = api.wait(name, revision)
+            status_seen = time.time()
+            if deployment["status"] != "rolled_back":
+                raise RuntimeError(f"upgrade: {deployment['status']}, expected rolled_back")
+            if api.environment(name)["status"] != "deploy_failed":
+                raise RuntimeError("upgrade: the environment is not deploy_failed")
+            deadline = time.monotonic() + 30
+            while True:  # the engine's event for the new container's removal
+                starts = [e for e in events.find("start") if e["timeNano"] / 1e9 >= posted - 1]
+                new = [e["id"] for e in starts if e["id"] not in old]
+                gone = [events.find("destroy", cid) for cid in new]
+                if new and all(gone):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("upgrade: the new container was not removed")
+                time.sleep(0.05)
+        finally:
+            events.close()
+        window_end = max(e["timeNano"] for e in starts if e["id"] in new) / 1e9 + window
+        removed = max(g[0]["timeNano"] for g in gone) / 1e9
+        latencies.append(max(status_seen, removed) - window_end)
+        now = sorted(
+            c["Id"] for c in client.api.containers(filters={"label": f"{ENV_LABEL}={env_id}"})
+        )
+        if now != old:
+            raise RuntimeError("upgrade: the old containers did not all keep running")
+    api.delete_env(name)
+    ok = median(latencies) <= TARGET_ROLLBACK_SECONDS
+    print(f"  rolled back after window end, s: {fmt(latencies)} (window {window:.1f} s)")
+    print(
+        f"failed upgrade of 10 services: rolled back {median(latencies):.2f} s after the "
+        f"healthcheck window ended (target <= {TARGET_ROLLBACK_SECONDS:.1f} s): "
+        f"{'yes' if ok else 'no'}"
+    )
+    return ok
+
+
+def catalog_many(api, client, rep: int) -> float:
+    names = [f"many-{rep}-{i:02d}" for i in range(ENVS)]
+    ids = {}
+    for name in names:
+        ids[name] = api.create_env(name)
+        api.add_app(name, "app", "org.bench.three", "1.0.0")
+    started = time.perf_counter()
+    with ThreadPoolExecutor(ENVS) as pool:
+        revisions = dict(zip(names, pool.map(api.deploy, names), strict=True))
+    pending = list(names)
+    results: dict[str, dict] = {}
+    deadline = started + 300
+    finished = started
+    while pending:  # one request per tick, round robin over the unfinished ones
+        name = pending.pop(0)
+        deployment = api.deployment(name, revisions[name])
+        if deployment["status"] in DONE:
+            results[name] = deployment
+            finished = time.perf_counter()
+        else:
+            pending.append(name)
+            time.sleep(POLL_SECONDS)
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"many: {len(pending)} deployments unfinished after 300 s")
+    took = finished - started
+    # Cross-check with the workers' own finish times (same host clock).
+    last = max(datetime.fromisoformat(d["finished_at"]).timestamp() for d in results.values())
+    print(f"  rep {rep}: polled {took:.2f} s; last finished_at {last - time.time() + took:+.2f}")
+    failed = {n: d["status"] for n, d in results.items() if d["status"] != "succeeded"}
+    if failed:
+        raise RuntimeError(f"many: not all succeeded: {failed}")
+    total = 0
+    for name in names:
+        found = client.api.containers(all=True, filters={"label": f"{ENV_LABEL}={ids[name]}"})
+        slots = {(c["Labels"]["io.catalog.app"], c["Labels"]["io.catalog.service"],
+                  c["Labels"]["io.catalog.replica"]) for c in found}  # fmt: skip
+        if len(found) != PER_ENV or len(slots) != PER_ENV:
+            raise RuntimeError(f"many: {name} has {len(found)} containers, {len(slots)} slots")
+        if any(c["State"] != "running" for c in found):
+            raise RuntimeError(f"many: {name} has containers not running")
+        if api.environment(name)["status"] != "ready":
+            raise RuntimeError(f"many: {name} is not ready")
+        total += len(found)
+    if total != ENVS * PER_ENV:
+        raise RuntimeError(f"many: {total} containers")
+    for name in names:
+        api.call("DELETE", f"/environments/{name}")
+    for name in names:
+        api.delete_env(name, request=False)
+    return took
+
+
+def bench_many(api, client, workdir: Path, tag: str, repeats: int) -> bool:
+    api.publish(package(workdir, "org.bench.three", "1.0.0", sleepers(PER_ENV)))
+    catalog, floor = [], []
+    for rep in range(repeats):
+        order = ["catalog", "sdk"] if rep % 2 == 0 else ["sdk", "catalog"]
+        for kind in order:
+            if kind == "catalog":
+                catalog.append(catalog_many(api, client, rep))
+            else:
+                run = f"{tag}-many-{rep}"
+                layout = {
+                    f"bench-{run}-{e:02d}": [f"s{i}" for i in range(PER_ENV)] for e in range(ENVS)
+                }
+                try:
+                    floor.append(sdk_floor(client, labels(tag, run), layout))
+                finally:
+                    remove_labelled(client, f"{RUN_LABEL}={run}")
+    ratio = median(catalog) / median(floor)
+    ok = ratio <= TARGET_MANY_RATIO
+    print(f"  catalog s: {fmt(catalog)}; sdk floor s: {fmt(floor)}")
+    print(
+        f"deploy {ENVS} environments x {PER_ENV} containers with {WORKERS} workers: catalog "
+        f"{median(catalog):.2f} s, sdk floor {median(floor):.2f} s, ratio {ratio:.2f} "
+        f"(target <= {TARGET_MANY_RATIO}); all ready, no duplicates"
+    )
+    return ok
+
+
+def main() -> int:
+    default_min = catalog_config.defaults()["MIN_RUNNING_SECONDS"]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement")
+    parser.add_argument(
+        "--min-running",
+        type=float,
+        default=default_min,
+        help=f"CATALOG_MIN_RUNNING_SECONDS for the workers (default: the catalog's, {default_min})",
+    )
+    parser.add_argument("--only", choices=("deploy10", "rollback", "many"), action="append")
+    args = parser.parse_args()
+    only = args.only or ("deploy10", "rollback", "many")
+    client = docker.from_env()
+    client.images.get(IMAGE)
+    tag = uuid.uuid4().hex[:8]
+    results: dict[str, bool] = {}
+    api: Api | None = None
+    with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
+        workdir = Path(tmp)
+        stack = Stack(workdir, args.min_running)
+        try:
+            api = stack.start()
+            print(
+                f"settings: min running {args.min_running} s (catalog default {default_min} s); "
+                f"{WORKERS} x `catalogctl worker --concurrency 1`; DEPLOY_PARALLELISM "
+                f"{catalog_config.defaults()['DEPLOY_PARALLELISM']}; API `serve --workers 2`; "
+                f"{args.repeats} repeats, medians; load {os.getloadavg()[0]:.1f} "
+                f"on {os.cpu_count()} CPUs",
+                flush=True,
+            )
+            if "deploy10" in only:
+                results["deploy10"] = bench_deploy10(api, client, workdir, tag, args.repeats)
+            if "rollback" in only:
+                results["rollback"] = bench_rollback(api, client, workdir, args.repeats)
+            if "many" in only:
+                results["many"] = bench_many(api, client, workdir, tag, args.repeats)
+        finally:
+            stack.stop()
+            for env_id in api.env_ids if api else ():
+                remove_labelled(client, f"{ENV_LABEL}={env_id}")
+            remove_labelled(client, f"{BENCH_LABEL}={tag}")
+            client.close()
+    missed = [name for name, ok in results.items() if not ok]
+    if missed:
+        print(f"missed: {', '.join(missed)}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""Container records and environment statuses as the tracker keeps them true.
+
+Each record changes in its own short transaction holding the record's row lock while the
+engine is asked (inspect, start), so the event handler and a repair never interleave on one
+container. An environment's status is changed only from `ready`/`degraded` and only for its
+current revision (a conditional UPDATE), so a deploy or a deletion always wins.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from catalog.models import ContainerRecord, Deployment, Environment
+from catalog.models.common import utcnow
+from workers.deploy import Runtime
+from workers.driver import EngineError
+from workers.events import EventLog
+from workers.lifecycle import (
+    Change,
+    RestartPolicy,
+    Slot,
+    environment_verdict,
+    expected_slots,
+    mark_missing,
+    observe,
+    restart_due,
+)
+
+# Environments whose current revision the tracker keeps running and recorded. A failed deploy
+# rolled back (`deploy_failed`) leaves the previous revision serving: it is kept running too.
+TRACKED = ("ready", "degraded", "deploy_failed")
+# The statuses the tracker moves an environment between; every other one belongs to the
+# deploy, the teardown or the API.
+STATUS_OWNED = ("ready", "degraded")
+
+
+class Specs:
+    """The slots each (environment, revision) asks for; snapshots never change, so read once."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._slots: dict[tuple[str, int], frozenset[Slot]] = {}
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def slots(self, session: Session, env_id: str, revision: int) -> frozenset[Slot]:
+        key = (env_id, revision)
+        with self._lock:
+            found = self._slots.get(key)
+        if found is None:
+            spec = session.scalar(
+                select(Deployment.spec).where(
+                    Deployment.environment_id == env_id, Deployment.revision == revision
+                )
+            )
+            found = expected_slots(spec or {})
+            with self._lock:
+                if len(self._slots) >= self._limit:
+                    self._slots.clear()
+                self._slots[key] = found
+        return found
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A record after an observation: what the caller schedules next."""
+
+    env_id: str
+    state: str
+    next_restart_at: datetime | None
+    change: Change
+
+
+def settle(
+    rt: Runtime,
+    container_id: str,
+    policy: RestartPolicy,
+    *,
+    oom: bool = False,
+    may_restart: bool = False,
+) -> Settled | None:
+    """Record what the engine shows of one recorded container; start it again when due.
+
+    None when the container has no record in a tracked environment. Restarting
+    (`may_restart`) is for callers holding the environment's lease.
+    """
+    notes: list[str] = []
+    with rt.sessions() as session:
+        found = session.execute(
+            select(ContainerRecord, Environment.status, Environment.current_revision)
+            .join(Environment, Environment.id == ContainerRecord.environment_id)
+            .where(ContainerRecord.id == container_id)
+            .with_for_update(of=ContainerRecord)
+        ).first()
+        if found is None or found[1] not in TRACKED:
+            return None
+        record, _status, revision = found
+        had_oom = record.oom_killed
+        info = rt.driver.inspect(container_id)
+        if info is None:
+            change = Change()
+            if mark_missing(record):
+                notes.append(f"{record.name} is gone from the engine")
+        else:
+            change = observe(record, info, policy, oom=oom)
+            notes += _death_notes(record, change, policy, had_oom)
+            if may_restart and restart_due(record, utcnow()):
+                notes.append(_restart(rt, record, policy))
+        record.updated_at = utcnow()
+        settled = Settled(record.environment_id, record.state, record.next_restart_at, change)
+        app, service = record.app, record.service
+        session.commit()
+    events = EventLog(rt.sessions, settled.env_id, revision)
+    for note in notes:
+        events.emit(note, level="warning", app=app, service=service)
+    return settled
+
+
+def _death_notes(record, change: Change, policy: RestartPolicy, had_oom: bool) -> list[str]:
+    cause = f"exit code {record.exit_code}" + (", out of memory" if record.oom_killed else "")
+    if change.gave_up:
+        return [
+            f"{record.name} died {change.recent_deaths} times within {policy.window:g} s "
+            f"({cause}): crashloop, not restarted any more"
+        ]
+    if change.died:
+        delay = (record.next_restart_at - record.finished_at).total_seconds()
+        return [f"{record.name} died ({cause}); restarting in {delay:.1f} s"]
+    if record.oom_killed and not had_oom and record.state != "running":
+        return [f"{record.name} was killed: out of memory"]
+    return []
+
+
+def _restart(rt: Runtime, record: ContainerRecord, policy: RestartPolicy) -> str:
+    try:
+        rt.driver.start(record.id)
+    except EngineError as exc:
+        # Tried again after the longest backoff; a container that cannot start is not hot-looped.
+        record.next_restart_at = utcnow() + timedelta(seconds=policy.backoff_max)
+        return f"could not restart {record.name}: {exc}"
+    record.restart_count += 1
+    info = rt.driver.inspect(record.id)
+    if info is not None:
+        observe(record, info, policy)
+    return f"{record.name} restarted (restart {record.restart_count})"
+
+
+def forget_gone(rt: Runtime, container_id: str) -> str | None:
+    """The engine destroyed a recorded container: mark it missing; its environment's id."""
+    with rt.sessions() as session:
+        found = session.execute(
+            select(ContainerRecord, Environment.status, Environment.current_revision)
+            .join(Environment, Environment.id == ContainerRecord.environment_id)
+            .where(ContainerRecord.id == container_id)
+            .with_for_update(of=ContainerRecord)
+        ).first()
+        if found is None or found[1] not in TRACKED:
+            return None
+        record, _status, revision = found
+        news = mark_missing(record)
+        record.updated_at = utcnow()
+        env_id, name, app, service = record.environment_id, record.name, record.app, record.service
+        session.commit()
+    if news:
+        EventLog(rt.sessions, env_id, revision).emit(
+            f"{name} is gone from the engine", level="warning", app=app, service=service
+        )
+    return env_id
+
+
+def tracked_revision(session: Session, env_id: str) -> int | None:
+    """The current revision of a tracked environment, else None."""
+    found = session.execute(
+        select(Environment.status, Environment.current_revision).where(Environment.id == env_id)
+    ).first()
+    if found is None or found[0] not in TRACKED:
+        return None
+    return found[1]
+
+
+def refresh_status(rt: Runtime, env_id: str, specs: Specs) -> str | None:
+    """Set `ready` or `degraded` from the records; the status now (None: not the tracker's)."""
+    with rt.sessions() as session:
+        environment = session.get(Environment, env_id)
+        if environment is None or environment.status not in STATUS_OWNED:
+            return None
+        revision, before = environment.current_revision, environment.status
+        if revision is None:
+            return None
+        records = session.scalars(
+            select(ContainerRecord).where(ContainerRecord.environment_id == env_id)
+        ).all()
+        verdict = environment_verdict(specs.slots(session, env_id, revision), records)
+        if verdict.status is None or (
+            verdict.status == before and verdict.detail == environment.status_detail
+        ):
+            return before
+        changed = session.execute(
+            update(Environment)
+            .where(
+                Environment.id == env_id,
+                Environment.status.in_(STATUS_OWNED),
+                Environment.current_revision == revision,
+            )
+            .values(status=verdict.status, status_detail=verdict.detail)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        session.commit()
+    if changed and verdict.status != before:
+        message = (
+            f"environment degraded: {verdict.detail}"
+            if verdict.status == "degraded"
+            else "environment ready again: every app runs"
+        )
+        level = "warning" if verdict.status == "degraded" else "info"
+        EventLog(rt.sessions, env_id, revision).emit(message, level=level)
+    return verdict.status if changed else before

@@ -1,0 +1,397 @@
+"""The tracker (`catalogctl tracker`): keeps every container record and status true, and repairs.
+
+Process model, one tracker per engine:
+
+- A reader thread follows the engine's container events for the catalog's label
+  (`io.catalog.env`) and puts them on a bounded queue. When the queue is full the event is
+  dropped and a full relist is flagged instead. After any disconnect or engine restart it
+  reconnects with backoff, resubscribes with `since` = the last event's time, and flags a
+  relist: the engine keeps only a small buffer and nothing across its own restart.
+- The main thread handles events: each one only says "look at this container" (inspect,
+  then record state, health, exit code, OOM, deaths; then the environment's status). It
+  relists every TRACKER_RELIST_SECONDS and whenever flagged: every tracked environment's
+  records are compared with one listing of the engine. Events trigger work; the relist is
+  the truth.
+- A small pool repairs environments (workers/repair.py) under their lease: strays removed,
+  missing containers recreated, dead ones restarted once their backoff has passed. Timers
+  bring a repair back when a restart falls due. One repair per environment at a time.
+
+State transitions the tracker owns: container records of environments that are `ready`,
+`degraded` or `deploy_failed` (the revision that serves); the environment status between
+`ready` and `degraded`, never from or to any other status (`new`, `deploying`, `deleting`,
+`deploy_failed` and `delete_failed` belong to the API, the deploy and the teardown).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+import docker
+from sqlalchemy import select
+
+from catalog.models import ContainerRecord, Environment
+from catalog.models.common import utcnow
+from workers.deploy import Runtime
+from workers.driver import ENV_LABEL
+from workers.lifecycle import MISSING, RESTARTABLE, RestartPolicy, environment_verdict
+from workers.records import (
+    STATUS_OWNED,
+    TRACKED,
+    Settled,
+    Specs,
+    forget_gone,
+    refresh_status,
+    settle,
+    tracked_revision,
+)
+from workers.repair import repair
+
+log = logging.getLogger("catalog.tracker")
+
+EVENT_ACTIONS = ("start", "die", "oom", "kill", "health_status", "destroy", "restart", "stop")
+EVENT_FILTERS = {"type": "container", "label": [ENV_LABEL], "event": list(EVENT_ACTIONS)}
+TICK_SECONDS = 0.1  # how often timers are looked at when no event comes
+BUSY_RETRY_SECONDS = 1.0  # another holder has an environment's lease
+
+
+class EventReader(threading.Thread):
+    """Engine events -> a bounded queue; reconnects with backoff and resubscribes with `since`."""
+
+    def __init__(self, url: str, sink: queue.Queue, on_connect, max_delay: float) -> None:
+        super().__init__(name="engine-events", daemon=True)
+        self.url, self.sink, self.on_connect, self.max_delay = url, sink, on_connect, max_delay
+        self.since: str | None = None  # the last event's time, "seconds.nanoseconds"
+        self.connects = 0
+        self._dropped = 0
+        self._lock = threading.Lock()
+        self._stream: Any = None
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        delay = 0.2
+        while not self._stopping.is_set():
+            client = None
+            try:
+                client = docker.DockerClient(base_url=self.url) if self.url else docker.from_env()
+                self._stream = client.events(decode=True, filters=EVENT_FILTERS, since=self.since)
+                self.connects += 1
+                log.info("following engine events (connection %d, since %s)",
+                         self.connects, self.since or "now")  # fmt: skip
+                self.on_connect()
+                delay = 0.2
+                for event in self._stream:
+                    self._mark(event)
+                    try:
+                        self.sink.put_nowait(event)
+                    except queue.Full:
+                        with self._lock:
+                            self._dropped += 1
+                        self.on_connect()  # whatever the dropped event said, a relist finds
+                if not self._stopping.is_set():
+                    log.warning("the engine closed the event stream; reconnecting")
+            except Exception as exc:
+                if not self._stopping.is_set():
+                    log.warning("engine events unavailable (%s); retrying in %.1f s", exc, delay)
+            finally:
+                self._stream = None
+                if client is not None:
+                    client.close()
+            if self._stopping.wait(delay):
+                break
+            delay = min(delay * 2, self.max_delay)
+
+    def _mark(self, event: dict) -> None:
+        nanos = event.get("timeNano")
+        if isinstance(nanos, int):
+            self.since = f"{nanos // 1_000_000_000}.{nanos % 1_000_000_000:09d}"
+        elif isinstance(event.get("time"), int):
+            self.since = str(event["time"])
+
+    def take_dropped(self) -> int:
+        with self._lock:
+            dropped, self._dropped = self._dropped, 0
+        return dropped
+
+    def close(self) -> None:
+        self._stopping.set()
+        stream = self._stream
+        if stream is not None:
+            with contextlib.suppress(Exception):  # a stream the engine already dropped
+                stream.close()
+
+
+class Tracker:
+    def __init__(self, rt: Runtime, settings: dict[str, Any]) -> None:
+        self.rt = rt
+        self.policy = RestartPolicy.from_settings(settings)
+        self.specs = Specs()
+        self.relist_seconds = float(settings.get("TRACKER_RELIST_SECONDS", 5.0))
+        self.events: queue.Queue = queue.Queue(maxsize=max(1, settings["TRACKER_QUEUE_SIZE"]))
+        self._relist_needed = threading.Event()
+        self._stopping = threading.Event()
+        self.reader = EventReader(
+            settings.get("DOCKER_URL", ""),
+            self.events,
+            self._relist_needed.set,
+            float(settings.get("TRACKER_RECONNECT_MAX_SECONDS", 5.0)),
+        )
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, settings.get("TRACKER_REPAIR_WORKERS", 2)),
+            thread_name_prefix="repair",
+        )
+        self._lock = threading.Lock()
+        self._timers: dict[str, float] = {}  # env id -> monotonic time a repair is due
+        self._inflight: set[str] = set()
+        self._again: set[str] = set()
+        self._failures: dict[str, int] = defaultdict(int)  # failed repairs in a row
+        self._not_before: dict[str, float] = {}
+        self._relist_failing = False
+
+    # -- the main loop ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.reader.start()
+        next_relist = 0.0
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            if self._relist_needed.is_set() or now >= next_relist:
+                self._relist_needed.clear()
+                dropped = self.reader.take_dropped()
+                if dropped:
+                    log.warning("dropped %d engine event(s): the queue was full; relisting",
+                                dropped)  # fmt: skip
+                self._drain()
+                ok = self._guard("relist", self.relist)
+                next_relist = now + (self.relist_seconds if ok else min(self.relist_seconds, 1.0))
+            self._run_timers()
+            try:
+                event = self.events.get(timeout=TICK_SECONDS)
+            except queue.Empty:
+                continue
+            self._guard("event", self.handle, event)
+        self.reader.close()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        log.info("tracker stopped")
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.reader.close()
+
+    def _drain(self) -> None:
+        """Queued events add nothing to a relist that starts now."""
+        try:
+            while True:
+                self.events.get_nowait()
+        except queue.Empty:
+            pass
+
+    def _guard(self, what: str, func, *args) -> bool:
+        try:
+            func(*args)
+        except Exception as exc:
+            if what == "relist":
+                level = logging.DEBUG if self._relist_failing else logging.WARNING
+                self._relist_failing = True
+                log.log(level, "relist failed: %s", exc)
+            else:
+                log.warning("%s failed: %s", what, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            return False
+        if what == "relist" and self._relist_failing:
+            self._relist_failing = False
+            log.info("relist works again")
+        return True
+
+    # -- events ----------------------------------------------------------------------------
+
+    def handle(self, event: dict) -> None:
+        actor = event.get("Actor") or {}
+        container_id = actor.get("ID") or event.get("id")
+        env_id = (actor.get("Attributes") or {}).get(ENV_LABEL)
+        action = str(event.get("Action") or event.get("status") or "").split(":")[0]
+        if not container_id:
+            return
+        if action == "destroy":
+            found = forget_gone(self.rt, container_id)
+            if found is not None:
+                self.schedule(found, 0)
+                refresh_status(self.rt, found, self.specs)
+            elif env_id and self._tracked(env_id):
+                self.schedule(env_id, 0)
+            return
+        settled = settle(self.rt, container_id, self.policy, oom=action == "oom")
+        if settled is None:
+            # No record: a stray, or a container a repair is still creating (it records it).
+            if env_id and self._tracked(env_id):
+                self.schedule(env_id, 0)
+            return
+        self._follow(settled)
+        refresh_status(self.rt, settled.env_id, self.specs)
+
+    def _tracked(self, env_id: str) -> bool:
+        with self.rt.sessions() as session:
+            return tracked_revision(session, env_id) is not None
+
+    def _follow(self, settled: Settled) -> None:
+        if settled.state in RESTARTABLE:
+            self._schedule_at(settled.env_id, settled.next_restart_at)
+
+    def _schedule_at(self, env_id: str, when) -> None:
+        delay = 0.0 if when is None else (when - utcnow()).total_seconds()
+        self.schedule(env_id, max(0.0, delay))
+
+    # -- the relist ------------------------------------------------------------------------
+
+    def relist(self) -> None:
+        """Compare every tracked environment's records with one listing of the engine."""
+        engine: dict[str, dict[str, dict]] = defaultdict(dict)
+        for summary in self.rt.driver.client.api.containers(all=True, filters={"label": ENV_LABEL}):
+            engine[(summary.get("Labels") or {}).get(ENV_LABEL)][summary["Id"]] = summary
+        with self.rt.sessions() as session:
+            environments = session.execute(
+                select(
+                    Environment.id,
+                    Environment.status,
+                    Environment.status_detail,
+                    Environment.current_revision,
+                ).where(Environment.status.in_(TRACKED), Environment.current_revision.is_not(None))
+            ).all()
+            rows = session.scalars(
+                select(ContainerRecord)
+                .join(Environment, Environment.id == ContainerRecord.environment_id)
+                .where(Environment.status.in_(TRACKED))
+            ).all()
+            slots = {
+                e.id: self.specs.slots(session, e.id, e.current_revision) for e in environments
+            }
+        records = defaultdict(list)
+        for record in rows:
+            records[record.environment_id].append(record)
+        for env_id, status, detail, _revision in environments:
+            self._relist_one(env_id, status, detail, slots[env_id], records[env_id], engine[env_id])
+
+    def _relist_one(self, env_id, status, detail, slots, records, seen: dict[str, dict]) -> None:
+        repair_now, changed = False, False
+        for record in records:
+            summary = seen.get(record.id)
+            if summary is None:
+                repair_now = True
+                if record.state != MISSING:
+                    changed = forget_gone(self.rt, record.id) is not None or changed
+            elif _differs(record, summary):
+                settled = settle(self.rt, record.id, self.policy)
+                changed = True
+                if settled is not None:
+                    self._follow(settled)
+            elif record.state in RESTARTABLE:
+                self._schedule_at(env_id, record.next_restart_at)
+        covered = {(r.app, r.service) for r in records if r.state != MISSING}
+        if set(seen) - {r.id for r in records} or {(a, s) for a, s, _ in slots} - covered:
+            repair_now = True  # a stray, or a slot without a container
+        if repair_now:
+            self.schedule(env_id, 0)
+        if status in STATUS_OWNED:
+            verdict = environment_verdict(slots, records)
+            if changed or (verdict.status and (verdict.status, verdict.detail) != (status, detail)):
+                refresh_status(self.rt, env_id, self.specs)
+
+    # -- repairs ---------------------------------------------------------------------------
+
+    def schedule(self, env_id: str, delay: float) -> None:
+        due = time.monotonic() + delay
+        with self._lock:
+            due = max(due, self._not_before.get(env_id, 0.0))
+            if due < self._timers.get(env_id, float("inf")):
+                self._timers[env_id] = due
+
+    def _run_timers(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [env_id for env_id, at in self._timers.items() if at <= now]
+            for env_id in due:
+                del self._timers[env_id]
+                if env_id in self._inflight:
+                    self._again.add(env_id)  # runs once more when the current pass ends
+                else:
+                    self._inflight.add(env_id)
+                    self._pool.submit(self._repair, env_id)
+
+    def _repair(self, env_id: str) -> None:
+        retry: float | None = None
+        owner = f"tracker:{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        try:
+            outcome = repair(replace(self.rt, owner=owner), env_id, self.policy, self.specs)
+            if outcome.busy:
+                retry = BUSY_RETRY_SECONDS
+            elif outcome.next_due is not None:
+                retry = max(0.0, (outcome.next_due - utcnow()).total_seconds())
+            with self._lock:
+                self._failures.pop(env_id, None)
+                self._not_before.pop(env_id, None)
+        except Exception as exc:
+            with self._lock:
+                self._failures[env_id] += 1
+                retry = self.policy.delay(self._failures[env_id])
+                self._not_before[env_id] = time.monotonic() + retry
+            log.warning("repair of %s failed (%s); again in %.1f s", env_id, exc, retry,
+                        exc_info=log.isEnabledFor(logging.DEBUG))  # fmt: skip
+        finally:
+            with self._lock:
+                self._inflight.discard(env_id)
+                again = env_id in self._again
+                self._again.discard(env_id)
+            if again:
+                self.schedule(env_id, 0)
+            if retry is not None:
+                self.schedule(env_id, retry)
+
+
+def _health(status_text: str) -> str | None:
+    """The health the engine's one-line status shows: `Up 3 s (healthy)` -> healthy."""
+    for marker, health in (("(healthy)", "healthy"), ("(unhealthy)", "unhealthy"),
+                           ("(health: starting)", "starting")):  # fmt: skip
+        if marker in status_text:
+            return health
+    return None
+
+
+def _differs(record: ContainerRecord, summary: dict) -> bool:
+    """Whether the engine's listing contradicts a record (then it is inspected)."""
+    state = summary.get("State")
+    if record.state == "crashloop" and state in RESTARTABLE:
+        return False
+    if record.state != state:
+        return True
+    return state == "running" and record.health != _health(summary.get("Status") or "")
+
+
+def main() -> None:
+    """Run until SIGTERM or SIGINT; waits for the engine and the database when they are away."""
+    from workers.runtime import runtime
+
+    delay = 0.5
+    while True:
+        try:
+            rt = runtime()
+            break
+        except Exception as exc:
+            log.warning("waiting for the engine and the database: %s", exc)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    tracker = Tracker(rt, rt.settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: tracker.stop())
+    log.info("tracker started (relist every %.1f s, queue %d, crashloop after %d deaths in %g s)",
+             tracker.relist_seconds, tracker.events.maxsize, tracker.policy.deaths,
+             tracker.policy.window)  # fmt: skip
+    tracker.run()
