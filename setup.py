@@ -9,7 +9,12 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["catalog*", "packages*", "workers*", "catalogctl*"]),
     include_package_data=True,
-    package_data={"packages": ["schema/*.json", "scaffold/*", "scaffold/files/*"]},
+    package_data={
+        "packages": ["schema/*.json", "scaffold/*", "scaffold/files/*"],
+        # The migrations are a directory Alembic reads, not a package: listed so that a
+        # non-editable install (the Docker image) ships them.
+        "catalog": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"],
+    },
     install_requires=[
         "flask>=3.0,<4",
         "marshmallow>=3.20,<5",
@@ -30,6 +35,7 @@ setup(
         "Flask-Limiter>=3.8,<5",
         "gunicorn>=22,<28",
         "requests>=2.31,<3",
+        "rich>=13.7,<16",
     ],
     extras_require={
         "test": [

@@ -454,7 +454,7 @@ class CpuMeter:
             total,
         )
 
-    def report(self, label: str) -> None:
+    def report(self, label: str, requests: int) -> None:
         end = self._read()
         wall, server, postgres, client, busy, total = (
             b - a for a, b in zip(self.start, end, strict=True)
@@ -464,6 +464,11 @@ class CpuMeter:
             f"{label} context: {wall:.1f} s on {os.cpu_count()} cores, machine busy "
             f"{busy / max(total, 1e-9):.0%}; CPU seconds: server {server:.1f}, its postgres "
             f"backends {postgres:.1f}, bench client {client:.1f}, other processes {others:.1f}"
+        )
+        per = 1000 / max(requests, 1)
+        print(
+            f"{label} CPU per request: server {server * per:.2f} ms, postgres {postgres * per:.2f} "
+            f"ms, bench client {client * per:.2f} ms"
         )
         if others > OTHERS_WARNING * total:
             print(
@@ -814,7 +819,7 @@ def run_reads(port: int, data: Dataset, args, sampler, meter_for) -> bool:
     seconds = time.perf_counter() - measure_from
     print(f"== reads: {args.clients} clients, {seconds:.1f} s after {args.warmup:.0f} s warm-up")
     ok = report_reads(samples, seconds)
-    meter.report("reads")
+    meter.report("reads", len(samples))
     return ok
 
 
@@ -855,7 +860,7 @@ def run_uploads(port: int, data: Dataset, plans, args, sampler, meter_for) -> bo
     if errors:
         print(f"api uploads: {len(errors)} failed, first: {errors[0]} MISSED")
         ok = False
-    meter.report("uploads")
+    meter.report("uploads", len(latencies))
     return ok
 
 

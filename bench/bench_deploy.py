@@ -667,6 +667,10 @@ def main() -> int:
                 results["rollback"] = bench_rollback(api, client, workdir, args.repeats)
             if "many" in only:
                 results["many"] = bench_many(api, client, workdir, tag, args.repeats)
+        except Exception:
+            for process in stack.processes:  # what the API and workers said, for the diagnosis
+                print(f"-- {process.log_path.name} (tail)\n{process.tail()}", file=sys.stderr)
+            raise
         finally:
             stack.stop()
             for env_id in api.env_ids if api else ():

@@ -35,6 +35,8 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "RESYNC_STALE_SECONDS": 15.0,  # a published deployment younger than this is in flight
         "LEASE_SECONDS": 20.0,  # an environment lease lasts this long unless renewed
         "TASK_QUEUE": "catalog",  # the broker queue workers consume
+        "LOG_BUDGET_BYTES": 8 * 1024**3,  # container logs the engine host may hold in all
+        "LOG_SHARE_BYTES": 10 * 1024**2,  # each container's fixed share of that budget
         "PUBLIC_HOST": "127.0.0.1",  # the host shown in app endpoints
         # The tracker (`catalogctl tracker`): engine events, relists, restarts and repairs.
         "CRASHLOOP_DEATHS": 5,  # deaths of one container within the window: crashloop
@@ -44,7 +46,7 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "TRACKER_QUEUE_SIZE": 1000,  # engine events waiting; when full: drop, then relist
         "TRACKER_RELIST_SECONDS": 5.0,  # full comparison of records with the engine
         "TRACKER_RECONNECT_MAX_SECONDS": 5.0,  # the cap of the reconnect backoff
-        "TRACKER_REPAIR_WORKERS": 4,  # environments repaired at once
+        "TRACKER_REPAIR_WORKERS": 2,  # environments repaired at once
     }
 
 
@@ -68,6 +70,8 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {
     "RESYNC_STALE_SECONDS": float,
     "LEASE_SECONDS": float,
     "TASK_QUEUE": str,
+    "LOG_BUDGET_BYTES": int,
+    "LOG_SHARE_BYTES": int,
     "PUBLIC_HOST": str,
     "CRASHLOOP_DEATHS": int,
     "CRASHLOOP_WINDOW_SECONDS": float,

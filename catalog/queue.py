@@ -7,7 +7,9 @@ JSON only, publisher confirms and a bounded publish time. A message only says
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from typing import Any
 
 from celery import Celery
@@ -18,8 +20,11 @@ from catalog import config as catalog_config
 DEPLOY_TASK = "workers.tasks.deploy_environment"
 TEARDOWN_TASK = "workers.tasks.delete_environment"
 RESYNC_TASK = "workers.tasks.resync"
+ACTION_TASK = "workers.tasks.run_action"
 
 PUBLISH_TIMEOUT = 5.0  # seconds a publish may take before the API gives up
+
+log = logging.getLogger(__name__)
 
 
 def make_celery(settings: dict[str, Any] | None = None) -> Celery:
@@ -72,9 +77,32 @@ class Publisher:
         """True when the broker confirmed the message; False when it could not be reached.
 
         A False is never fatal: the periodic resync re-publishes what is still queued.
+        Bounded by PUBLISH_TIMEOUT in all: a broker that accepted the connection but
+        stopped answering (partition, resource alarm) would otherwise hold the caller
+        forever waiting for the confirm, and kombu's reconnect retries add up. A publish
+        that is confirmed after the deadline is only a duplicate for the idempotent task.
         """
-        try:
-            self.celery.send_task(name, args=list(args))
-        except (OperationalError, OSError, TimeoutError):
+        outcome: dict[str, BaseException | None] = {}
+
+        def publish() -> None:
+            try:
+                # Each blocking step is bounded too, so an abandoned attempt ends on its own.
+                self.celery.send_task(
+                    name, args=list(args), timeout=PUBLISH_TIMEOUT, confirm_timeout=PUBLISH_TIMEOUT
+                )
+                outcome["error"] = None
+            except BaseException as exc:  # handed to the caller's thread below
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=publish, name=f"publish-{name}", daemon=True)
+        thread.start()
+        thread.join(PUBLISH_TIMEOUT)
+        if "error" not in outcome:
+            log.warning("publishing %s took over %.0f s; left to the resync", name, PUBLISH_TIMEOUT)
             return False
+        error = outcome["error"]
+        if isinstance(error, OperationalError | OSError | TimeoutError):
+            return False
+        if error is not None:
+            raise error
         return True

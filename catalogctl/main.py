@@ -6,18 +6,51 @@ import sys
 
 import click
 
-from catalogctl.package import package
-from catalogctl.server import admin, beat, db, serve, spec, tracker, worker
+from catalogctl.commands.action import action
+from catalogctl.commands.admin import admin
+from catalogctl.commands.app import app
+from catalogctl.commands.category import category
+from catalogctl.commands.completion import completion
+from catalogctl.commands.deploy import deploy, deployment
+from catalogctl.commands.env import env
+from catalogctl.commands.events import events
+from catalogctl.commands.logs import logs
+from catalogctl.commands.package import package
+from catalogctl.commands.profile import login, profile
+from catalogctl.commands.up import up
+from catalogctl.context import api_options
+from catalogctl.server import beat, db, serve, spec, tracker, worker
 from packages.errors import PackageError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Sections(click.Group):
+    """Lists commands in the order they were added (a user's order), not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=Sections, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="container-catalog", prog_name="catalogctl")
+@api_options
 def cli() -> None:
-    """Command-line client of the container application catalog."""
+    """Command-line client of the container application catalog.
+
+    \b
+    Start here:   catalogctl up                  (or `make run` in a clone)
+    Then:         catalogctl package list
+                  catalogctl env create demo
+                  catalogctl app add demo web --package org.example.hello-web
+                  catalogctl deploy demo
+    Shell completion: eval "$(_CATALOGCTL_COMPLETE=bash_source catalogctl)"
+                  or `catalogctl completion bash|zsh|fish`.
+    """
 
 
-for command in (package, serve, worker, beat, tracker, db, admin, spec):
+for command in (
+    package, category, env, app, deploy, deployment, events, logs, action,
+    admin, login, profile, up, serve, worker, beat, tracker, db, spec, completion,
+):  # fmt: skip
     cli.add_command(command)
 
 

@@ -18,12 +18,21 @@ import click
 )
 @click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
 @click.option(
+    "--graceful-timeout",
+    default=30,
+    show_default=True,
+    type=int,
+    help="Seconds requests in flight get to finish at shutdown (event streams are then cut).",
+)
+@click.option(
     "--migrate/--no-migrate",
     default=True,
     show_default=True,
     help="Apply database migrations before starting.",
 )
-def serve(host: str, port: int, workers: int, threads: int, migrate: bool) -> None:
+def serve(
+    host: str, port: int, workers: int, threads: int, graceful_timeout: int, migrate: bool
+) -> None:
     """Run the HTTP API under gunicorn."""
     from gunicorn.app.base import BaseApplication
 
@@ -40,6 +49,7 @@ def serve(host: str, port: int, workers: int, threads: int, migrate: bool) -> No
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
             self.cfg.set("worker_class", "gthread")
+            self.cfg.set("graceful_timeout", graceful_timeout)
             self.cfg.set("accesslog", "-")
 
         def load(self):
@@ -76,8 +86,15 @@ def worker(concurrency: int, beat: bool, loglevel: str) -> None:
     argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", queue,
             f"--hostname=catalog-{os.getpid()}@%h"]  # fmt: skip
     if beat:
+        _schedule_directory(celery)
         argv.append("--beat")
     celery.worker_main(argv)
+
+
+def _schedule_directory(celery) -> None:
+    """Create CATALOG_HOME for beat's schedule file: without it the embedded beat dies at
+    start (a logged traceback) while the worker runs on with no resync at all."""
+    Path(celery.conf.beat_schedule_filename).parent.mkdir(parents=True, exist_ok=True)
 
 
 @click.command("beat")
@@ -86,6 +103,7 @@ def beat(loglevel: str) -> None:
     """Run the scheduler of the periodic resync (one per installation)."""
     from workers.celery_app import celery
 
+    _schedule_directory(celery)
     celery.start(["beat", f"--loglevel={loglevel}"])
 
 
@@ -122,12 +140,15 @@ def db_upgrade(revision: str) -> None:
 
 @click.group("admin")
 def admin() -> None:
-    """Administration on this machine's configured database."""
+    """Administration: tenants, tokens, health, metrics; and the first token (bootstrap)."""
 
 
 @admin.command("bootstrap")
-def admin_bootstrap() -> None:
-    """Create the first admin token and print it once."""
+@click.option(
+    "--description", default="bootstrap", show_default=True, help="Who or what uses the token."
+)
+def admin_bootstrap(description: str) -> None:
+    """Create an admin token in this machine's database (CATALOG_DATABASE_URL); print it once."""
     from catalog import config
     from catalog.db import make_engine, make_sessionmaker
     from catalog.migrate import upgrade
@@ -138,7 +159,7 @@ def admin_bootstrap() -> None:
     engine = make_engine(url)
     try:
         with make_sessionmaker(engine)() as session:
-            secret = bootstrap_admin(session)
+            secret = bootstrap_admin(session, description)
     finally:
         engine.dispose()
     click.echo(secret)

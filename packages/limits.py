@@ -32,7 +32,7 @@ class Limits:
     max_layer_unpacked_bytes: int = 2048 * MiB  # a gzip-compressed layer, decompressed
     # Hard links inside layers (common in Debian and busybox root filesystems). Refused by
     # default; when allowed, only to a regular file earlier in the same layer.
-    allow_layer_hardlinks: bool = False
+    allow_layer_hardlinks: bool = True
 
 
 DEFAULT_LIMITS = Limits()

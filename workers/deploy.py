@@ -49,10 +49,17 @@ log = logging.getLogger(__name__)
 
 CANCEL_POLL_SECONDS = 0.5
 STOP_TIMEOUT = 3  # seconds an old container gets to stop before it is killed
+# Containers of one deployment waiting to prove ready at once. The engine work (stop,
+# create, start) is bounded by DEPLOY_PARALLELISM; a wait holds no engine slot.
+MAX_WAITING = 64
 
 
 class LeaseBusy(Exception):
     """Another worker holds the environment; try again shortly."""
+
+
+class _Abandoned(Exception):
+    """Another container of this attempt failed: stop starting and waiting, it is undone."""
 
 
 @dataclass
@@ -151,6 +158,8 @@ class Execution:
         self.stopped: list[str] = []  # old containers stopped first (published ports)
         self._archives: dict[str, PackageArchive] = {}
         self._lock = threading.Lock()
+        self._engine_slots = threading.BoundedSemaphore(rt.settings["DEPLOY_PARALLELISM"])
+        self._abandoned = threading.Event()  # set at the first failed start
         self._cancel_checked = 0.0
         self._cancel_reason: str | None = None
 
@@ -161,6 +170,7 @@ class Execution:
         if started is None:
             return "skipped"
         spec, env_name, tenant_id, had_revision = started
+        self.log_share = spec.get("log_share") or self.rt.settings["LOG_SHARE_BYTES"]
         try:
             status = self._converge(spec, env_name, tenant_id)
         except lease.LeaseLost as exc:
@@ -257,6 +267,7 @@ class Execution:
         Nothing is undone when one fails (the error propagates): what was created stays and
         the tracker follows it like any other container (restarts, crash loop).
         """
+        self.log_share = spec.get("log_share") or self.rt.settings["LOG_SHARE_BYTES"]
         try:
             prepared = [p for p in self._prepare(spec, env_name, tenant_id) if p.key in missing]
             the_plan = plan(
@@ -299,14 +310,18 @@ class Execution:
         steps = {(s.app, s.service, s.replica): s for s in the_plan.start}
         if not steps:
             return
+        parallelism = self.rt.settings["DEPLOY_PARALLELISM"]
         outcome = run_in_waves(
             the_plan.start_dependencies(),
             lambda key: self._start_one(by_key[key], steps[key], tenant_id),
-            max_workers=self.rt.settings["DEPLOY_PARALLELISM"],
+            # Every independent container starts before any waits: a readiness window
+            # (MIN_RUNNING_SECONDS or the healthcheck's) holds a thread, not an engine slot.
+            max_workers=max(parallelism, min(len(steps), MAX_WAITING)),
             cancelled=lambda: self._interrupted() is not None,
         )
-        if outcome.failed:
-            key, error = sorted(outcome.failed.items())[0]
+        failed = {k: e for k, e in outcome.failed.items() if not isinstance(e, _Abandoned)}
+        if failed:
+            key, error = sorted(failed.items())[0]
             if isinstance(error, Interrupted | lease.LeaseLost):
                 raise error
             raise NotReady(f"{key[0]}/{key[1]}: {error}")
@@ -331,6 +346,23 @@ class Execution:
                                   "left by an interrupted attempt")  # fmt: skip
 
     def _start_one(self, item: Prepared, step: Step, tenant_id: str) -> None:
+        try:
+            with self._engine_slots:
+                if self._abandoned.is_set():
+                    raise _Abandoned()
+                container = self._launch(item, step, tenant_id)
+            self._await_ready(item, container.id, container.name, step.reason, self._still_wanted)
+        except BaseException:
+            self._abandoned.set()
+            raise
+
+    def _still_wanted(self) -> str | None:
+        if self._abandoned.is_set():
+            raise _Abandoned()
+        return self._interrupted()
+
+    def _launch(self, item: Prepared, step: Step, tenant_id: str):
+        """Stop the old container first if need be, then create and start the new one."""
         self._check_interrupted()
         if step.strategy is Strategy.STOP_FIRST and step.container_id:
             self.events.emit("stopping the old container first (published port)",
@@ -348,9 +380,11 @@ class Execution:
         with self._lock:
             self.created.append(container.id)
         self.rt.driver.start(container.id)
-        self._await_ready(item, container.id, container.name, step.reason)
+        return container
 
-    def _await_ready(self, item: Prepared, container_id: str, name: str, reason: str) -> None:
+    def _await_ready(
+        self, item: Prepared, container_id: str, name: str, reason: str, interrupted=None
+    ) -> None:
         try:
             took = wait_ready(
                 self.rt.driver,
@@ -358,7 +392,7 @@ class Execution:
                 item.rendered,
                 network_name(self.env_id),
                 min_running=self.rt.settings["MIN_RUNNING_SECONDS"],
-                interrupted=self._interrupted,
+                interrupted=interrupted or self._interrupted,
             )
         except NotReady as exc:
             tail = self.rt.driver.logs_tail(container_id)
@@ -396,6 +430,7 @@ class Execution:
             labels=labels,
             volumes=volumes,
             host_ports=item.host_ports,
+            log_max_bytes=self.log_share,
         )
         return container_params(item.rendered, target, self.rt.defaults)
 
@@ -495,7 +530,7 @@ class Execution:
             deployment.status, deployment.finished_at, deployment.error = "succeeded", utcnow(), ""
             environment.current_revision = self.revision
             environment.status, environment.status_detail = "ready", ""
-            _replace_records(session, self.env_id, records)
+            _replace_records(session, self.env_id, records, self.log_share)
             session.commit()
         self.events.emit(f"revision {self.revision} is ready")
         return "succeeded"
@@ -528,7 +563,7 @@ class Execution:
             session.commit()
 
 
-def _replace_records(session: Session, env_id: str, observed) -> None:
+def _replace_records(session: Session, env_id: str, observed, log_share: int) -> None:
     """Container records mirror what the engine shows for the environment right now.
 
     A container that stays keeps its record and what the tracker learnt of it (restarts,
@@ -552,6 +587,7 @@ def _replace_records(session: Session, env_id: str, observed) -> None:
         record.app, record.service, record.name = item.app, item.service, item.name
         record.config_hash = item.config_hash or ""
         record.state = "running" if item.running else "exited"
+        record.log_bytes = log_share
         record.updated_at = utcnow()
         kept.add(item.id)
     for container_id in existing.keys() - kept:

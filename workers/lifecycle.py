@@ -21,6 +21,9 @@ Slot = tuple[str, str, int]
 # Record states the tracker writes besides the engine's own (created, running, exited, ...).
 CRASHLOOP = "crashloop"  # died too often: not restarted until a deploy or an action
 MISSING = "missing"  # the engine no longer has the container; the repair recreates the slot
+STOPPED = "stopped"  # stopped by a user's action (workers/actions.py): left down, no death
+# Kept while the container is down: only a new run (running again) ends them.
+STICKY = frozenset({CRASHLOOP, STOPPED})
 
 # Engine states in which the tracker starts the container again (after its backoff).
 RESTARTABLE = frozenset({"created", "exited", "dead"})
@@ -131,11 +134,11 @@ def observe(
     record.exit_code = state.get("ExitCode")
     change = Change()
     died = finished is not None and (started is None or finished >= started)
-    if died and not _counted(record.deaths, finished):
+    if died and record.state != STOPPED and not _counted(record.deaths, finished):
         change = _count_death(record, finished, policy)
-    if record.state == CRASHLOOP or change.gave_up:
+    if change.gave_up:
         record.state = CRASHLOOP
-    else:
+    elif record.state not in STICKY:
         record.state = status
     if died:
         record.finished_at = finished

@@ -88,11 +88,14 @@ def wait_ready(
     min_running: float,
     interrupted: Callable[[], str | None] = lambda: None,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> float:
     """Block until ready; returns the seconds it took. NotReady or Interrupted otherwise."""
     check = service.get("healthcheck")
+    if check is None:
+        return _wait_running(driver, container_id, min_running, interrupted, clock, sleep)
     started = clock()
-    window = readiness_timeout(service) if check else min_running
+    window = readiness_timeout(service)
     deadline = started + window
     while True:
         reason = interrupted()
@@ -105,15 +108,47 @@ def wait_ready(
         if problem:
             raise NotReady(problem)
         now = clock()
-        if check is None:
-            if now - started >= min_running:
-                return now - started
-        else:
-            healthy = _probe(check, info, network)
-            if healthy:
-                return now - started
-            if healthy is False:
-                raise NotReady("the healthcheck reported unhealthy")
+        healthy = _probe(check, info, network)
+        if healthy:
+            return now - started
+        if healthy is False:
+            raise NotReady("the healthcheck reported unhealthy")
         if now >= deadline:
             raise NotReady(f"not ready within {window:.1f} s (healthcheck window)")
-        time.sleep(POLL_SECONDS)
+        sleep(min(POLL_SECONDS, max(deadline - clock(), 0.0)))
+
+
+def _wait_running(driver, container_id, min_running, interrupted, clock, sleep) -> float:
+    """Ready once the same run of the container has lasted `min_running` seconds.
+
+    Two inspects instead of polling: one now (an early exit fails at once), one when the
+    window ends, which must find it running with the same start time (no exit and restart
+    in between; the engine restarts nothing itself). Cancel and lease loss are still
+    noticed within POLL_SECONDS while waiting.
+    """
+    started = clock()
+    first = _running_state(driver, container_id)
+    deadline = started + min_running
+    while (left := deadline - clock()) > 0:
+        reason = interrupted()
+        if reason:
+            raise Interrupted(reason)
+        sleep(min(POLL_SECONDS, left))
+    reason = interrupted()
+    if reason:
+        raise Interrupted(reason)
+    last = _running_state(driver, container_id)
+    if last.get("StartedAt") != first.get("StartedAt"):
+        raise NotReady("the container exited and was restarted within its minimum running time")
+    return clock() - started
+
+
+def _running_state(driver: Driver, container_id: str) -> Mapping[str, Any]:
+    info = driver.inspect(container_id)
+    if info is None:
+        raise NotReady("the container disappeared")
+    state = info.get("State") or {}
+    problem = _state_problem(state)
+    if problem:
+        raise NotReady(problem)
+    return state

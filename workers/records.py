@@ -183,34 +183,45 @@ def tracked_revision(session: Session, env_id: str) -> int | None:
 
 
 def refresh_status(rt: Runtime, env_id: str, specs: Specs) -> str | None:
-    """Set `ready` or `degraded` from the records; the status now (None: not the tracker's)."""
-    with rt.sessions() as session:
-        environment = session.get(Environment, env_id)
-        if environment is None or environment.status not in STATUS_OWNED:
-            return None
-        revision, before = environment.current_revision, environment.status
-        if revision is None:
-            return None
-        records = session.scalars(
-            select(ContainerRecord).where(ContainerRecord.environment_id == env_id)
-        ).all()
-        verdict = environment_verdict(specs.slots(session, env_id, revision), records)
-        if verdict.status is None or (
-            verdict.status == before and verdict.detail == environment.status_detail
-        ):
-            return before
-        changed = session.execute(
-            update(Environment)
-            .where(
-                Environment.id == env_id,
-                Environment.status.in_(STATUS_OWNED),
-                Environment.current_revision == revision,
-            )
-            .values(status=verdict.status, status_detail=verdict.detail)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        session.commit()
-    if changed and verdict.status != before:
+    """Set `ready` or `degraded` from the records; the status now (None: not the tracker's).
+
+    Compare-and-set on the status read, so two threads never both announce one change.
+    """
+    for _attempt in range(3):
+        with rt.sessions() as session:
+            environment = session.get(Environment, env_id)
+            if environment is None or environment.status not in STATUS_OWNED:
+                return None
+            revision, before = environment.current_revision, environment.status
+            before_detail = environment.status_detail
+            if revision is None:
+                return None
+            records = session.scalars(
+                select(ContainerRecord).where(ContainerRecord.environment_id == env_id)
+            ).all()
+            verdict = environment_verdict(specs.slots(session, env_id, revision), records)
+            if verdict.status is None or (verdict.status, verdict.detail) == (
+                before,
+                before_detail,
+            ):
+                return before
+            changed = session.execute(
+                update(Environment)
+                .where(
+                    Environment.id == env_id,
+                    Environment.status == before,
+                    Environment.status_detail == before_detail,
+                    Environment.current_revision == revision,
+                )
+                .values(status=verdict.status, status_detail=verdict.detail)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            session.commit()
+        if changed:
+            break
+    else:
+        return None
+    if verdict.status != before:
         message = (
             f"environment degraded: {verdict.detail}"
             if verdict.status == "degraded"
@@ -218,4 +229,4 @@ def refresh_status(rt: Runtime, env_id: str, specs: Specs) -> str | None:
         )
         level = "warning" if verdict.status == "degraded" else "info"
         EventLog(rt.sessions, env_id, revision).emit(message, level=level)
-    return verdict.status if changed else before
+    return verdict.status

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 class Outcome:
     busy: bool = False  # another holder has the lease: try again shortly
     next_due: datetime | None = None  # the next restart waiting for its backoff
+    failed: bool = False  # recreating a missing container failed: try again after a backoff
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,9 @@ class _Repair:
         legit = self._remove_strays(records, observed, slots, events)
         next_due = self._restart_dead(legit.values())
         missing = slots - legit.keys()
-        if missing:
-            self._recreate(target, missing, events)
+        failed = bool(missing) and not self._recreate(target, missing, events)
         refresh_status(self.rt, self.env_id, self.specs)
-        return Outcome(next_due=next_due)
+        return Outcome(next_due=next_due, failed=failed)
 
     def _target(self) -> _Target | None:
         with self.rt.sessions() as session:
@@ -170,7 +170,8 @@ class _Repair:
                 next_due = due
         return next_due
 
-    def _recreate(self, target: _Target, missing: set[Slot], events: EventLog) -> None:
+    def _recreate(self, target: _Target, missing: set[Slot], events: EventLog) -> bool:
+        """Start the missing slots through the executor; False when one failed."""
         names = ", ".join(f"{a}/{s}" for a, s, _ in sorted(missing))
         events.emit(f"recreating missing container(s): {names}", level="warning")
         execution = Execution(self.rt, self.env_id, target.revision, self.fencing, self.heartbeat)
@@ -178,13 +179,15 @@ class _Repair:
             execution.start_missing(target.spec, target.name, target.tenant_id, missing)
         except lease.LeaseLost:
             raise
-        except Exception as exc:  # recorded below all the same; retried on the next pass
+        except Exception as exc:  # what was created is recorded all the same
             log.warning("repair of %s: %s", self.env_id, exc)
             events.emit(f"recreating {names} failed: {exc}", level="error")
+            return False
         finally:
-            self._record_new(missing)
+            self._record_new(missing, getattr(execution, "log_share", 0))
+        return True
 
-    def _record_new(self, missing: set[Slot]) -> None:
+    def _record_new(self, missing: set[Slot], log_share: int) -> None:
         """Records for the containers this pass created (its fencing token on their labels)."""
         created = [
             c
@@ -207,7 +210,7 @@ class _Repair:
                     deaths=[],
                     restart_count=0,
                     oom_killed=False,
-                    log_bytes=0,
+                    log_bytes=log_share,
                 )
                 info = self.rt.driver.inspect(container.id)
                 if info is not None:

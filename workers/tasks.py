@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from catalog.queue import DEPLOY_TASK, RESYNC_TASK, TEARDOWN_TASK
+from catalog.queue import ACTION_TASK, DEPLOY_TASK, RESYNC_TASK, TEARDOWN_TASK
+from workers import actions
 from workers.celery_app import celery
 from workers.deploy import LeaseBusy, deploy
 from workers.resync import republish_stale
@@ -32,6 +33,15 @@ def delete_environment(self, env_id: str) -> str:
     try:
         return teardown(runtime(), env_id)
     except TeardownBusy:
+        raise self.retry(countdown=BUSY_RETRY_SECONDS) from None
+
+
+@celery.task(name=ACTION_TASK, bind=True, max_retries=None, acks_late=True)
+def run_action(self, task_id: str) -> str:
+    """Carry out an action's task; a built-in one waits while a deployment holds the env."""
+    try:
+        return actions.run(runtime(), task_id)
+    except actions.ActionBusy:
         raise self.retry(countdown=BUSY_RETRY_SECONDS) from None
 
 

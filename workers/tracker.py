@@ -44,7 +44,13 @@ from catalog.models import ContainerRecord, Environment
 from catalog.models.common import utcnow
 from workers.deploy import Runtime
 from workers.driver import ENV_LABEL
-from workers.lifecycle import MISSING, RESTARTABLE, RestartPolicy, environment_verdict
+from workers.lifecycle import (
+    MISSING,
+    RESTARTABLE,
+    STICKY,
+    RestartPolicy,
+    environment_verdict,
+)
 from workers.records import (
     STATUS_OWNED,
     TRACKED,
@@ -254,6 +260,7 @@ class Tracker:
 
     def relist(self) -> None:
         """Compare every tracked environment's records with one listing of the engine."""
+        started = time.monotonic()
         engine: dict[str, dict[str, dict]] = defaultdict(dict)
         for summary in self.rt.driver.client.api.containers(all=True, filters={"label": ENV_LABEL}):
             engine[(summary.get("Labels") or {}).get(ENV_LABEL)][summary["Id"]] = summary
@@ -279,6 +286,8 @@ class Tracker:
             records[record.environment_id].append(record)
         for env_id, status, detail, _revision in environments:
             self._relist_one(env_id, status, detail, slots[env_id], records[env_id], engine[env_id])
+        log.debug("relisted %d environment(s), %d record(s) in %.3f s",
+                  len(environments), len(rows), time.monotonic() - started)  # fmt: skip
 
     def _relist_one(self, env_id, status, detail, slots, records, seen: dict[str, dict]) -> None:
         repair_now, changed = False, False
@@ -329,22 +338,26 @@ class Tracker:
     def _repair(self, env_id: str) -> None:
         retry: float | None = None
         owner = f"tracker:{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        started = time.monotonic()
         try:
             outcome = repair(replace(self.rt, owner=owner), env_id, self.policy, self.specs)
+            log.debug("repaired %s in %.3f s: %s", env_id, time.monotonic() - started, outcome)
+        except Exception as exc:
+            log.warning("repair of %s failed: %s", env_id, exc,
+                        exc_info=log.isEnabledFor(logging.DEBUG))  # fmt: skip
+            retry = self._failed(env_id)
+        else:
+            if outcome.failed:
+                retry = self._failed(env_id)
+            else:
+                with self._lock:
+                    self._failures.pop(env_id, None)
+                    self._not_before.pop(env_id, None)
             if outcome.busy:
                 retry = BUSY_RETRY_SECONDS
             elif outcome.next_due is not None:
-                retry = max(0.0, (outcome.next_due - utcnow()).total_seconds())
-            with self._lock:
-                self._failures.pop(env_id, None)
-                self._not_before.pop(env_id, None)
-        except Exception as exc:
-            with self._lock:
-                self._failures[env_id] += 1
-                retry = self.policy.delay(self._failures[env_id])
-                self._not_before[env_id] = time.monotonic() + retry
-            log.warning("repair of %s failed (%s); again in %.1f s", env_id, exc, retry,
-                        exc_info=log.isEnabledFor(logging.DEBUG))  # fmt: skip
+                due = max(0.0, (outcome.next_due - utcnow()).total_seconds())
+                retry = due if retry is None else min(retry, due)
         finally:
             with self._lock:
                 self._inflight.discard(env_id)
@@ -354,6 +367,15 @@ class Tracker:
                 self.schedule(env_id, 0)
             if retry is not None:
                 self.schedule(env_id, retry)
+
+    def _failed(self, env_id: str) -> float:
+        """A repair failed again: the next one waits longer (the restart backoff's steps)."""
+        with self._lock:
+            self._failures[env_id] += 1
+            delay = self.policy.delay(self._failures[env_id])
+            self._not_before[env_id] = time.monotonic() + delay
+        log.info("next repair of %s in %.1f s at the earliest", env_id, delay)
+        return delay
 
 
 def _health(status_text: str) -> str | None:
@@ -368,10 +390,12 @@ def _health(status_text: str) -> str | None:
 def _differs(record: ContainerRecord, summary: dict) -> bool:
     """Whether the engine's listing contradicts a record (then it is inspected)."""
     state = summary.get("State")
-    if record.state == "crashloop" and state in RESTARTABLE:
+    if record.state in STICKY and state in RESTARTABLE:
         return False
     if record.state != state:
         return True
+    if state == "running" and record.started_at is None:
+        return True  # recorded by a deploy, never inspected by the tracker yet
     return state == "running" and record.health != _health(summary.get("Status") or "")
 
 

@@ -6,7 +6,16 @@ from flask_smorest import Api
 
 
 def register_blueprints(api: Api) -> None:
-    from catalog.api import categories, deployments, environments, health, packages, tenants
+    from catalog.api import (
+        categories,
+        deployments,
+        environments,
+        health,
+        observe,
+        packages,
+        tenants,
+    )
 
-    for module in (health, tenants, categories, packages, environments, deployments):
+    modules = (health, tenants, categories, packages, environments, deployments, observe)
+    for module in modules:
         api.register_blueprint(module.blp, url_prefix="/v1")

@@ -31,3 +31,14 @@ def close_session(_exc: BaseException | None = None) -> None:
 
 def publisher():
     return current_app.extensions["catalog"]["publisher"]
+
+
+def engine():
+    """The Docker engine client (created on first use; the API only reads logs through it)."""
+    extensions = current_app.extensions["catalog"]
+    if extensions.get("docker") is None:
+        import docker
+
+        url = current_app.config["DOCKER_URL"]
+        extensions["docker"] = docker.DockerClient(base_url=url) if url else docker.from_env()
+    return extensions["docker"]

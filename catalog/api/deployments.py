@@ -27,7 +27,7 @@ def create_deployment(body, env):
     return service.create_deployment(
         db(), principal(), publisher(), env,
         from_revision=body["from_revision"],
-        max_active=current_app.config["MAX_ACTIVE_DEPLOYS"],
+        limits=service.DeployLimits.from_config(current_app.config),
     )  # fmt: skip
 
 

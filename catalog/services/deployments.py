@@ -7,12 +7,20 @@ as a new revision.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, require_role
-from catalog.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
-from catalog.models import Deployment, DeploymentEvent, Environment
+from catalog.errors import (
+    Conflict,
+    InsufficientStorage,
+    NotFound,
+    TooManyRequests,
+    ValidationFailed,
+)
+from catalog.models import ContainerRecord, Deployment, DeploymentEvent, Environment
 from catalog.models.common import utcnow
 from catalog.queue import DEPLOY_TASK, Publisher
 from catalog.services import audit
@@ -21,6 +29,22 @@ from catalog.services.pagination import decode_cursor, encode_cursor
 from packages.versions import parse_range, parse_version
 
 ACTIVE = ("queued", "running")
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DeployLimits:
+    """Operator bounds on deployments: concurrency per tenant and the host's log budget."""
+
+    max_active: int = 20
+    log_budget: int = 8 * 1024 * MiB
+    log_share: int = 10 * MiB
+
+    @classmethod
+    def from_config(cls, config) -> DeployLimits:
+        return cls(
+            config["MAX_ACTIVE_DEPLOYS"], config["LOG_BUDGET_BYTES"], config["LOG_SHARE_BYTES"]
+        )
 
 
 def _problem(path: str, message: str) -> dict[str, str]:
@@ -72,6 +96,30 @@ def _check_capacity(session: Session, principal: Principal, limit: int) -> None:
         )
 
 
+DEFAULT_LIMITS = DeployLimits()
+
+
+def _check_log_budget(
+    session: Session, environment: Environment, spec: dict, limits: DeployLimits
+) -> None:
+    """Refuse a deployment whose containers' log shares would not fit the host's budget."""
+    used = session.scalar(
+        select(func.coalesce(func.sum(ContainerRecord.log_bytes), 0)).where(
+            ContainerRecord.environment_id != environment.id
+        )
+    )
+    containers = sum(len(app["manifest"].get("services", {})) for app in spec["apps"])
+    needed = containers * limits.log_share
+    if used + needed > limits.log_budget:
+        free = max(limits.log_budget - used, 0)
+        raise InsufficientStorage(
+            f"the log budget of the engine host is exhausted: this deployment needs "
+            f"{needed // MiB} MiB of log space for {containers} container(s), "
+            f"{free // MiB} MiB of {limits.log_budget // MiB} MiB is free; "
+            "running apps are untouched"
+        )
+
+
 def create_deployment(
     session: Session,
     principal: Principal,
@@ -79,17 +127,19 @@ def create_deployment(
     env_name: str,
     *,
     from_revision: int | None = None,
-    max_active: int = 20,
+    limits: DeployLimits = DEFAULT_LIMITS,
 ) -> Deployment:
     require_role(principal, "deployer")
     environment = get_environment(session, principal, env_name)
     if environment.status in ("deleting", "delete_failed"):
         raise Conflict(f"environment {env_name!r} is being deleted")
-    _check_capacity(session, principal, max_active)
+    _check_capacity(session, principal, limits.max_active)
     if from_revision is None:
         spec = snapshot(session, environment)
     else:
-        spec = get_deployment(session, principal, env_name, from_revision).spec
+        spec = dict(get_deployment(session, principal, env_name, from_revision).spec)
+    spec["log_share"] = limits.log_share
+    _check_log_budget(session, environment, spec, limits)
     environment.last_revision += 1
     deployment = Deployment(
         environment_id=environment.id,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from catalog.auth import Principal, require_role
 from catalog.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -264,7 +264,10 @@ def list_packages(
     if params.cursor:
         query = _after_cursor(query, params.sort, params.cursor)
     _, order = _sort_columns(params.sort)
-    rows = list(session.scalars(query.order_by(*order).limit(params.limit + 1)))
+    # Categories joined into this query (SQLAlchemy puts the LIMIT in a subquery) instead of the
+    # relationship's selectin query: one ORM query and round trip less per page.
+    query = query.order_by(*order).limit(params.limit + 1).options(joinedload(Package.categories))
+    rows = list(session.scalars(query).unique())
     page, more = rows[: params.limit], len(rows) > params.limit
     if not more or not page:
         return page, None

@@ -20,7 +20,13 @@ from tests.integration.stack import TEST_PORT_RANGE, Deployer, WorkerProcess
 
 
 @pytest.fixture
-def app(database_url, tmp_path):
+def app_config() -> dict:
+    """Settings a module or a test changes for its app: override this fixture or parametrize it."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url, tmp_path, app_config):
     app = create_app(
         {
             "TESTING": True,
@@ -30,9 +36,13 @@ def app(database_url, tmp_path):
             "UPLOAD_RATE_LIMIT": "10000/minute",
             "BROKER_URL": BROKER_URL,
             "TASK_QUEUE": TASK_QUEUE,
+            **app_config,
         }
     )
     yield app
+    docker_client = app.extensions["catalog"].get("docker")
+    if docker_client is not None:
+        docker_client.close()
     engine = app.extensions["catalog"]["engine"]
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:

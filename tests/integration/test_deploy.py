@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import docker
 import pytest
@@ -32,12 +33,12 @@ RESOURCES = {"memory": "32m", "cpus": 0.25, "pids": 64}
 
 def web(port: int, body: str, *, publish: bool = False, **health) -> dict:
     """A busybox httpd on `port` serving `body` (rendered: may use params/settings) at `/`."""
+    script = (
+        f'mkdir -p /www && printf %s "$BODY" > /www/index.html && exec httpd -f -p {port} -h /www'
+    )
     return {
         "image": TEST_IMAGE,
-        "command": [
-            "sh", "-c",
-            f'mkdir -p /www && printf %s "$BODY" > /www/index.html && exec httpd -f -p {port} -h /www',
-        ],  # fmt: skip
+        "command": ["sh", "-c", script],
         "environment": {"BODY": body},
         "ports": [{"container": port, "publish": publish}],
         "healthcheck": {
@@ -89,8 +90,22 @@ def tier(version: str, api: dict, name: str = "org.test.tier") -> bytes:
 # -- the engine -------------------------------------------------------------------------------
 
 
-def containers(docker_client, env_id: str, *, every: bool = True) -> list:
-    return docker_client.containers.list(all=every, filters={"label": f"{ENV_LABEL}={env_id}"})
+@dataclass(frozen=True)
+class Seen:
+    """A container as the engine lists it (one call, no inspect that could race a removal)."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    running: bool
+
+
+def containers(docker_client, env_id: str, *, every: bool = True) -> list[Seen]:
+    found = docker_client.api.containers(all=every, filters={"label": f"{ENV_LABEL}={env_id}"})
+    return [
+        Seen(c["Id"], c["Names"][0].lstrip("/"), c.get("Labels") or {}, c["State"] == "running")
+        for c in found
+    ]
 
 
 def running_ids(docker_client, env_id: str) -> dict[tuple[str, str], str]:
@@ -170,11 +185,11 @@ class Probe(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.is_set():
             ok, output = exec_get(self.container, self.url)
-            if ok:
+            if ok and output:  # every version of the probed service answers with a body
                 self.ok += 1
                 self.bodies.add(output)
             else:
-                self.failures.append(f"{time.strftime('%X')}: {output.strip()}")
+                self.failures.append(f"{time.strftime('%X')}: {ok=} {output.strip()!r}")
             self._stop_event.wait(0.05)
 
     def __repr__(self) -> str:
@@ -225,7 +240,7 @@ def other_deployer(client, make_caller, docker_client):
     yield driver
     for env_id in driver.env_ids:
         for container in containers(docker_client, env_id):
-            container.remove(force=True)
+            docker_client.api.remove_container(container.id, force=True)
         selector = {"label": f"{ENV_LABEL}={env_id}"}
         for network in docker_client.networks.list(filters=selector):
             network.remove()
@@ -555,9 +570,7 @@ def volume_package() -> bytes:
                          services={"api": service, "probe": PROBE})  # fmt: skip
 
 
-def test_deleting_an_environment_removes_every_engine_object(
-    deployer, start_worker, docker_client
-):
+def test_deleting_an_environment_removes_every_engine_object(deployer, start_worker, docker_client):
     start_worker()
     deployer.publish(volume_package())
     env_id = deployer.create_env("gone")["id"]
@@ -666,9 +679,8 @@ def test_a_container_cannot_reach_another_tenants_service(
     probe = container_of(docker_client, mine, "svc", "probe")
     own_ip = ip_of(container_of(docker_client, mine, "svc", "api"), mine)
     their_ip = ip_of(container_of(docker_client, theirs, "svc", "api"), theirs)
-    assert container_of(docker_client, theirs, "svc", "api").labels["io.catalog.tenant"] != (
-        probe.labels["io.catalog.tenant"]
-    )
+    their_tenant = container_of(docker_client, theirs, "svc", "api").labels["io.catalog.tenant"]
+    assert their_tenant != probe.labels["io.catalog.tenant"]
     # The other tenant's service answers from the host (it is up), not from tenant A.
     assert fetch(their_ip, 9000) == b"theirs"
     assert exec_get(probe, f"http://{own_ip}:9000/") == (True, "mine")

@@ -10,10 +10,12 @@ that need one do it, and the `broker` fixture brings it back whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -24,8 +26,8 @@ import pytest
 from sqlalchemy import select
 
 from catalog.models import EnvironmentLease
-from catalog.queue import DEPLOY_TASK, make_celery
-from tests.conftest import BROKER_URL, TASK_QUEUE
+from catalog.queue import DEPLOY_TASK, Publisher, make_celery
+from tests.conftest import TASK_QUEUE
 from tests.integration.conftest import package_bytes
 from tests.integration.stack import WorkerProcess
 
@@ -36,7 +38,12 @@ T = TypeVar("T")
 CHAIN = "org.acme.chain"
 SERVICES = ("a", "b", "c")
 ENV_LABEL = "io.catalog.env"
-FAST_LEASE = "3"  # seconds: a dead worker's lease expires quickly in these tests
+FAST_LEASE = "3"
+ACTIVE_OR_DONE = (
+    "queued",
+    "running",
+    "succeeded",
+)  # seconds: a dead worker's lease expires quickly in these tests
 
 
 # -- helpers --------------------------------------------------------------------------
@@ -158,13 +165,15 @@ def events(deployment: dict, pattern: str) -> list[dict]:
     return [e for e in deployment["events"] if re.search(pattern, e["message"])]
 
 
-def task_outcome(worker: WorkerProcess, task_id: str) -> str | None:
-    """What the worker logged as the task's result ('skipped', 'succeeded'...), once finished."""
-    match = re.search(
+def task_outcomes(worker: WorkerProcess, task_id: str) -> list[str]:
+    """What the worker logged as the task's results ('skipped', 'succeeded'...), in order.
+
+    A Celery retry keeps the task id, so one delivery may end several times in a log.
+    """
+    return re.findall(
         rf"Task {re.escape(DEPLOY_TASK)}\[{task_id}\] succeeded in [0-9.]+s: '(\w+)'",
         worker.log_path.read_text(),
     )
-    return match.group(1) if match else None
 
 
 # -- the broker -----------------------------------------------------------------------
@@ -206,16 +215,26 @@ class Broker:
                 return int(fields[1]), fields[2] == "true"
         raise AssertionError(f"queue {queue} not found")
 
-    def close_connections_of(self, worker: WorkerProcess) -> int:
-        """Close every broker connection of the worker's process group; how many were closed."""
+    def connections_of(self, worker: WorkerProcess) -> list[str]:
+        """The broker's ids of every connection of the worker's process group."""
         ports = local_broker_ports(worker.process.pid)
-        closed = 0
+        found = []
         for line in rabbitmqctl("list_connections", "pid", "peer_port").splitlines():
             fields = line.split()
             if len(fields) == 2 and fields[1].isdigit() and int(fields[1]) in ports:
-                rabbitmqctl("close_connection", fields[0], "test: connection dropped")
-                closed += 1
-        return closed
+                found.append(fields[0])
+        return found
+
+    def close(self, connections: list[str]) -> None:
+        """Close connections from the broker's side, all at once (rabbitmqctl takes ~1 s)."""
+        calls = [
+            subprocess.Popen(["rabbitmqctl", "-q", "close_connection", pid, "test: dropped"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for pid in connections
+        ]  # fmt: skip
+        for call in calls:
+            output, _ = call.communicate(timeout=60)
+            assert call.returncode == 0, output
 
 
 @pytest.fixture
@@ -451,18 +470,18 @@ def test_a4_the_same_message_twice_the_second_run_creates_nothing(
     deployment = deployer.wait("a4", revision, seconds=60)
     assert deployment["status"] == "succeeded", deployment["events"]
     ids = {c.id for c in assert_converged(deployer, docker_client, env, revision)}
-    outcome = wait_for(lambda: task_outcome(worker, while_running), timeout=30,
+    outcome = wait_for(lambda: task_outcomes(worker, while_running), timeout=30,
                        what="the duplicate delivered while running to finish")  # fmt: skip
-    assert outcome == "skipped"
+    assert outcome == ["skipped"]
     assert re.search(rf"\[{while_running}\] retry: Retry in", worker.log_path.read_text()), (
         "the duplicate arrived while the deploy ran and waited for the lease"
     )
 
     # Delivered again after the revision finished: skipped at once.
     after_finish = send_deploy(app, env["id"], revision)
-    outcome = wait_for(lambda: task_outcome(worker, after_finish), timeout=30,
+    outcome = wait_for(lambda: task_outcomes(worker, after_finish), timeout=30,
                        what="the duplicate delivered after the end to finish")  # fmt: skip
-    assert outcome == "skipped"
+    assert outcome == ["skipped"]
 
     assert {c.id for c in assert_converged(deployer, docker_client, env, revision)} == ids
     deployment = deployer.deployment("a4", revision)
@@ -484,17 +503,20 @@ def test_a5_broker_connection_dropped_mid_deploy_never_two_workers_on_one_enviro
     app, deployer, docker_client, start_worker, broker
 ):
     deployer.publish(chain_package())
-    env = chain_env(deployer, "a5", delay="1.5")
+    env = chain_env(deployer, "a5", delay="2")
     workers = [start_worker(CATALOG_LEASE_SECONDS=FAST_LEASE) for _ in range(2)]
+    connections = {w.process.pid: broker.connections_of(w) for w in workers}
+    assert all(connections.values()), connections
     revision = deployer.deploy("a5")
 
     first_container(docker_client, env["id"], revision)
     held = lease_row(app, env["id"])
     active = worker_of(workers, held.owner)
     (other,) = [w for w in workers if w is not active]
-    # The active worker loses its broker connection: RabbitMQ requeues the unacked message
+    # The active worker loses its broker connections: RabbitMQ requeues the unacked message
     # (late ack) and hands it to the other worker while the deploy still runs.
-    assert broker.close_connections_of(active) >= 1
+    broker.close(connections[active.process.pid])
+    assert deployer.deployment("a5", revision)["status"] == "running", "dropped too late"
 
     seen_fencing: set[str] = set()
     seen_leases: set[tuple[str, int]] = set()
@@ -509,7 +531,6 @@ def test_a5_broker_connection_dropped_mid_deploy_never_two_workers_on_one_enviro
         assert time.monotonic() < deadline, "the deploy did not finish in 60 s"
         time.sleep(0.1)
 
-    print(deployer.deployment("a5", revision)); print(active.log_path.read_text()[-4000:]); print(other.log_path.read_text()[-3000:])
     assert seen_fencing == {str(held.fencing)}, "containers of two lease holders"
     assert seen_leases == {(held.owner, held.fencing)}, "the lease changed hands mid-deploy"
     deployment = deployer.deployment("a5", revision)
@@ -525,6 +546,240 @@ def test_a5_broker_connection_dropped_mid_deploy_never_two_workers_on_one_enviro
     assert received, f"the other worker never got the redelivered message:\n{other.log_path}"
     task_id = received[0]
     assert re.search(rf"\[{task_id}\] retry: Retry in", other.log_path.read_text())
-    wait_for(lambda: "skipped" in {task_outcome(w, task_id) for w in workers}, timeout=30,
-             what="the redelivered message to end as a no-op")  # fmt: skip
+
+    # Both deliveries end: the first as the deploy, the redelivered one as a no-op.
+    def both_ended() -> list[str] | None:
+        found = sorted(o for w in workers for o in task_outcomes(w, task_id))
+        return found if len(found) >= 2 else None
+
+    outcomes = wait_for(both_ended, timeout=30, what="the redelivered message to end")
+    assert outcomes == ["skipped", "succeeded"]
     assert {c.id for c in containers_of(docker_client, env["id"])} == {c.id for c in containers}
+
+
+# -- A6 -------------------------------------------------------------------------------
+
+
+def test_a6_worker_started_while_the_broker_is_down_retries_then_drains_the_backlog(
+    deployer, docker_client, start_worker, broker
+):
+    deployer.publish(chain_package())
+    envs = [chain_env(deployer, f"a6-{i}", delay="0.3") for i in range(2)]
+    revisions = [deployer.deploy(env["name"]) for env in envs]
+
+    broker.stop()
+    worker = start_worker(wait=False)
+    wait_for(lambda: "Cannot connect to amqp" in worker.log_path.read_text(), timeout=30,
+             what="the worker to report the broker unreachable")  # fmt: skip
+    assert worker.process.poll() is None, "the worker gave up instead of retrying"
+    broker.start()
+    worker.wait_ready(60)
+
+    for env, revision in zip(envs, revisions, strict=True):
+        deployment = deployer.wait(env["name"], revision, seconds=60)
+        assert deployment["status"] == "succeeded", deployment["events"]
+        assert_converged(deployer, docker_client, env, revision)
+
+
+# -- A7 -------------------------------------------------------------------------------
+
+
+def timed_deploy(deployer, env: str) -> tuple[dict, float]:
+    began = time.monotonic()
+    body = deployer.call("POST", f"/environments/{env}/deployments", expect=202, json={})
+    return body, time.monotonic() - began
+
+
+def assert_left_to_the_resync(deployer, env: str, revision: int, *, queued: bool = True) -> None:
+    """Recorded with a warning event; still queued unless a running resync was quicker."""
+    deployment = deployer.deployment(env, revision)
+    assert deployment["status"] in (("queued",) if queued else ACTIVE_OR_DONE), deployment
+    warnings = [e for e in deployment["events"] if e["level"] == "warning"]
+    assert any("broker is unreachable" in e["message"] for e in warnings), deployment["events"]
+
+
+def test_a7_broker_down_when_the_api_accepts_a_deploy_recorded_then_run_by_the_resync(
+    deployer, docker_client, start_worker, broker
+):
+    deployer.publish(chain_package())
+    env = chain_env(deployer, "a7", delay="0.3")
+
+    broker.stop()
+    body, took = timed_deploy(deployer, "a7")
+    assert took < 10, f"POST deployments took {took:.1f} s with the broker down"
+    revision = body["revision"]
+    assert_left_to_the_resync(deployer, "a7", revision)
+    broker.start()
+
+    start_worker(beat=True, CATALOG_RESYNC_SECONDS="1")
+    deployment = deployer.wait("a7", revision, seconds=60)
+    assert deployment["status"] == "succeeded", deployment["events"]
+    assert_converged(deployer, docker_client, env, revision)
+
+
+class FreezableProxy:
+    """A TCP relay to RabbitMQ that can stop relaying: a broker that accepted the connection
+    and then went silent (a network partition, or a resource alarm blocking publishers)."""
+
+    def __init__(self) -> None:
+        self.frozen = threading.Event()
+        self.closed = threading.Event()
+        self.lock = threading.Lock()
+        self.sockets: list[socket.socket] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", 5672))
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                if self.closed.is_set():
+                    client.close()
+                    upstream.close()
+                    return
+                self.sockets += [client, upstream]
+                for source, target in ((client, upstream), (upstream, client)):
+                    relay = threading.Thread(target=self._relay, args=(source, target), daemon=True)
+                    relay.start()
+                    self.threads.append(relay)
+
+    def _relay(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                while self.frozen.is_set():
+                    if self.closed.wait(0.05):
+                        return
+                target.sendall(data)
+        except OSError:
+            return
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed.set()
+            for sock in [self.server, *self.sockets]:
+                with contextlib.suppress(OSError):  # wakes a relay blocked in recv()
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+        for thread in self.threads:
+            thread.join(timeout=5)
+
+
+@pytest.fixture
+def silent_broker(app, monkeypatch):
+    """The API publishes through a FreezableProxy; its workers talk to RabbitMQ directly."""
+    proxy = FreezableProxy()
+    celery = make_celery({**app.config, "BROKER_URL": proxy.url})
+    monkeypatch.setitem(app.extensions["catalog"], "publisher", Publisher(celery))
+    yield proxy
+    proxy.close()  # the abandoned publish fails on its closed socket and lets go of it
+    celery.close()
+
+
+def test_a7_broker_silent_on_an_open_connection_the_api_answers_in_bounded_time(
+    deployer, docker_client, start_worker, silent_broker
+):
+    deployer.publish(chain_package())
+    env = chain_env(deployer, "a7-silent", delay="0.3")
+    start_worker(beat=True, CATALOG_RESYNC_SECONDS="1")
+    first = deployer.wait("a7-silent", deployer.deploy("a7-silent"), seconds=60)
+    assert first["status"] == "succeeded", first["events"]  # published through the proxy
+
+    silent_broker.frozen.set()  # the API's open connection to the broker goes quiet
+    deployer.call("PATCH", "/environments/a7-silent/apps/chain",
+                  json={"parameters": {"delay": "0.3", "mark": "two"}})  # fmt: skip
+    body, took = timed_deploy(deployer, "a7-silent")
+    assert took < 10, f"POST deployments took {took:.1f} s with a silent broker"
+    revision = body["revision"]
+    # The worker's resync (every second) may already have published it during the wait.
+    assert_left_to_the_resync(deployer, "a7-silent", revision, queued=False)
+
+    deployment = deployer.wait("a7-silent", revision, seconds=60)
+    assert deployment["status"] == "succeeded", deployment["events"]
+    assert_converged(deployer, docker_client, env, revision, mark="two")
+
+
+# -- A8 -------------------------------------------------------------------------------
+
+
+def test_a8_broker_restarted_with_deploys_queued_none_lost(
+    deployer, docker_client, start_worker, broker
+):
+    deployer.publish(chain_package())
+    envs = [chain_env(deployer, f"a8-{i}", delay="0.3") for i in range(3)]
+    revisions = [deployer.deploy(env["name"]) for env in envs]
+    for env, revision in zip(envs, revisions, strict=True):
+        deployment = deployer.deployment(env["name"], revision)
+        assert not events(deployment, "unreachable"), "published and confirmed by the broker"
+    assert broker.queue_depth() == (3, True)
+
+    broker.stop()
+    broker.start()
+    assert broker.queue_depth() == (3, True), "messages lost in the broker restart"
+
+    start_worker()  # no beat: only the surviving messages can start these deploys
+    for env, revision in zip(envs, revisions, strict=True):
+        deployment = deployer.wait(env["name"], revision, seconds=60)
+        assert deployment["status"] == "succeeded", deployment["events"]
+        assert_converged(deployer, docker_client, env, revision)
+
+
+# -- A9 -------------------------------------------------------------------------------
+
+
+def test_a9_a_message_dropped_by_the_publisher_is_republished_by_the_resync(
+    app, deployer, docker_client, start_worker, monkeypatch
+):
+    deployer.publish(chain_package())
+    env = chain_env(deployer, "a9", delay="0.3")
+    start_worker(beat=True, CATALOG_RESYNC_SECONDS="1")
+    publisher = app.extensions["catalog"]["publisher"]
+    monkeypatch.setattr(publisher, "send", lambda name, *args: False)  # the message is lost
+
+    revision = deployer.deploy("a9")
+    assert_left_to_the_resync(deployer, "a9", revision)
+    deployment = deployer.wait("a9", revision, seconds=60)
+    assert deployment["status"] == "succeeded", deployment["events"]
+    assert_converged(deployer, docker_client, env, revision)
+
+
+def test_a9_a_confirmed_message_lost_in_the_broker_is_republished_once_stale(
+    app, deployer, docker_client, start_worker, monkeypatch
+):
+    """The broker confirmed the message, then it never reached a worker (here: published to
+    a queue nobody consumes). Only the age of the publish tells, so the resync waits for
+    CATALOG_RESYNC_STALE_SECONDS before publishing again."""
+    deployer.publish(chain_package())
+    env = chain_env(deployer, "a9-lost", delay="0.3")
+    start_worker(beat=True, CATALOG_RESYNC_SECONDS="1", CATALOG_RESYNC_STALE_SECONDS="3")
+    lost = f"{TASK_QUEUE}-lost"
+    elsewhere = Publisher(make_celery({**app.config, "TASK_QUEUE": lost}))
+    monkeypatch.setitem(app.extensions["catalog"], "publisher", elsewhere)
+    try:
+        revision = deployer.deploy("a9-lost")
+        deployment = deployer.deployment("a9-lost", revision)
+        assert not events(deployment, "unreachable"), "the broker confirmed the message"
+        deployment = deployer.wait("a9-lost", revision, seconds=60)
+        assert Broker().queue_depth(lost) == (1, True), "the first message never reached a worker"
+    finally:
+        rabbitmqctl("delete_queue", lost)
+
+    assert deployment["status"] == "succeeded", deployment["events"]
+    (queued,) = events(deployment, r"revision \d+ queued")
+    (started,) = events(deployment, r"started \(attempt 1\)")
+    waited = (parse_time(started["time"]) - parse_time(queued["time"])).total_seconds()
+    assert waited >= 3 - 0.1, f"republished {waited:.1f} s after a confirmed publish"
+    assert_converged(deployer, docker_client, env, revision)

@@ -41,16 +41,30 @@ def stamp(moment: datetime) -> str:
 
 
 def running(started: datetime, health: str | None = None) -> dict:
-    state = {"Status": "running", "Running": True, "StartedAt": stamp(started),
-             "FinishedAt": "0001-01-01T00:00:00Z", "ExitCode": 0, "OOMKilled": False}  # fmt: skip
+    state = {
+        "Status": "running",
+        "Running": True,
+        "StartedAt": stamp(started),
+        "FinishedAt": "0001-01-01T00:00:00Z",
+        "ExitCode": 0,
+        "OOMKilled": False,
+    }
     if health:
         state["Health"] = {"Status": health}
     return {"State": state}
 
 
 def exited(started: datetime, finished: datetime, code: int = 1, oom: bool = False) -> dict:
-    return {"State": {"Status": "exited", "Running": False, "StartedAt": stamp(started),
-                      "FinishedAt": stamp(finished), "ExitCode": code, "OOMKilled": oom}}  # fmt: skip
+    return {
+        "State": {
+            "Status": "exited",
+            "Running": False,
+            "StartedAt": stamp(started),
+            "FinishedAt": stamp(finished),
+            "ExitCode": code,
+            "OOMKilled": oom,
+        }
+    }
 
 
 def test_engine_time_reads_nanoseconds_and_the_zero_time():
@@ -146,23 +160,51 @@ SPEC = {
     ("records", "status", "detail"),
     [
         ([Rec("web", "web"), Rec("web", "worker"), Rec("db", "db")], "ready", ""),
-        ([Rec("web", "web"), Rec("web", "worker", health="healthy"), Rec("db", "db")],
-         "ready", ""),  # fmt: skip
-        ([Rec("web", "web"), Rec("web", "worker", health="starting"), Rec("db", "db")],
-         None, ""),  # fmt: skip
+        ([Rec("web", "web"), Rec("web", "worker", health="healthy"), Rec("db", "db")], "ready", ""),
+        ([Rec("web", "web"), Rec("web", "worker", health="starting"), Rec("db", "db")], None, ""),
         ([Rec("web", "web"), Rec("db", "db")], "degraded", "web: missing worker"),
-        ([Rec("web", "web"), Rec("web", "worker", state="missing"), Rec("db", "db")],
-         "degraded", "web: missing worker"),  # fmt: skip
-        ([Rec("web", "web"), Rec("web", "worker"), Rec("db", "db", state="crashloop",
-                                                       exit_code=1)],
-         "degraded", "db: crashloop (db: crashloop, exit code 1)"),  # fmt: skip
-        ([Rec("web", "web"), Rec("web", "worker", state="exited", exit_code=137, oom_killed=True),
-          Rec("db", "db")],
-         "degraded", "web: failed (worker: exited, exit code 137, out of memory)"),  # fmt: skip
-        ([Rec("web", "web", health="unhealthy"), Rec("web", "worker"), Rec("db", "db")],
-         "degraded", "web: unhealthy (web: unhealthy)"),  # fmt: skip
+        (
+            [Rec("web", "web"), Rec("web", "worker", state="missing"), Rec("db", "db")],
+            "degraded",
+            "web: missing worker",
+        ),
+        (
+            [
+                Rec("web", "web"),
+                Rec("web", "worker"),
+                Rec("db", "db", state="crashloop", exit_code=1),
+            ],
+            "degraded",
+            "db: crashloop (db: crashloop, exit code 1)",
+        ),
+        (
+            [
+                Rec("web", "web"),
+                Rec("web", "worker", state="exited", exit_code=137, oom_killed=True),
+                Rec("db", "db"),
+            ],
+            "degraded",
+            "web: failed (worker: exited, exit code 137, out of memory)",
+        ),
+        (
+            [Rec("web", "web", health="unhealthy"), Rec("web", "worker"), Rec("db", "db")],
+            "degraded",
+            "web: unhealthy (web: unhealthy)",
+        ),
     ],
 )
 def test_environment_verdict(records, status, detail):
     verdict = environment_verdict(expected_slots(SPEC), records)
     assert (verdict.status, verdict.detail) == (status, detail)
+
+
+def test_a_container_stopped_by_an_action_is_left_down_and_its_stop_is_no_death():
+    record = Rec()
+    observe(record, running(T0), POLICY)
+    record.state = "stopped"  # what the stop action records
+    stopped = T0 + timedelta(seconds=3)
+    change = observe(record, exited(T0, stopped, code=143), POLICY)
+    assert not change.died and record.deaths == []
+    assert record.state == "stopped" and not restart_due(record, stopped + timedelta(hours=1))
+    observe(record, running(T0 + timedelta(seconds=10)), POLICY)  # the start action
+    assert record.state == "running"

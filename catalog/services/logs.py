@@ -1,0 +1,77 @@
+"""Container logs of an app, read from the engine: a bounded tail, or a bounded follow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import docker
+from docker.errors import APIError
+from docker.errors import NotFound as EngineNotFound
+from sqlalchemy.orm import Session
+
+from catalog.auth import Principal
+from catalog.errors import NotFound, ServiceUnavailable
+from catalog.models import App
+from catalog.services.environments import get_environment
+
+MAX_TAIL = 10_000
+FOLLOW_MAX_SECONDS = 3600
+
+
+def _containers(client: docker.DockerClient, env_id: str, app: str, service: str | None):
+    labels = [f"io.catalog.env={env_id}", f"io.catalog.app={app}"]
+    if service:
+        labels.append(f"io.catalog.service={service}")
+    try:
+        found = client.containers.list(all=True, filters={"label": labels})
+    except (APIError, OSError) as exc:
+        raise ServiceUnavailable(f"the Docker engine does not answer: {exc}") from None
+    return sorted(found, key=lambda c: (c.labels.get("io.catalog.service", ""), c.name))
+
+
+def app_containers(
+    session: Session,
+    principal: Principal,
+    client: docker.DockerClient,
+    env_name: str,
+    app_name: str,
+    service: str | None,
+):
+    environment = get_environment(session, principal, env_name)
+    if not any(a.name == app_name for a in environment.apps if isinstance(a, App)):
+        raise NotFound(f"environment {env_name!r} has no app {app_name!r}")
+    containers = _containers(client, environment.id, app_name, service)
+    if not containers:
+        what = f"service {service!r} of app {app_name!r}" if service else f"app {app_name!r}"
+        raise NotFound(f"{what} has no containers (is it deployed?)")
+    return containers
+
+
+def _prefix(container, many: bool) -> bytes:
+    return f"{container.labels.get('io.catalog.service', '?')} | ".encode() if many else b""
+
+
+def tail(containers, lines: int) -> bytes:
+    """The last `lines` lines of each container, prefixed by its service when several."""
+    many = len(containers) > 1
+    out = []
+    for container in containers:
+        try:
+            raw = container.logs(tail=min(lines, MAX_TAIL), stdout=True, stderr=True)
+        except EngineNotFound:
+            continue
+        prefix = _prefix(container, many)
+        out += [prefix + line for line in raw.splitlines(keepends=True)]
+    return b"".join(out)
+
+
+def follow(containers, lines: int) -> Iterator[bytes]:
+    """Stream one container's log (the first one when several), starting with a tail."""
+    container = containers[0]
+    stream = container.logs(
+        stream=True, follow=True, tail=min(lines, MAX_TAIL), stdout=True, stderr=True
+    )
+    try:
+        yield from stream
+    finally:
+        stream.close()
