@@ -67,8 +67,13 @@ OTHERS_WARNING = 0.10  # share of the machine used by unrelated processes worth 
 SEED = 3  # the data set is the same on every run
 
 # Kinds of read request; the p95 target applies to the search and listing kinds.
-SEARCH_KINDS = ("search q common", "search q rare", "search q two words", "search tag")
-SEARCH_KINDS += ("search category",)
+SEARCH_KINDS = (
+    "search q common",
+    "search q rare",
+    "search q two words",
+    "search tag",
+    "search category",
+)
 LISTING_KINDS = ("list name", "list -created", "list -updated", "list page 2-5")
 OTHER_KINDS = ("show package",)
 
@@ -486,7 +491,6 @@ class MemorySampler(threading.Thread):
         self.phase = "idle"
         self.peaks: dict[str, tuple[float, float, int]] = {}  # phase -> (rss MB, pss MB, n)
         self.stopping = threading.Event()
-
         self.at_peak: dict[str, list[float]] = {}  # phase -> RSS MB of each process at its peak
 
     def run(self) -> None:
@@ -509,7 +513,10 @@ class MemorySampler(threading.Thread):
 
 
 class Client:
-    """One keep-alive connection; reconnects once when the server closed an idle one."""
+    """One keep-alive connection; reconnects once when the server closed an idle one.
+
+    A request that fails otherwise answers status 0, counted as an error, not a crash.
+    """
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -522,11 +529,12 @@ class Client:
                 self.conn.request(method, path, body=body, headers=headers)
                 response = self.conn.getresponse()
                 return response.status, response.read()
-            except (http.client.RemoteDisconnected, ConnectionError, BrokenPipeError):
+            except (OSError, http.client.HTTPException) as exc:
                 self.conn.close()
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-                if attempt == 2:
-                    raise
+                # Only a connection the server closed while idle is worth a second try.
+                if attempt == 2 or not isinstance(exc, ConnectionError):
+                    return 0, repr(exc).encode()
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -771,17 +779,21 @@ def report_reads(samples: list[Sample], seconds: float) -> bool:
     groups = {
         "search": [s.ms for s in samples if s.kind in SEARCH_KINDS],
         "listing": [s.ms for s in samples if s.kind in LISTING_KINDS],
-        "overall": [s.ms for s in samples],
+        "overall": [s.ms for s in samples],  # with `show package`, which has no target
     }
     for group, values in groups.items():
         values.sort()
         p95 = percentile(values, 95)
+        target = (
+            f" (target p95 < {TARGET_P95_MS:.0f} ms, ratio {p95 / TARGET_P95_MS:.2f}) "
+            f"{verdict(p95 < TARGET_P95_MS)}"
+        )
         print(
             f"api {group} p50 {percentile(values, 50):.1f} ms, p95 {p95:.1f} ms, "
-            f"p99 {percentile(values, 99):.1f} ms (target p95 < {TARGET_P95_MS:.0f} ms, "
-            f"ratio {p95 / TARGET_P95_MS:.2f}) {verdict(p95 < TARGET_P95_MS)}"
+            f"p99 {percentile(values, 99):.1f} ms{target if group != 'overall' else ''}"
         )
-        ok &= p95 < TARGET_P95_MS
+        if group != "overall":
+            ok &= p95 < TARGET_P95_MS
     # Each kind of search and listing on its own: a slow rare search must not hide in the mix.
     for kind in (*SEARCH_KINDS, *LISTING_KINDS):
         p95 = percentile(sorted(by_kind.get(kind, [])), 95)

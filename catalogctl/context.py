@@ -138,3 +138,26 @@ def confirm(question: str, yes: bool) -> None:
     if not sys.stdin.isatty():
         raise click.ClickException(f"{question}? Refusing without a terminal to ask; pass --yes")
     click.confirm(f"{question}?", abort=True, err=True)
+
+
+def _names(route: str, incomplete: str) -> list[str]:
+    """Names from a list route for shell completion; nothing when the API does not answer."""
+    try:
+        url, token, _ = resolve()
+        items = Client(url, token, timeout=2).json("GET", route, params={"limit": 200})["items"]
+    except Exception:  # completion must never fail loudly
+        return []
+    return [i["name"] for i in items if i["name"].startswith(incomplete)]
+
+
+def complete_env(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    return _names("/environments", incomplete)
+
+
+def complete_package(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    return _names("/packages", incomplete)
+
+
+def env_argument(f: F) -> F:
+    """ENV: an environment's name (completed from the API)."""
+    return click.argument("env", shell_complete=complete_env)(f)

@@ -71,7 +71,20 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
         return 1
+    except Exception as exc:
+        if not _database_unavailable(exc):
+            raise
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        click.echo(f"Error: the database is not available ({reason}); "
+                   "check CATALOG_DATABASE_URL (and CATALOG_HOME)", err=True)  # fmt: skip
+        return 1
     return 0
+
+
+def _database_unavailable(exc: Exception) -> bool:
+    """A service command (db upgrade, admin bootstrap) could not reach its database."""
+    errors = sys.modules.get("sqlalchemy.exc")  # loaded only by the commands that use it
+    return errors is not None and isinstance(exc, errors.OperationalError)
 
 
 if __name__ == "__main__":

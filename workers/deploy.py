@@ -157,6 +157,7 @@ class Execution:
         self.created: list[str] = []  # containers this attempt created
         self.stopped: list[str] = []  # old containers stopped first (published ports)
         self._archives: dict[str, PackageArchive] = {}
+        self._image_ids: dict[str, str] = {}  # image reference -> id, resolved this attempt
         self._lock = threading.Lock()
         self._engine_slots = threading.BoundedSemaphore(rt.settings["DEPLOY_PARALLELISM"])
         self._abandoned = threading.Event()  # set at the first failed start
@@ -456,7 +457,12 @@ class Execution:
 
     def _image_id(self, image: Any, app: Mapping[str, Any], tenant_id: str) -> str:
         if isinstance(image, str):
-            return self.rt.driver.image_id(image, pull=self.rt.settings["ALLOW_PULL"])
+            # Once per reference and attempt: services sharing an image cost one engine call
+            # and run the very same image id.
+            if image not in self._image_ids:
+                pull = self.rt.settings["ALLOW_PULL"]
+                self._image_ids[image] = self.rt.driver.image_id(image, pull=pull)
+            return self._image_ids[image]
         return self._bundled_image_id(image, app, tenant_id)
 
     def _bundled_image_id(self, image: Mapping[str, Any], app: Mapping[str, Any],

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
-from docker.models.containers import Container
+from docker.models.containers import Container, _create_container_args
 
 from packages.container import LABEL_PREFIX
 from workers.planner import ObservedContainer
@@ -71,8 +71,10 @@ class Driver:
     def ensure_network(self, name: str, labels: dict[str, str]) -> None:
         if self.client.networks.list(names=[name]):
             return
-        try:
-            self.client.networks.create(name, driver="bridge", labels=labels, check_duplicate=True)
+        try:  # the API call alone: the SDK's networks.create inspects the network after
+            self.client.api.create_network(
+                name, driver="bridge", labels=labels, check_duplicate=True
+            )
         except APIError as exc:
             if exc.status_code != 409:
                 raise EngineError(f"cannot create network {name}: {exc.explanation}") from None
@@ -114,12 +116,20 @@ class Driver:
     # -- containers -------------------------------------------------------------
 
     def create(self, params: dict, files: Mapping[str, bytes]) -> Container:
-        """Create (not start) a container and copy its rendered files in."""
-        params = {k: v for k, v in params.items() if k != "detach"}
+        """Create (not start) a container and copy its rendered files in.
+
+        `params` are `client.containers.create` arguments, converted the way it converts
+        them; but no inspect follows the create (the SDK's does one, an engine round trip per
+        container that nothing here reads): the model carries only the id and the name.
+        """
+        name = params["name"]
+        kwargs = {k: v for k, v in params.items() if k != "detach"}
+        kwargs["version"] = self.client.api._version
         try:
-            container = self.client.containers.create(**params)
+            created = self.client.api.create_container(**_create_container_args(kwargs))
         except APIError as exc:
-            raise EngineError(f"cannot create {params['name']}: {exc.explanation}") from None
+            raise EngineError(f"cannot create {name}: {exc.explanation}") from None
+        container = self.client.containers.prepare_model({"Id": created["Id"], "Name": "/" + name})
         if files:
             container.put_archive("/", _tar_of(files))
         return container

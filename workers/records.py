@@ -88,7 +88,7 @@ def settle(
     None when the container has no record in a tracked environment. Restarting
     (`may_restart`) is for callers holding the environment's lease.
     """
-    notes: list[str] = []
+    notes: list[tuple[str, str]] = []  # (level, message) for the environment's events
     with rt.sessions() as session:
         found = session.execute(
             select(ContainerRecord, Environment.status, Environment.current_revision)
@@ -104,7 +104,7 @@ def settle(
         if info is None:
             change = Change()
             if mark_missing(record):
-                notes.append(f"{record.name} is gone from the engine")
+                notes.append(("warning", f"{record.name} is gone from the engine"))
         else:
             change = observe(record, info, policy, oom=oom)
             notes += _death_notes(record, change, policy, had_oom)
@@ -115,38 +115,36 @@ def settle(
         app, service = record.app, record.service
         session.commit()
     events = EventLog(rt.sessions, settled.env_id, revision)
-    for note in notes:
-        events.emit(note, level="warning", app=app, service=service)
+    for level, message in notes:
+        events.emit(message, level=level, app=app, service=service)
     return settled
 
 
-def _death_notes(record, change: Change, policy: RestartPolicy, had_oom: bool) -> list[str]:
+def _death_notes(record, change: Change, policy: RestartPolicy, had_oom: bool) -> list:
     cause = f"exit code {record.exit_code}" + (", out of memory" if record.oom_killed else "")
     if change.gave_up:
-        return [
-            f"{record.name} died {change.recent_deaths} times within {policy.window:g} s "
-            f"({cause}): crashloop, not restarted any more"
-        ]
+        deaths = f"{change.recent_deaths} times within {policy.window:g} s"
+        return [("error", f"{record.name} died {deaths} ({cause}): crashloop, not restarted")]
     if change.died:
         delay = (record.next_restart_at - record.finished_at).total_seconds()
-        return [f"{record.name} died ({cause}); restarting in {delay:.1f} s"]
+        return [("warning", f"{record.name} died ({cause}); restarting in {delay:.1f} s")]
     if record.oom_killed and not had_oom and record.state != "running":
-        return [f"{record.name} was killed: out of memory"]
+        return [("warning", f"{record.name} was killed: out of memory")]
     return []
 
 
-def _restart(rt: Runtime, record: ContainerRecord, policy: RestartPolicy) -> str:
+def _restart(rt: Runtime, record: ContainerRecord, policy: RestartPolicy) -> tuple[str, str]:
     try:
         rt.driver.start(record.id)
     except EngineError as exc:
         # Tried again after the longest backoff; a container that cannot start is not hot-looped.
         record.next_restart_at = utcnow() + timedelta(seconds=policy.backoff_max)
-        return f"could not restart {record.name}: {exc}"
+        return "error", f"could not restart {record.name}: {exc}"
     record.restart_count += 1
     info = rt.driver.inspect(record.id)
     if info is not None:
         observe(record, info, policy)
-    return f"{record.name} restarted (restart {record.restart_count})"
+    return "info", f"{record.name} restarted (restart {record.restart_count})"
 
 
 def forget_gone(rt: Runtime, container_id: str) -> str | None:

@@ -147,6 +147,8 @@ class _Repair:
                 legit[slot] = container.id
         for container, reason in strays:
             self.heartbeat.check()
+            if self.rt.driver.inspect(container.id) is None:
+                continue  # the engine's listing can lag a removal just done
             self.rt.driver.remove(container.id)
             events.emit(f"removed stray container {container.name}: {reason}", level="warning",
                         app=container.app, service=container.service)  # fmt: skip

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from docker.errors import DockerException
+
 from catalog.queue import ACTION_TASK, DEPLOY_TASK, RESYNC_TASK, TEARDOWN_TASK
 from workers import actions
 from workers.celery_app import celery
@@ -16,13 +18,27 @@ from workers.teardown import delete_environment as teardown
 log = logging.getLogger(__name__)
 
 BUSY_RETRY_SECONDS = 1.0
+ENGINE_RETRY_SECONDS = 2.0
+
+
+def _runtime_or_retry(task):
+    """The worker's runtime; while the Docker engine is unreachable (restarting), the task is
+    retried instead of failing: a failed task is acked, and its message would be lost until
+    a resync noticed."""
+    try:
+        return runtime()
+    except DockerException as exc:
+        log.warning("the Docker engine is unreachable, retrying in %.0f s: %s",
+                    ENGINE_RETRY_SECONDS, exc)  # fmt: skip
+        raise task.retry(countdown=ENGINE_RETRY_SECONDS) from None
 
 
 @celery.task(name=DEPLOY_TASK, bind=True, max_retries=None, acks_late=True)
 def deploy_environment(self, env_id: str, revision: int) -> str:
     """Bring environment `env_id` to `revision`; retried while another worker holds it."""
+    rt = _runtime_or_retry(self)
     try:
-        return deploy(runtime(), env_id, revision)
+        return deploy(rt, env_id, revision)
     except LeaseBusy:
         raise self.retry(countdown=BUSY_RETRY_SECONDS) from None
 
@@ -30,8 +46,9 @@ def deploy_environment(self, env_id: str, revision: int) -> str:
 @celery.task(name=TEARDOWN_TASK, bind=True, max_retries=None, acks_late=True)
 def delete_environment(self, env_id: str) -> str:
     """Remove every container, network and volume of an environment, then its rows."""
+    rt = _runtime_or_retry(self)
     try:
-        return teardown(runtime(), env_id)
+        return teardown(rt, env_id)
     except TeardownBusy:
         raise self.retry(countdown=BUSY_RETRY_SECONDS) from None
 

@@ -143,7 +143,9 @@ class Tracker:
         self.policy = RestartPolicy.from_settings(settings)
         self.specs = Specs()
         self.relist_seconds = float(settings.get("TRACKER_RELIST_SECONDS", 5.0))
-        self.events: queue.Queue = queue.Queue(maxsize=max(1, settings["TRACKER_QUEUE_SIZE"]))
+        self.events: queue.Queue = queue.Queue(
+            maxsize=max(1, int(settings.get("TRACKER_QUEUE_SIZE", 1000)))
+        )
         self._relist_needed = threading.Event()
         self._stopping = threading.Event()
         self.reader = EventReader(

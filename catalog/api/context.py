@@ -6,6 +6,7 @@ from flask import current_app, g
 from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, current_principal
+from catalog.errors import ServiceUnavailable
 from catalog.services.blobs import BlobStore
 
 
@@ -38,7 +39,11 @@ def engine():
     extensions = current_app.extensions["catalog"]
     if extensions.get("docker") is None:
         import docker
+        from docker.errors import DockerException
 
         url = current_app.config["DOCKER_URL"]
-        extensions["docker"] = docker.DockerClient(base_url=url) if url else docker.from_env()
+        try:
+            extensions["docker"] = docker.DockerClient(base_url=url) if url else docker.from_env()
+        except DockerException as exc:  # the client asks the engine its version
+            raise ServiceUnavailable(f"the Docker engine does not answer: {exc}") from None
     return extensions["docker"]

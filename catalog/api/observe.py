@@ -6,6 +6,7 @@ from flask import Response, stream_with_context
 from flask_smorest import Blueprint
 
 from catalog.api.context import db, engine, principal, publisher
+from catalog.api.docs import problems
 from catalog.schemas import observe as schemas
 from catalog.services import actions, logs
 
@@ -13,6 +14,7 @@ blp = Blueprint("observe", __name__, description="Logs, actions and tasks of app
 
 
 @blp.route("/environments/<env>/apps/<app>/logs", methods=["GET"])
+@problems(503)
 @blp.arguments(schemas.LogArgs, location="query")
 @blp.response(200, content_type="text/plain", description="The log lines, oldest first")
 def app_logs(args, env, app):

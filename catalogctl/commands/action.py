@@ -8,7 +8,7 @@ import click
 
 from catalogctl.client import Client, path
 from catalogctl.commands.values import key_values
-from catalogctl.context import api, api_options, output_format
+from catalogctl.context import api, api_options, env_argument, output_format
 from catalogctl.output import dump, record, show, when
 
 PENDING = ("queued", "running")
@@ -53,7 +53,7 @@ def action() -> None:
 
 
 @action.command("run")
-@click.argument("env")
+@env_argument
 @click.argument("app")
 @click.argument("name", metavar="ACTION")
 @click.option("--service", help="Built-in actions: only this service instead of the whole app.")
@@ -86,7 +86,7 @@ def run_command(env, app, name, service, params, wait: bool, timeout: float) -> 
 
 
 @action.command("show")
-@click.argument("env")
+@env_argument
 @click.argument("task_id", metavar="TASK")
 @api_options
 def show_command(env: str, task_id: str) -> None:

@@ -9,7 +9,14 @@ import click
 from catalogctl.client import path
 from catalogctl.commands.env import APP_COLUMNS, endpoint_text
 from catalogctl.commands.values import FILE, bindings, key_values, mapping_file
-from catalogctl.context import api, api_options, confirm, yes_option
+from catalogctl.context import (
+    api,
+    api_options,
+    complete_package,
+    confirm,
+    env_argument,
+    yes_option,
+)
 from catalogctl.output import done, record, show, show_list, when
 
 PARAM_HELP = (
@@ -42,9 +49,14 @@ def app() -> None:
 
 
 @app.command("add")
-@click.argument("env")
+@env_argument
 @click.argument("name")
-@click.option("--package", required=True, help="The package (e.g. org.example.kvstore).")
+@click.option(
+    "--package",
+    required=True,
+    shell_complete=complete_package,
+    help="The package (e.g. org.example.kvstore).",
+)
 @click.option("--version", help="An exact version or a range like ^1.2.0; default: the newest.")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help=PARAM_HELP)
 @click.option("--params-file", type=FILE, help="Parameters from a YAML or JSON mapping.")
@@ -66,7 +78,7 @@ def add_command(env, name, package, version, params, params_file: Path | None, b
 
 
 @app.command("list")
-@click.argument("env")
+@env_argument
 @api_options
 def list_command(env: str) -> None:
     """The apps of ENV with their status and endpoints."""
@@ -74,7 +86,7 @@ def list_command(env: str) -> None:
 
 
 @app.command("show")
-@click.argument("env")
+@env_argument
 @click.argument("name")
 @api_options
 def show_command(env: str, name: str) -> None:
@@ -83,7 +95,7 @@ def show_command(env: str, name: str) -> None:
 
 
 @app.command("update")
-@click.argument("env")
+@env_argument
 @click.argument("name")
 @click.option("--version", help="An exact version or a range.")
 @click.option("--latest", is_flag=True, help="Follow the newest version again.")
@@ -131,7 +143,7 @@ def update_command(env, name, version, latest, params, unset, params_file, binds
 
 
 @app.command("remove")
-@click.argument("env")
+@env_argument
 @click.argument("name")
 @yes_option
 @api_options
@@ -143,7 +155,7 @@ def remove_command(env: str, name: str, yes: bool) -> None:
 
 
 @app.command("endpoint")
-@click.argument("env")
+@env_argument
 @click.argument("name")
 @click.option("--service", help="Only this service's endpoints.")
 @api_options

@@ -11,7 +11,7 @@ import requests
 
 from catalogctl.client import Client, path
 from catalogctl.commands.events import EVENT_COLUMNS, echo_event
-from catalogctl.context import api, api_options, confirm, output_format, yes_option
+from catalogctl.context import api, api_options, confirm, env_argument, output_format, yes_option
 from catalogctl.output import done, dump, record, show, show_list, table, when
 
 FINISHED = ("succeeded", "failed", "rolled_back", "cancelled")
@@ -55,7 +55,9 @@ def outcome(env: str, deployment: dict, serving: int | None) -> str:
             f"revision {revision} failed and was rolled back ({keeps}): {reason}"
         )
     if status == "cancelled":
-        raise DeploymentFailed(f"revision {revision} was cancelled: {reason or 'by request'}")
+        raise DeploymentFailed(
+            f"revision {revision} was cancelled" + (f": {reason}" * bool(reason))
+        )
     raise DeploymentFailed(f"revision {revision} failed: {reason or 'see its events'}")
 
 
@@ -98,7 +100,7 @@ def follow(client: Client, env: str, revision: int, timeout: float, *, err: bool
 
 
 @click.command("deploy")
-@click.argument("env")
+@env_argument
 @click.option(
     "--from-revision",
     type=click.IntRange(1),
@@ -148,7 +150,7 @@ def deployment() -> None:
 
 
 @deployment.command("list")
-@click.argument("env")
+@env_argument
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
 @api_options
 def list_command(env: str, limit: int) -> None:
@@ -184,7 +186,7 @@ def _show_deployment(item: dict) -> None:
 
 
 @deployment.command("show")
-@click.argument("env")
+@env_argument
 @click.argument("revision", type=click.IntRange(1))
 @api_options
 def show_command(env: str, revision: int) -> None:
@@ -193,7 +195,7 @@ def show_command(env: str, revision: int) -> None:
 
 
 @deployment.command("cancel")
-@click.argument("env")
+@env_argument
 @click.argument("revision", type=click.IntRange(1))
 @yes_option
 @api_options

@@ -9,7 +9,7 @@ import click
 
 from catalogctl.client import ApiError, path
 from catalogctl.commands.values import FILE, key_values, mapping_file
-from catalogctl.context import api, api_options, confirm, yes_option
+from catalogctl.context import api, api_options, complete_env, confirm, yes_option
 from catalogctl.output import done, record, show, show_list, table, when
 
 ENV_COLUMNS = (
@@ -94,7 +94,7 @@ def show_environment(item: dict) -> None:
 
 
 @env.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_env)
 @api_options
 def show_command(name: str) -> None:
     """Status, settings, current revision, and the apps with status and endpoints."""
@@ -102,7 +102,7 @@ def show_command(name: str) -> None:
 
 
 @env.command("update")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_env)
 @click.option("--rename", metavar="NEW_NAME", help="A new name.")
 @click.option("--description")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Set a setting.")
@@ -158,7 +158,7 @@ def wait_deleted(client, name: str, timeout: float) -> None:
 
 
 @env.command("delete")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_env)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Until it is gone.")
 @click.option("--timeout", type=float, default=300, show_default=True, help="Seconds to wait.")
 @yes_option

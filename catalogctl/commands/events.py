@@ -7,7 +7,7 @@ import json
 import click
 
 from catalogctl.client import path
-from catalogctl.context import api, api_options, output_format
+from catalogctl.context import api, api_options, env_argument, output_format
 from catalogctl.output import show_list, when
 
 STYLE = {"error": {"fg": "red", "bold": True}, "warning": {"fg": "yellow"}}
@@ -43,7 +43,7 @@ def echo_event(event: dict, *, err: bool = False) -> None:
 
 
 @click.command("events")
-@click.argument("env")
+@env_argument
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new events (Ctrl-C stops).")
 @click.option("--revision", type=click.IntRange(1), help="Only this revision's events.")
 @click.option("--after", type=click.IntRange(0), default=0, help="Only events after this id.")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 
 from catalogctl.client import path
-from catalogctl.context import api, api_options
+from catalogctl.context import api, api_options, env_argument
 
 
 @click.command("logs")
-@click.argument("env")
+@env_argument
 @click.argument("app")
 @click.option("--service", help="Only this service (needed by --follow when there are several).")
 @click.option(

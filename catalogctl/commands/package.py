@@ -11,7 +11,14 @@ from pathlib import Path
 import click
 
 from catalogctl.client import ApiError, Client, path
-from catalogctl.context import api, api_options, confirm, output_format, yes_option
+from catalogctl.context import (
+    api,
+    api_options,
+    complete_package,
+    confirm,
+    output_format,
+    yes_option,
+)
 from catalogctl.output import done, dump, record, show, show_list, table, when
 from packages.build import build_package, write_archive
 from packages.package import LoadedPackage, load_directory, load_package
@@ -234,7 +241,7 @@ def _show_version(item: dict) -> None:
 
 
 @package.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_package)
 @click.argument("version", required=False)
 @api_options
 def show_command(name: str, version: str | None) -> None:
@@ -246,7 +253,7 @@ def show_command(name: str, version: str | None) -> None:
 
 
 @package.command("versions")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_package)
 @api_options
 def versions_command(name: str) -> None:
     """The versions of a package, newest first."""
@@ -254,7 +261,7 @@ def versions_command(name: str) -> None:
 
 
 @package.command("update")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_package)
 @click.option("--title")
 @click.option("--description")
 @click.option("--tag", "tags", multiple=True, help="Replaces the tags; repeat for more.")
@@ -287,7 +294,7 @@ def update_command(
 
 
 @package.command("yank")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_package)
 @click.argument("version")
 @click.option("--undo", is_flag=True, help="Unyank: offer the version again.")
 @api_options
@@ -299,7 +306,7 @@ def yank_command(name: str, version: str, undo: bool) -> None:
 
 
 @package.command("delete")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_package)
 @click.argument("version", required=False)
 @yes_option
 @api_options
@@ -326,7 +333,7 @@ def _save(response, target: Path | None, default_name: str) -> None:
 
 
 @package.command("download")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_package)
 @click.argument("version")
 @click.option(
     "-f",
@@ -348,7 +355,7 @@ def download_command(name: str, version: str, target: Path | None) -> None:
 
 
 @package.command("logo")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_package)
 @click.option(
     "-f",
     "--file",

@@ -52,7 +52,7 @@ def list_command() -> None:
     """Every profile; the current one is marked *."""
     cfg = config.load()
     rows = [
-        {"current": "*" if name == cfg.current else "", "name": name, "url": p.url,
+        {"current": "*" if name == cfg.current else " ", "name": name, "url": p.url,
          "token": _masked(p.token)}
         for name, p in sorted(cfg.profiles.items())
     ]  # fmt: skip

@@ -1,21 +1,30 @@
-"""A real API server (`catalogctl serve` under gunicorn) on the session's PostgreSQL database."""
+"""A real API server (`catalogctl serve` under gunicorn) on the session's PostgreSQL database and
+this run's RabbitMQ queue; the CLI, real workers and engine cleanup for tests that deploy."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from catalog.models import Base
+from tests.conftest import BROKER_URL, TASK_QUEUE
 
 BIN = Path(sys.executable).parent
+# Host ports for the apps this run deploys: a window of its own, so that runs at the same time
+# (each with its own database, hence its own port allocation) do not collide.
+_WINDOW = 32000 + random.randrange(0, 20) * 100
+HOST_PORT_RANGE = f"{_WINDOW}-{_WINDOW + 99}"
 
 
 def free_port() -> int:
@@ -46,8 +55,16 @@ def service_env(database_url, tmp_path):
         "CATALOG_DATABASE_URL": database_url,
         "CATALOG_HOME": str(tmp_path / "home"),
         "CATALOG_BLOB_DIR": str(tmp_path / "blobs"),
+        # This run's own queue on the real broker, and host ports of its own.
+        "CATALOG_BROKER_URL": BROKER_URL,
+        "CATALOG_TASK_QUEUE": TASK_QUEUE,
+        "CATALOG_HOST_PORT_RANGE": HOST_PORT_RANGE,
+        "CATALOG_MIN_RUNNING_SECONDS": "0.5",
+        # The CLI's profiles of this test only.
+        "CATALOGCTL_CONFIG": str(tmp_path / "catalogctl.yaml"),
     }
-    env.pop("CATALOG_TOKEN", None)
+    for name in ("CATALOG_TOKEN", "CATALOG_URL", "CATALOG_PROFILE"):
+        env.pop(name, None)
     yield env
     engine = create_engine(database_url)
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
@@ -57,14 +74,15 @@ def service_env(database_url, tmp_path):
 
 
 @pytest.fixture
-def live_server(service_env):
+def live_server(service_env, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    # A short grace at the end: an event stream whose client has gone holds its thread until
+    # its next keep-alive (15 s), and gunicorn would wait that long for it.
+    command = [BIN / "catalogctl", "serve", "--port", str(port), "--workers", "1", "--no-migrate"]
+    log = (tmp_path / "api.log").open("wb")  # kept with the test's other files
     process = subprocess.Popen(
-        [BIN / "catalogctl", "serve", "--port", str(port), "--workers", "1", "--no-migrate"],
-        env=service_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [*command, "--graceful-timeout", "2"], env=service_env, stdout=log, stderr=log
     )
     try:
         wait_until_healthy(url, process)
@@ -72,9 +90,102 @@ def live_server(service_env):
     finally:
         process.terminate()
         process.wait(timeout=30)
+        log.close()
 
 
 def catalogctl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [BIN / "catalogctl", *args], env=env, capture_output=True, text=True, timeout=120
     )
+
+
+# -- the CLI against a live stack: a token, a worker, cleanup of what the engine ran -----------
+
+
+@dataclass
+class Cli:
+    """Runs `catalogctl` as a user would, with this test's environment (profile file included)."""
+
+    env: dict[str, str]
+    cwd: Path
+
+    def __call__(self, *args: str, code: int = 0, stdin: str | None = None, **extra: str):
+        result = subprocess.run(
+            [BIN / "catalogctl", *args],
+            env={**self.env, **extra},
+            cwd=self.cwd,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert result.returncode == code, (args, result.returncode, result.stdout, result.stderr)
+        if code == 0:
+            assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    def json(self, *args: str, **extra: str):
+        return json.loads(self(*args, "-o", "json", **extra).stdout)
+
+
+@pytest.fixture
+def admin_token(live_server, service_env) -> str:
+    token = catalogctl("admin", "bootstrap", env=service_env).stdout.strip()
+    assert token.startswith("cat_")
+    return token
+
+
+@pytest.fixture
+def cli(live_server, service_env, admin_token, tmp_path) -> Cli:
+    """The CLI as the admin of the live server (through CATALOG_URL and CATALOG_TOKEN)."""
+    env = {**service_env, "CATALOG_URL": live_server, "CATALOG_TOKEN": admin_token}
+    return Cli(env, tmp_path)
+
+
+@pytest.fixture
+def worker(service_env, tmp_path):
+    """A real `catalogctl worker` on this test's database, blobs and queue."""
+    from tests.integration.stack import WorkerProcess
+
+    process = WorkerProcess(service_env, tmp_path / "worker.log").wait_ready()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def engine_cleanup(service_env, docker_client, database_url):
+    """Afterwards (before the tables are emptied): every engine object of this test's
+    environments goes, whatever state the test left them in."""
+    yield
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        env_ids = list(conn.execute(text("SELECT id FROM environments")).scalars())
+    engine.dispose()
+    for env_id in env_ids:
+        remove_engine_objects(docker_client, env_id)
+
+
+def remove_engine_objects(docker_client, env_id: str) -> None:
+    selector = {"label": f"io.catalog.env={env_id}"}
+    for container in docker_client.containers.list(all=True, filters=selector):
+        container.remove(force=True, v=True)
+    for network in docker_client.networks.list(filters=selector):
+        network.remove()
+    for volume in docker_client.volumes.list(filters=selector):
+        volume.remove(force=True)
+
+
+def fetch(url: str, *, expect: str | None = None, seconds: float = 15) -> str:
+    """The body at `url`; with `expect`, polled (bounded) until it holds that text."""
+    deadline = time.monotonic() + seconds
+    body = ""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                body = response.read().decode()
+        except OSError:
+            body = ""
+        if body and (expect is None or expect in body):
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"{url} answered {body!r}, not {expect!r}, within {seconds} s")

@@ -149,8 +149,13 @@ def fetch_service(docker_client, env_id: str, app: str, service: str, port: int)
 
 def exec_get(container, url: str, timeout: int = 3) -> tuple[bool, str]:
     """wget from inside `container` (busybox wget's own -T crashes: `timeout` bounds it)."""
+    code, output = exec_wget(container, url, timeout)
+    return code == 0, output
+
+
+def exec_wget(container, url: str, timeout: int = 3) -> tuple[int, str]:
     result = container.exec_run(["timeout", str(timeout), "wget", "-q", "-O-", url])
-    return result.exit_code == 0, result.output.decode(errors="replace")
+    return result.exit_code, result.output.decode(errors="replace")
 
 
 def eventually(check: Callable[[], object], seconds: float, what: str | Callable[[], str]):
@@ -184,12 +189,13 @@ class Probe(threading.Thread):
 
     def run(self) -> None:
         while not self._stop_event.is_set():
-            ok, output = exec_get(self.container, self.url)
-            if ok and output:  # every version of the probed service answers with a body
+            started = time.time()
+            code, output = exec_wget(self.container, self.url)
+            if code == 0 and output:  # every version of the probed service answers with a body
                 self.ok += 1
                 self.bodies.add(output)
             else:
-                self.failures.append(f"{time.strftime('%X')}: {ok=} {output.strip()!r}")
+                self.failures.append(f"{started:.3f}-{time.time():.3f}: exit {code} {output.strip()!r}")
             self._stop_event.wait(0.05)
 
     def __repr__(self) -> str:

@@ -38,12 +38,8 @@ T = TypeVar("T")
 CHAIN = "org.acme.chain"
 SERVICES = ("a", "b", "c")
 ENV_LABEL = "io.catalog.env"
-FAST_LEASE = "3"
-ACTIVE_OR_DONE = (
-    "queued",
-    "running",
-    "succeeded",
-)  # seconds: a dead worker's lease expires quickly in these tests
+FAST_LEASE = "3"  # seconds: a dead worker's lease expires quickly in these tests
+ACTIVE_OR_DONE = ("queued", "running", "succeeded")
 
 
 # -- helpers --------------------------------------------------------------------------
@@ -94,13 +90,24 @@ def chain_package(version: str = "1.0.0") -> bytes:
     )
 
 
-def containers_of(docker_client, env_id: str) -> list:
-    return docker_client.containers.list(all=True, filters={"label": f"{ENV_LABEL}={env_id}"})
+def containers_of(docker_client, env_id: str) -> list[dict]:
+    """The engine's summaries (Id, Names, Labels, State) of the environment's containers.
+
+    One list call, no inspect per container: a container removed meanwhile cannot fail it.
+    """
+    return docker_client.api.containers(all=True, filters={"label": f"{ENV_LABEL}={env_id}"})
 
 
-def slot(container) -> tuple[str, str, str]:
-    labels = container.labels
-    return (labels["io.catalog.app"], labels["io.catalog.service"], labels["io.catalog.replica"])
+def label(container: dict, name: str) -> str | None:
+    return (container.get("Labels") or {}).get(f"io.catalog.{name}")
+
+
+def name_of(container: dict) -> str:
+    return container["Names"][0].lstrip("/")
+
+
+def slot(container: dict) -> tuple[str, str, str]:
+    return (label(container, "app"), label(container, "service"), label(container, "replica"))
 
 
 def assert_no_duplicates(containers: list) -> None:
@@ -123,9 +130,10 @@ def assert_converged(deployer, docker_client, env: dict, revision: int, mark: st
     assert_no_duplicates(containers)
     assert sorted(slot(c) for c in containers) == [("chain", s, "0") for s in SERVICES]
     for container in containers:
-        assert container.status == "running", (container.name, container.status)
-        assert container.labels["io.catalog.revision"] == str(revision), container.labels
-        assert f"MARK={mark}" in container.attrs["Config"]["Env"], container.attrs["Config"]["Env"]
+        assert container["State"] == "running", (name_of(container), container["State"])
+        assert label(container, "revision") == str(revision), container["Labels"]
+        environment = docker_client.api.inspect_container(container["Id"])["Config"]["Env"]
+        assert f"MARK={mark}" in environment, (name_of(container), environment)
     networks = docker_client.networks.list(filters={"label": f"{ENV_LABEL}={env['id']}"})
     assert len(networks) == 1, [n.name for n in networks]
     return containers
@@ -142,9 +150,7 @@ def first_container(docker_client, env_id: str, revision: int, timeout: float = 
 
     def find():
         return [
-            c
-            for c in containers_of(docker_client, env_id)
-            if c.labels.get("io.catalog.revision") == str(revision)
+            c for c in containers_of(docker_client, env_id) if label(c, "revision") == str(revision)
         ]
 
     return wait_for(find, timeout=timeout, what=f"a container of revision {revision}")[0]
@@ -302,7 +308,7 @@ def test_a1_kill_9_mid_deploy_then_a_new_worker_converges_without_duplicates(
     left = containers_of(docker_client, env["id"])
     assert len(left) < len(SERVICES), "the deploy was not interrupted in the middle"
     assert held.owner is not None and held.fencing >= 1
-    old_fencing = int(started.labels["io.catalog.fencing"])
+    old_fencing = int(label(started, "fencing"))
     assert old_fencing == held.fencing
     assert deployer.deployment("a1", revision)["status"] == "running"
 
@@ -314,12 +320,12 @@ def test_a1_kill_9_mid_deploy_then_a_new_worker_converges_without_duplicates(
     containers = assert_converged(deployer, docker_client, env, revision)
     # Every container the new worker created carries its higher token; a running leftover of
     # the dead attempt with the wanted config may be kept, but only once it proved ready.
-    created = [c for c in containers if c.id not in {old.id for old in left}]
+    created = [c for c in containers if c["Id"] not in {old["Id"] for old in left}]
     assert created, "the new worker started the rest of the revision"
-    assert {c.labels["io.catalog.fencing"] for c in created} == {str(old_fencing + 1)}
-    for kept in (c for c in containers if c.id in {old.id for old in left}):
-        assert kept.labels["io.catalog.fencing"] == str(old_fencing)
-        assert events(deployment, rf"{kept.name} ready in .*left by an interrupted attempt"), (
+    assert {label(c, "fencing") for c in created} == {str(old_fencing + 1)}
+    for kept in (c for c in containers if c["Id"] in {old["Id"] for old in left}):
+        assert label(kept, "fencing") == str(old_fencing)
+        assert events(deployment, rf"{name_of(kept)} ready in .*left by an interrupted attempt"), (
             deployment["events"]
         )
     # The second attempt began only once the dead worker's lease had expired.
@@ -328,42 +334,6 @@ def test_a1_kill_9_mid_deploy_then_a_new_worker_converges_without_duplicates(
     assert parse_time(second["time"]).timestamp() >= killed_at - 0.05
     after = lease_row(app, env["id"])
     assert after.owner is None and after.fencing == old_fencing + 1
-
-
-# -- A2 -------------------------------------------------------------------------------
-
-
-def test_a2_no_worker_the_deploy_waits_never_ready_then_a_worker_runs_it(
-    deployer, docker_client, start_worker
-):
-    deployer.publish(chain_package())
-    env = chain_env(deployer, "a2", delay="0.3")
-    revision = deployer.deploy("a2")
-
-    # No worker for a while: recorded, waiting, nothing on the engine, never `ready`.
-    deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline:
-        view = deployer.environment("a2")
-        assert view["status"] == "deploying", view
-        assert view["current_revision"] is None, view
-        assert deployer.deployment("a2", revision)["status"] == "queued"
-        assert containers_of(docker_client, env["id"]) == []
-        time.sleep(0.2)
-
-    start_worker()
-    # Until the deployment has succeeded the environment never says `ready`.
-    deadline = time.monotonic() + 60
-    while True:
-        view = deployer.environment("a2")
-        deployment = deployer.deployment("a2", revision)
-        if view["status"] == "ready":
-            assert deployment["status"] == "succeeded", (view, deployment)
-            break
-        assert view["status"] == "deploying", view
-        assert deployment["status"] in ("queued", "running"), deployment
-        assert time.monotonic() < deadline, f"not ready in 60 s: {deployment}"
-        time.sleep(0.05)
-    assert_converged(deployer, docker_client, env, revision)
 
 
 def stuck_package() -> bytes:
@@ -400,6 +370,44 @@ def test_a1_a_dead_attempts_unready_container_is_not_trusted_by_the_next_attempt
     view = deployer.environment("a1-stuck")
     assert view["status"] == "deploy_failed", view
     assert containers_of(docker_client, env["id"]) == [], "nothing of the failed revision stays"
+
+
+# -- A2 -------------------------------------------------------------------------------
+
+
+def test_a2_no_worker_the_deploy_waits_never_ready_then_a_worker_runs_it(
+    deployer, docker_client, start_worker
+):
+    deployer.publish(chain_package())
+    env = chain_env(deployer, "a2", delay="0.3")
+    revision = deployer.deploy("a2")
+
+    # No worker for a while: recorded, waiting, nothing on the engine, never `ready`.
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        view = deployer.environment("a2")
+        assert view["status"] == "deploying", view
+        assert view["current_revision"] is None, view
+        assert deployer.deployment("a2", revision)["status"] == "queued"
+        assert containers_of(docker_client, env["id"]) == []
+        time.sleep(0.2)
+
+    start_worker()
+    # Until the deployment has succeeded the environment never says `ready`: the environment
+    # is read first, so a `ready` one must show a succeeded deployment right after.
+    deadline = time.monotonic() + 60
+    while True:
+        view = deployer.environment("a2")
+        deployment = deployer.deployment("a2", revision)
+        if view["status"] == "ready":
+            assert deployment["status"] == "succeeded", (view, deployment)
+            break
+        assert view["status"] == "deploying", view
+        assert view["current_revision"] is None, view
+        assert deployment["status"] in ACTIVE_OR_DONE, deployment
+        assert time.monotonic() < deadline, f"not ready in 60 s: {deployment}"
+        time.sleep(0.05)
+    assert_converged(deployer, docker_client, env, revision)
 
 
 # -- A3 -------------------------------------------------------------------------------
@@ -469,7 +477,7 @@ def test_a4_the_same_message_twice_the_second_run_creates_nothing(
     while_running = send_deploy(app, env["id"], revision)
     deployment = deployer.wait("a4", revision, seconds=60)
     assert deployment["status"] == "succeeded", deployment["events"]
-    ids = {c.id for c in assert_converged(deployer, docker_client, env, revision)}
+    ids = {c["Id"] for c in assert_converged(deployer, docker_client, env, revision)}
     outcome = wait_for(lambda: task_outcomes(worker, while_running), timeout=30,
                        what="the duplicate delivered while running to finish")  # fmt: skip
     assert outcome == ["skipped"]
@@ -483,7 +491,7 @@ def test_a4_the_same_message_twice_the_second_run_creates_nothing(
                        what="the duplicate delivered after the end to finish")  # fmt: skip
     assert outcome == ["skipped"]
 
-    assert {c.id for c in assert_converged(deployer, docker_client, env, revision)} == ids
+    assert {c["Id"] for c in assert_converged(deployer, docker_client, env, revision)} == ids
     deployment = deployer.deployment("a4", revision)
     assert deployment["attempts"] == 1, deployment
     assert len(events(deployment, r"started \(attempt")) == 1, deployment["events"]
@@ -524,7 +532,7 @@ def test_a5_broker_connection_dropped_mid_deploy_never_two_workers_on_one_enviro
     while deployer.deployment("a5", revision)["status"] in ("queued", "running"):
         containers = containers_of(docker_client, env["id"])
         assert_no_duplicates(containers)
-        seen_fencing |= {c.labels["io.catalog.fencing"] for c in containers}
+        seen_fencing |= {label(c, "fencing") for c in containers}
         row = lease_row(app, env["id"])
         if row.owner is not None:
             seen_leases.add((row.owner, row.fencing))
@@ -537,7 +545,7 @@ def test_a5_broker_connection_dropped_mid_deploy_never_two_workers_on_one_enviro
     assert deployment["status"] == "succeeded", deployment["events"]
     assert deployment["attempts"] == 1, deployment
     containers = assert_converged(deployer, docker_client, env, revision)
-    assert {c.labels["io.catalog.fencing"] for c in containers} == {str(held.fencing)}
+    assert {label(c, "fencing") for c in containers} == {str(held.fencing)}
 
     # The redelivery reached the other worker, which backed off on the lease, and once the
     # deploy was over some worker ran it to a no-op.
@@ -554,7 +562,9 @@ def test_a5_broker_connection_dropped_mid_deploy_never_two_workers_on_one_enviro
 
     outcomes = wait_for(both_ended, timeout=30, what="the redelivered message to end")
     assert outcomes == ["skipped", "succeeded"]
-    assert {c.id for c in containers_of(docker_client, env["id"])} == {c.id for c in containers}
+    assert {c["Id"] for c in containers_of(docker_client, env["id"])} == {
+        c["Id"] for c in containers
+    }
 
 
 # -- A6 -------------------------------------------------------------------------------
@@ -579,6 +589,27 @@ def test_a6_worker_started_while_the_broker_is_down_retries_then_drains_the_back
         deployment = deployer.wait(env["name"], revision, seconds=60)
         assert deployment["status"] == "succeeded", deployment["events"]
         assert_converged(deployer, docker_client, env, revision)
+
+
+def test_a6_engine_unreachable_when_a_worker_takes_the_message_it_retries_not_drops(
+    deployer, docker_client, start_worker, tmp_path
+):
+    """A worker whose Docker engine is away (restarting) keeps the deploy instead of failing
+    the task, which would ack the message and leave the deployment to a resync."""
+    deployer.publish(chain_package())
+    env = chain_env(deployer, "a6-engine", delay="0.3")
+    engine = tmp_path / "engine.sock"  # the engine's socket, absent for now
+    worker = start_worker(CATALOG_DOCKER_URL=f"unix://{engine}")  # no beat: no resync
+    revision = deployer.deploy("a6-engine")
+    retried = rf"{re.escape(DEPLOY_TASK)}\[[0-9a-f-]+\] retry: Retry in"
+    wait_for(lambda: re.search(retried, worker.log_path.read_text()), timeout=30,
+             what="the worker to find the engine away and retry the task")  # fmt: skip
+    assert deployer.deployment("a6-engine", revision)["status"] == "queued"
+
+    engine.symlink_to("/var/run/docker.sock")  # the engine is back
+    deployment = deployer.wait("a6-engine", revision, seconds=60)
+    assert deployment["status"] == "succeeded", deployment["events"]
+    assert_converged(deployer, docker_client, env, revision)
 
 
 # -- A7 -------------------------------------------------------------------------------
@@ -716,8 +747,9 @@ def test_a7_broker_silent_on_an_open_connection_the_api_answers_in_bounded_time(
 
 
 def test_a8_broker_restarted_with_deploys_queued_none_lost(
-    deployer, docker_client, start_worker, broker
+    deployer, docker_client, start_worker, broker, published_tasks
 ):
+    """`published_tasks` empties this run's queue first: earlier tests may leave messages."""
     deployer.publish(chain_package())
     envs = [chain_env(deployer, f"a8-{i}", delay="0.3") for i in range(3)]
     revisions = [deployer.deploy(env["name"]) for env in envs]
