@@ -304,6 +304,20 @@ def labels(tag: str, run: str) -> dict[str, str]:
     return {BENCH_LABEL: tag, RUN_LABEL: run}
 
 
+def cleanup(client: docker.DockerClient, selectors: list[str], patience: float = 120) -> None:
+    """remove_labelled for each selector; waits for an engine that is restarting."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            for selector in selectors:
+                remove_labelled(client, selector)
+            return
+        except (requests.ConnectionError, docker.errors.DockerException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
 def sdk_params(client, marks: dict, network: str, name: str, hostname: str) -> dict:
     """Low-level create arguments from the catalog's own container policy: same limits."""
     target = ContainerTarget(
@@ -673,9 +687,8 @@ def main() -> int:
             raise
         finally:
             stack.stop()
-            for env_id in api.env_ids if api else ():
-                remove_labelled(client, f"{ENV_LABEL}={env_id}")
-            remove_labelled(client, f"{BENCH_LABEL}={tag}")
+            labels = [f"{ENV_LABEL}={env_id}" for env_id in (api.env_ids if api else ())]
+            cleanup(client, [*labels, f"{BENCH_LABEL}={tag}"])
             client.close()
     missed = [name for name, ok in results.items() if not ok]
     if missed:

@@ -140,22 +140,23 @@ def confirm(question: str, yes: bool) -> None:
     click.confirm(f"{question}?", abort=True, err=True)
 
 
-def _names(route: str, incomplete: str) -> list[str]:
+def _names(ctx: click.Context, route: str, incomplete: str) -> list[str]:
     """Names from a list route for shell completion; nothing when the API does not answer."""
     try:
-        url, token, _ = resolve()
+        with ctx:  # completion runs without a current context; resolve() needs one
+            url, token, _ = resolve()
         items = Client(url, token, timeout=2).json("GET", route, params={"limit": 200})["items"]
     except Exception:  # completion must never fail loudly
         return []
     return [i["name"] for i in items if i["name"].startswith(incomplete)]
 
 
-def complete_env(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
-    return _names("/environments", incomplete)
+def complete_env(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    return _names(ctx, "/environments", incomplete)
 
 
-def complete_package(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
-    return _names("/packages", incomplete)
+def complete_package(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    return _names(ctx, "/packages", incomplete)
 
 
 def env_argument(f: F) -> F:

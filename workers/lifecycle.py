@@ -226,7 +226,9 @@ def environment_verdict(slots: Iterable[Slot], records: Iterable[Recorded]) -> V
         services = sorted(s for a, s, _ in slots if a == app)
         missing = [s for s in services if (app, s) not in covered]
         present = [r for r in by_app.get(app, []) if r.service in services]
-        status = app_status(True, "succeeded", present) if present else "failed"
+        # What a user stopped on purpose is no degradation; the rest of the app is judged.
+        judged = [r for r in present if r.state != STOPPED]
+        status = app_status(True, "succeeded", judged) if judged else "running"
         if missing:
             problems.append(f"{app}: missing {', '.join(missing)}")
         elif status in DEGRADED_APP:

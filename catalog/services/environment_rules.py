@@ -323,8 +323,9 @@ def app_status(
 
     `deployed`: the app is part of the environment's current revision. `containers`: the
     tracker's records of the app's containers (Docker states, plus `crashloop` when the
-    tracker gave up restarting one and `missing` when the engine lost one); the worst of
-    them wins. Without any record the status follows the current revision's deployment.
+    tracker gave up restarting one, `missing` when the engine lost one, `stopped` when a
+    user's action stopped one); the worst of them wins. Without any record the status
+    follows the current revision's deployment.
     """
     if not deployed:
         return "pending"
@@ -337,7 +338,7 @@ def app_status(
     ended = [c for c in observed if c.state in ("exited", "dead", "missing")]
     if any(c.exit_code or c.oom_killed or c.state in ("dead", "missing") for c in ended):
         return "failed"
-    if ended or "paused" in states:
+    if ended or states & {"paused", "stopped"}:  # `stopped`: by a user's stop action
         return "stopped"
     if "restarting" in states or any(c.health == "unhealthy" for c in observed):
         return "unhealthy"

@@ -22,7 +22,9 @@ def complete(cli, *words: str) -> list[str]:
         "COMP_WORDS": " ".join(("catalogctl", *words)),
         "COMP_CWORD": str(len(words)),
     }
-    return [line.split(",", 1)[1] for line in cli(**env).stdout.splitlines()]
+    out = cli(**env).stdout
+    assert "," in out, out
+    return [line.split(",", 1)[1] for line in out.splitlines()]
 
 
 def record(text: str) -> dict[str, str]:

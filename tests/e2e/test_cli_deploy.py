@@ -134,7 +134,7 @@ def test_events_follow_and_a_cancelled_deploy(cli, tmp_path):
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
-        while cli.json("deployment", "show", "slow", "1")["status"] != "running":
+        while [d["status"] for d in cli.json("deployment", "list", "slow")] != ["running"]:
             assert time.monotonic() < deadline, "revision 1 did not start"
             time.sleep(0.3)
         assert cli("deployment", "cancel", "slow", "1", code=1).stderr.endswith("pass --yes\n")

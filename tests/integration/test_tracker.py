@@ -3,6 +3,10 @@
 Each test deploys through the API with a real `catalogctl worker`, runs `catalogctl tracker`
 as a real process with short intervals, does something to the engine from outside and
 then polls (bounded) what the API, the records and the engine say.
+
+B11 stops and starts dockerd itself (SIGTERM to the pid in /var/run/docker.pid, then
+`nohup dockerd` as scripts/ensure-services.sh does): for ~15 s the engine is away for
+everything else using it too. A finalizer always leaves it running and answering.
 """
 
 from __future__ import annotations
@@ -472,26 +476,20 @@ def test_b13_a_removed_container_is_recreated_and_strays_with_catalog_labels_are
     # Strays carrying the environment's label: unknown labels, and a stale second container
     # for a real slot (an old fencing token).
     real = docker_client.containers.get(after[("site", "side")])
+
+    def stray(labels: dict[str, str]):
+        container = docker_client.containers.create(
+            TEST_IMAGE, ["sleep", "3600"], name=f"stray-{uuid.uuid4().hex[:8]}", labels=labels
+        )
+        # A created container is a stray already: the tracker may remove it before it starts.
+        with contextlib.suppress(docker.errors.APIError):
+            container.start()
+        return container
+
+    ghost = {ENV_LABEL: env_id, "io.catalog.app": "ghost", "io.catalog.other": uuid.uuid4().hex}
     strays = [
-        docker_client.containers.run(
-            TEST_IMAGE,
-            ["sleep", "3600"],
-            detach=True,
-            name=f"stray-{uuid.uuid4().hex[:8]}",
-            labels={
-                **engine_labels,
-                ENV_LABEL: env_id,
-                "io.catalog.app": "ghost",
-                "io.catalog.other": uuid.uuid4().hex,
-            },
-        ),
-        docker_client.containers.run(
-            TEST_IMAGE,
-            ["sleep", "3600"],
-            detach=True,
-            name=f"stray-{uuid.uuid4().hex[:8]}",
-            labels={**real.labels, **engine_labels, "io.catalog.fencing": "0"},
-        ),
+        stray({**engine_labels, **ghost}),
+        stray({**real.labels, **engine_labels, "io.catalog.fencing": "0"}),
     ]
 
     def gone(container) -> bool:

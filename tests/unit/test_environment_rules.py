@@ -281,6 +281,7 @@ class Seen:
         (True, "succeeded", [Seen(state="restarting")], "unhealthy"),
         (True, "succeeded", [Seen(state="exited", exit_code=0)], "stopped"),
         (True, "succeeded", [Seen(state="paused")], "stopped"),
+        (True, "succeeded", [Seen(state="stopped", exit_code=137), Seen()], "stopped"),
         (True, "succeeded", [Seen(state="exited", exit_code=1), Seen()], "failed"),
         (True, "succeeded", [Seen(state="exited", exit_code=0, oom_killed=True)], "failed"),
         (True, "succeeded", [Seen(state="dead")], "failed"),

@@ -186,6 +186,7 @@ SPEC = {
             "degraded",
             "web: failed (worker: exited, exit code 137, out of memory)",
         ),
+        ([Rec("web", "web"), Rec("web", "worker", state="stopped"), Rec("db", "db")], "ready", ""),
         (
             [Rec("web", "web", health="unhealthy"), Rec("web", "worker"), Rec("db", "db")],
             "degraded",
