@@ -135,20 +135,21 @@ def test_built_in_stop_start_and_restart(deployer, start_worker, docker_client):
     container = app_container(docker_client, deployer)
     first_start = container.attrs["State"]["StartedAt"]
 
-    stop = wait_task(deployer, "shop", deployer.call(
-        "POST", "/environments/shop/apps/web/actions/stop", json={})["id"])  # fmt: skip
+    def run(action: str, **body) -> dict:
+        path = f"/environments/shop/apps/web/actions/{action}"
+        return wait_task(deployer, "shop", deployer.call("POST", path, json=body)["id"])
+
+    stop = run("stop")
     container.reload()
     assert stop["status"] == "succeeded"
     assert container.status == "exited"
 
-    start = wait_task(deployer, "shop", deployer.call(
-        "POST", "/environments/shop/apps/web/actions/start", json={})["id"])  # fmt: skip
+    start = run("start")
     container.reload()
     assert start["status"] == "succeeded"
     assert container.status == "running"
 
-    restart = wait_task(deployer, "shop", deployer.call(
-        "POST", "/environments/shop/apps/web/actions/restart", json={"service": "web"})["id"])  # fmt: skip
+    restart = run("restart", service="web")
     container.reload()
     assert restart["status"] == "succeeded"
     assert container.status == "running"
