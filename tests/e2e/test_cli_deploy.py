@@ -8,6 +8,7 @@ afterwards (`engine_cleanup`).
 from __future__ import annotations
 
 import json
+import select
 import signal
 import subprocess
 import time
@@ -65,6 +66,17 @@ def test_an_environment_from_creation_to_deletion(cli, tmp_path):
     logs = cli("logs", "shop", "web").stdout
     assert "hello from bob" in logs
     assert cli("logs", "shop", "web", "--tail", "1").stdout.strip() == "hello from bob"
+    follower = subprocess.Popen(
+        [BIN / "catalogctl", "logs", "shop", "web", "--follow"],
+        env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert select.select([follower.stdout], [], [], 30)[0], "nothing followed in 30 s"
+        assert follower.stdout.readline().strip() == "hello from bob"
+    finally:
+        follower.send_signal(signal.SIGINT)  # Ctrl-C ends a follow quietly
+    assert follower.wait(timeout=30) == 0, follower.communicate()
+    follower.communicate()
 
     greeted = cli("action", "run", "shop", "web", "greet", "-p", "name=carol")
     assert greeted.stdout.splitlines() == ["hi carol", "greet on web: succeeded"]

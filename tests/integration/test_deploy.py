@@ -69,7 +69,13 @@ def slow(port: int, body: str) -> dict:
 
 
 # A container of the environment to probe the others from (no healthcheck: ready by running).
-PROBE = {"image": TEST_IMAGE, "command": ["sleep", "3600"], "resources": RESOURCES}
+# Its PID 1 is a shell, which reaps what `docker exec` leaves behind (busybox `timeout` leaves
+# a watcher process): with `sleep` as PID 1 the zombies would soon exhaust the pids limit.
+PROBE = {
+    "image": TEST_IMAGE,
+    "command": ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"],
+    "resources": RESOURCES,
+}
 
 BODY_PARAM = {
     "type": "object",
@@ -202,6 +208,7 @@ class Probe(threading.Thread):
         self.container = self.client.containers.get(container_id)
         self.url = url
         self.ok = 0
+        self.lost = 0  # the exec itself failed to report (an engine hiccup, not the service's)
         self.failures: list[ProbeFailure] = []
         self.bodies: set[str] = set()
         self._stop_event = threading.Event()
@@ -210,7 +217,9 @@ class Probe(threading.Thread):
         while not self._stop_event.is_set():
             started = time.time()
             code, output = exec_wget_marked(self.container, self.url)
-            if code == 0 and output:  # every version of the probed service answers with a body
+            if code is None:
+                self.lost += 1
+            elif code == 0 and output:  # every version of the probed service answers with a body
                 self.ok += 1
                 self.bodies.add(output)
             else:
@@ -218,7 +227,10 @@ class Probe(threading.Thread):
             self._stop_event.wait(0.05)
 
     def __repr__(self) -> str:
-        return f"<Probe {self.url}: {self.ok} ok {self.bodies}, failed: {self.failures}>"
+        return (
+            f"<Probe {self.url}: {self.ok} ok {self.bodies}, {self.lost} lost by the exec, "
+            f"failed: {self.failures}>"
+        )
 
     def __enter__(self) -> Probe:
         self.start()
