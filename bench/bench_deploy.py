@@ -76,6 +76,7 @@ POLL_SECONDS = 0.02
 WORKERS = 2  # worker processes, each `catalogctl worker --concurrency 1`
 ENVS, PER_ENV = 20, 3
 DONE = ("succeeded", "failed", "rolled_back", "cancelled")
+DEFAULT_POOLS = 31  # bridge networks the engine's default address pools can number
 
 SERVICE = {
     "image": IMAGE,
@@ -592,7 +593,9 @@ def catalog_many(api, client, rep: int) -> float:
     # Cross-check with the workers' own finish times (same host clock).
     last = max(datetime.fromisoformat(d["finished_at"]).timestamp() for d in results.values())
     print(f"  rep {rep}: polled {took:.2f} s; last finished_at {last - time.time() + took:+.2f}")
-    failed = {n: d["status"] for n, d in results.items() if d["status"] != "succeeded"}
+    failed = {
+        n: (d["status"], d["error"]) for n, d in results.items() if d["status"] != "succeeded"
+    }
     if failed:
         raise RuntimeError(f"many: not all succeeded: {failed}")
     total = 0
@@ -616,7 +619,24 @@ def catalog_many(api, client, rep: int) -> float:
     return took
 
 
+def check_address_pools(client, needed: int) -> None:
+    """Refuse early when the engine cannot give `needed` more bridge networks an address pool.
+
+    The engine's default pools hold 31 bridge networks (172.17-31.0.0/16 and 16 /20s of
+    192.168.0.0/16); networks other runs leaked count against them too.
+    """
+    bridges = client.api.networks(filters={"driver": "bridge"})
+    free = DEFAULT_POOLS - len(bridges)
+    if free < needed:
+        raise RuntimeError(
+            f"the engine has about {free} free address pools for bridge networks and this "
+            f"benchmark needs {needed}: {len(bridges)} bridge networks exist; remove leaked "
+            "ones (e.g. empty `cat-*` networks of finished test runs) and run it again"
+        )
+
+
 def bench_many(api, client, workdir: Path, tag: str, repeats: int) -> bool:
+    check_address_pools(client, ENVS)
     api.publish(package(workdir, "org.bench.three", "1.0.0", sleepers(PER_ENV)))
     catalog, floor = [], []
     for rep in range(repeats):

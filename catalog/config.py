@@ -27,7 +27,9 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "DB_POOL_SIZE": 10,
         "LOG_LEVEL": "INFO",
         "HOST_PORT_RANGE": "20000-29999",  # host ports for published container ports
-        "MIN_RUNNING_SECONDS": 1.0,  # readiness of a service without a healthcheck
+        # Readiness of a service without a healthcheck: it stays running this long. Catches a
+        # process that dies at once (bad command, config); real readiness needs a healthcheck.
+        "MIN_RUNNING_SECONDS": 0.5,
         "ALLOW_PULL": True,  # pull missing images from their registry
         "DEPLOY_PARALLELISM": 8,  # containers started at once by one deployment
         "MAX_ACTIVE_DEPLOYS": 20,  # queued or running deployments per tenant

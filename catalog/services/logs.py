@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import docker
@@ -68,8 +69,14 @@ def tail(containers, lines: int) -> bytes:
 def follow(containers, lines: int) -> Iterator[bytes]:
     """Stream one container's log (the first one when several), starting with a tail."""
     container = containers[0]
+    # The engine ends the stream at `until`, so a quiet container never holds a thread forever.
     stream = container.logs(
-        stream=True, follow=True, tail=min(lines, MAX_TAIL), stdout=True, stderr=True
+        stream=True,
+        follow=True,
+        tail=min(lines, MAX_TAIL),
+        stdout=True,
+        stderr=True,
+        until=int(time.time() + FOLLOW_MAX_SECONDS),
     )
     try:
         yield from stream

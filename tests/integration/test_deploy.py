@@ -418,6 +418,7 @@ def test_an_upgrade_of_an_unpublished_service_starts_beside_without_a_failed_req
     outside = [f for f in probe.failures if f.ended < ready or f.started > removed + 0.5]
     assert outside == [], probe
     assert len(probe.failures) <= 1, probe
+    print("PROBE", probe)  # TEMP
 
     after = running_ids(docker_client, env_id)
     assert after[("svc", "probe")] == before[("svc", "probe")]
