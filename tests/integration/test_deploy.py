@@ -54,7 +54,7 @@ def web(port: int, body: str, *, publish: bool = False, **health) -> dict:
 
 
 def broken(port: int, message: str) -> dict:
-    """Says what is wrong on its log and never listens: its healthcheck fails after 2 s."""
+    """Says what is wrong on its log and never listens: not ready after 4 x (0.2 + 0.5) s."""
     return {
         **web(port, "never served", retries=4),
         "command": ["sh", "-c", f"echo '{message}'; echo 'giving up' >&2; exec sleep 3600"],
@@ -129,7 +129,7 @@ def running_ids(docker_client, env_id: str) -> dict[tuple[str, str], str]:
 def engine_leftovers(docker_client, env_id: str) -> list[str]:
     selector = {"label": f"{ENV_LABEL}={env_id}"}
     return (
-        [f"container {c.name}" for c in docker_client.containers.list(all=True, filters=selector)]
+        [f"container {c.name}" for c in containers(docker_client, env_id)]
         + [f"network {n.name}" for n in docker_client.networks.list(filters=selector)]
         + [f"volume {v.name}" for v in docker_client.volumes.list(filters=selector)]
     )
@@ -418,7 +418,6 @@ def test_an_upgrade_of_an_unpublished_service_starts_beside_without_a_failed_req
     outside = [f for f in probe.failures if f.ended < ready or f.started > removed + 0.5]
     assert outside == [], probe
     assert len(probe.failures) <= 1, probe
-    print("PROBE", probe)  # TEMP
 
     after = running_ids(docker_client, env_id)
     assert after[("svc", "probe")] == before[("svc", "probe")]
