@@ -9,6 +9,7 @@ message or a second attempt after a killed worker converges without duplicates.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.models import ContainerRecord, Deployment, Environment
@@ -56,6 +58,14 @@ MAX_WAITING = 64
 
 class LeaseBusy(Exception):
     """Another worker holds the environment; try again shortly."""
+
+
+class DatabaseAway(Exception):
+    """The database stopped answering mid-deploy: the attempt stops as it is and is retried.
+
+    Nothing is undone (undoing would need the database to record it); the next attempt,
+    under a new fencing token, keeps what this one started once it proves ready.
+    """
 
 
 class _Abandoned(Exception):
@@ -101,7 +111,9 @@ def deploy(rt: Runtime, env_id: str, revision: int) -> str:
         with lease.Heartbeat(rt.sessions, env_id, rt.owner, fencing, seconds=seconds) as heartbeat:
             return Execution(rt, env_id, revision, fencing, heartbeat).run()
     finally:
-        lease.release(rt.sessions, env_id, rt.owner, fencing)
+        # With the database away the lease cannot be released: it expires on its own.
+        with contextlib.suppress(DBAPIError):
+            lease.release(rt.sessions, env_id, rt.owner, fencing)
 
 
 def lease_seconds(rt: Runtime) -> float:
@@ -177,6 +189,8 @@ class Execution:
         except lease.LeaseLost as exc:
             self.events.emit(f"stopped: {exc}", level="warning")
             return "lease_lost"
+        except DBAPIError as exc:
+            raise DatabaseAway(type(exc.orig).__name__ if exc.orig else str(exc)) from None
         except Interrupted as exc:
             self._undo()
             return self._finish_cancelled(str(exc), had_revision)
@@ -323,7 +337,7 @@ class Execution:
         failed = {k: e for k, e in outcome.failed.items() if not isinstance(e, _Abandoned)}
         if failed:
             key, error = sorted(failed.items())[0]
-            if isinstance(error, Interrupted | lease.LeaseLost):
+            if isinstance(error, Interrupted | lease.LeaseLost | DBAPIError):
                 raise error
             raise NotReady(f"{key[0]}/{key[1]}: {error}")
         self._check_interrupted()

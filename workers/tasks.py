@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 
 from docker.errors import DockerException
+from sqlalchemy.exc import DBAPIError
 
 from catalog.queue import ACTION_TASK, DEPLOY_TASK, RESYNC_TASK, TEARDOWN_TASK
 from workers import actions
 from workers.celery_app import celery
-from workers.deploy import LeaseBusy, deploy
+from workers.deploy import DatabaseAway, LeaseBusy, deploy
 from workers.resync import republish_stale
 from workers.runtime import runtime
 from workers.teardown import TeardownBusy
@@ -18,6 +19,7 @@ from workers.teardown import delete_environment as teardown
 log = logging.getLogger(__name__)
 
 BUSY_RETRY_SECONDS = 1.0
+DATABASE_RETRY_SECONDS = 2.0
 ENGINE_RETRY_SECONDS = 2.0
 
 
@@ -41,6 +43,9 @@ def deploy_environment(self, env_id: str, revision: int) -> str:
         return deploy(rt, env_id, revision)
     except LeaseBusy:
         raise self.retry(countdown=BUSY_RETRY_SECONDS) from None
+    except (DatabaseAway, DBAPIError) as exc:
+        log.warning("database away during %s@%s (%s); retrying", env_id, revision, exc)
+        raise self.retry(countdown=DATABASE_RETRY_SECONDS) from None
 
 
 @celery.task(name=TEARDOWN_TASK, bind=True, max_retries=None, acks_late=True)

@@ -815,3 +815,55 @@ def test_a9_a_confirmed_message_lost_in_the_broker_is_republished_once_stale(
     waited = (parse_time(started["time"]) - parse_time(queued["time"])).total_seconds()
     assert waited >= 3 - 0.1, f"republished {waited:.1f} s after a confirmed publish"
     assert_converged(deployer, docker_client, env, revision)
+
+
+# -- C18: the database restarted mid-deploy ---------------------------------------------
+
+
+def postgresql(action: str) -> None:
+    """Stop or start this machine's PostgreSQL cluster (as the machine starts it)."""
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def postgresql_answers() -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", 5432), timeout=1):
+        return True
+    return False
+
+
+@pytest.fixture
+def database_outage():
+    """stop(): PostgreSQL goes away; it is always started again afterwards."""
+    yield lambda: postgresql("stop")
+    if not postgresql_answers():
+        postgresql("start")
+    wait_for(postgresql_answers, timeout=60, what="PostgreSQL to answer again")
+
+
+def test_c18_postgresql_restarted_mid_deploy_the_deploy_retries_and_no_lease_is_held_forever(
+    app, deployer, docker_client, start_worker, database_outage
+):
+    deployer.publish(chain_package())
+    env = chain_env(deployer, "c18", delay="1.5")
+    start_worker(CATALOG_LEASE_SECONDS=FAST_LEASE)
+    revision = deployer.deploy("c18")
+    first_container(docker_client, env["id"], revision)
+
+    database_outage()
+    # The outage must outlast a lease renewal and a readiness event, so the worker meets it.
+    time.sleep(3)
+    postgresql("start")
+    wait_for(postgresql_answers, timeout=60, what="PostgreSQL to answer again")
+
+    deployment = deployer.wait("c18", revision, seconds=90)
+    assert deployment["status"] == "succeeded", deployment["events"]
+    assert deployment["attempts"] >= 2, deployment  # the interrupted attempt was retried
+    assert_converged(deployer, docker_client, env, revision)
+    lease = lease_row(app, env["id"])
+    assert lease.owner is None and lease.expires_at is None
