@@ -695,6 +695,7 @@ def bench_many(api, client, workdir: Path, tag: str, repeats: int) -> bool:
 
 
 def main() -> int:
+    global POLL_SECONDS
     default_min = catalog_config.defaults()["MIN_RUNNING_SECONDS"]
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement")
@@ -709,7 +710,6 @@ def main() -> int:
     )
     parser.add_argument("--only", choices=("deploy10", "rollback", "many"), action="append")
     args = parser.parse_args()
-    global POLL_SECONDS
     POLL_SECONDS = args.poll
     only = args.only or ("deploy10", "rollback", "many")
     client = docker.from_env()
@@ -725,7 +725,7 @@ def main() -> int:
             print(
                 f"settings: min running {args.min_running} s (catalog default {default_min} s); "
                 f"{WORKERS} x `catalogctl worker --concurrency 1`; DEPLOY_PARALLELISM "
-                f"{catalog_config.defaults()['DEPLOY_PARALLELISM']}; API `serve --workers 2`; "
+                f"{catalog_config.load()['DEPLOY_PARALLELISM']}; API `serve --workers 2`; "
                 f"{args.repeats} repeats, medians; polls every {args.poll} s; "
                 f"load {os.getloadavg()[0]:.1f} "
                 f"on {os.cpu_count()} CPUs",

@@ -31,7 +31,10 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         # process that dies at once (bad command, config); real readiness needs a healthcheck.
         "MIN_RUNNING_SECONDS": 0.5,
         "ALLOW_PULL": True,  # pull missing images from their registry
-        "DEPLOY_PARALLELISM": 8,  # containers started at once by one deployment
+        # Containers one deployment creates and starts at once (its engine calls; readiness
+        # waits take no slot). The engine serializes much of a start itself; 16 lets a typical
+        # environment queue all its starts at once (docker-compose allows 64).
+        "DEPLOY_PARALLELISM": 16,
         "MAX_ACTIVE_DEPLOYS": 20,  # queued or running deployments per tenant
         "RESYNC_SECONDS": 10.0,
         "RESYNC_STALE_SECONDS": 15.0,  # a published deployment younger than this is in flight

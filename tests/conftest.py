@@ -62,16 +62,22 @@ def engine_labels(docker_client):
 def database_url():
     """A fresh database migrated to head; dropped at the end of the session."""
     name = f"catalog_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = psycopg2.connect(DATABASE_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
+    # A connection per statement: a test may restart PostgreSQL in between (C18).
+    _admin_execute(f'CREATE DATABASE "{name}"')
     url = make_url(DATABASE_URL).set(database=name)
     url_text = url.render_as_string(hide_password=False)
     from catalog.migrate import upgrade
 
     upgrade(url_text)
     yield url_text
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin_execute(statement: str) -> None:
+    admin = psycopg2.connect(DATABASE_URL)
+    try:
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        admin.close()
