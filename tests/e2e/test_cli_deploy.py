@@ -11,6 +11,7 @@ import json
 import select
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -140,6 +141,9 @@ def test_events_follow_and_a_cancelled_deploy(cli, tmp_path):
         [BIN / "catalogctl", "events", "slow", "--follow", "-o", "json"],
         env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    followed: list[str] = []
+    reader = threading.Thread(target=lambda: followed.extend(follower.stdout), daemon=True)
+    reader.start()
     deploying = subprocess.Popen(
         [BIN / "catalogctl", "deploy", "slow"],
         env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -160,9 +164,16 @@ def test_events_follow_and_a_cancelled_deploy(cli, tmp_path):
         if deploying.poll() is None:
             deploying.kill()
             deploying.communicate()
+        # The follower streams on its own: let it see the cancel before Ctrl-C (bounded).
+        deadline = time.monotonic() + 30
+        while not any("cancelled: cancelled by request" in line for line in list(followed)):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         follower.send_signal(signal.SIGINT)  # Ctrl-C ends a follow quietly
-    out, err = follower.communicate(timeout=30)
-    assert follower.returncode == 0, err
-    messages = [json.loads(line)["message"] for line in out.splitlines()]
+    follower.wait(timeout=30)
+    reader.join(timeout=30)
+    assert follower.returncode == 0, follower.stderr.read()
+    messages = [json.loads(line)["message"] for line in followed]
     assert messages[0] == "revision 1 queued"
     assert "revision 1 cancelled: cancelled by request" in messages
