@@ -54,20 +54,24 @@ sys.path.insert(0, str(HERE))
 import docker  # noqa: E402
 import psycopg2  # noqa: E402
 import requests  # noqa: E402
-from bench_deploy import Api, Process, free_port, package, remove_labelled  # noqa: E402
+from bench_deploy import (  # noqa: E402
+    BENCH_LABEL,
+    BIN,
+    BROKER_URL,
+    IMAGE,
+    MAINTENANCE_URL,
+    Api,
+    Process,
+    free_port,
+    package,
+    remove_labelled,
+)
 from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from catalog import config as catalog_config  # noqa: E402
 
-MAINTENANCE_URL = os.environ.get(
-    "CATALOG_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-BROKER_URL = os.environ.get("CATALOG_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
-IMAGE = "catalog-test/busybox:latest"
-BIN = Path(sys.executable).parent
 ENV_LABEL = "io.catalog.env"
-BENCH_LABEL = "io.catalog.bench"
 SUBNETS = ipaddress.ip_network("10.213.0.0/16")
 
 TARGET_CPU_PERCENT = 3.0
