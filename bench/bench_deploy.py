@@ -15,6 +15,9 @@ Targets, measured in one run:
    engine by labels), total time at most 1.5x the SDK floor for the same 60 containers
    (20 networks, 60 containers created and started in parallel threads).
 
+Environment networks, the catalog's and the SDK floor's alike, are /24s of the workers'
+CATALOG_NETWORK_POOL (BENCH_NETWORK_POOL); a run the pool cannot hold is refused at its start.
+
 Each measurement is repeated (--repeats, default 3, interleaved with its baselines) and the
 medians are compared.
 
@@ -51,6 +54,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from ipaddress import IPv4Network
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +70,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from catalog import config as catalog_config  # noqa: E402
 from packages.build import write_archive  # noqa: E402
 from packages.container import ContainerTarget, container_params, readiness_timeout  # noqa: E402
+from workers.subnets import capacity, free_subnet, subnets_in_use  # noqa: E402
 
 MAINTENANCE_URL = os.environ.get(
     "CATALOG_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -84,7 +89,9 @@ POLL_SECONDS = 0.1  # --poll
 WORKERS = 2  # worker processes, each `catalogctl worker --concurrency 1`
 ENVS, PER_ENV = 20, 3
 DONE = ("succeeded", "failed", "rolled_back", "cancelled")
-DEFAULT_POOLS = 31  # bridge networks the engine's default address pools can number
+# The workers' CATALOG_NETWORK_POOL: 256 /24 networks, away from the default pool and from
+# the tracker benchmark's 10.213.0.0/16.
+BENCH_NETWORK_POOL, BENCH_NETWORK_PREFIX = IPv4Network("10.212.0.0/16"), 24
 
 SERVICE = {
     "image": IMAGE,
@@ -247,6 +254,8 @@ class Stack:
             "CATALOG_BLOB_DIR": str(self.workdir / "blobs"),
             "CATALOG_HOME": str(self.workdir / "home"),
             "CATALOG_HOST_PORT_RANGE": "33000-33999",
+            "CATALOG_NETWORK_POOL": str(BENCH_NETWORK_POOL),
+            "CATALOG_NETWORK_PREFIX": str(BENCH_NETWORK_PREFIX),
             "CATALOG_MIN_RUNNING_SECONDS": str(self.min_running),
             "CATALOG_LOG_LEVEL": "WARNING",
         }
@@ -352,19 +361,35 @@ def sdk_params(client, marks: dict, network: str, name: str, hostname: str) -> d
     return _create_container_args(kwargs)
 
 
+def free_subnets(client, count: int) -> list[IPv4Network]:
+    """Up to `count` subnets of the bench's network pool that no network on the engine uses."""
+    used = subnets_in_use(client.api.networks())
+    found: list[IPv4Network] = []
+    while len(found) < count:
+        subnet = free_subnet(BENCH_NETWORK_POOL, BENCH_NETWORK_PREFIX, used + found)
+        if subnet is None:
+            break
+        found.append(subnet)
+    return found
+
+
 def sdk_floor(client, marks: dict, layout: dict[str, list[str]]) -> float:
     """Seconds to create the networks, then create and start every container, all in threads.
 
     `layout`: network name -> hostnames of its containers; `marks`: labels for all of them.
+    Each network gets a subnet of the pool, as the catalog's do (chosen before the clock).
     """
     jobs = [
         sdk_params(client, marks, net, f"{net}-{host}", host)
         for net, hosts in layout.items()
         for host in hosts
     ]
+    subnets = dict(zip(layout, free_subnets(client, len(layout)), strict=True))
 
     def create_network(name: str) -> None:
-        client.api.create_network(name, driver="bridge", labels=marks)
+        pool = docker.types.IPAMPool(subnet=str(subnets[name]))
+        ipam = docker.types.IPAMConfig(pool_configs=[pool])
+        client.api.create_network(name, driver="bridge", labels=marks, ipam=ipam)
 
     def create_and_start(args: dict) -> None:
         client.api.start(client.api.create_container(**args)["Id"])
@@ -653,18 +678,19 @@ class NotMeasurable(RuntimeError):
 
 
 def check_address_pools(client, needed: int) -> None:
-    """Refuse early when the engine cannot give `needed` more bridge networks an address pool.
+    """Refuse early when the bench's network pool has no room for `needed` more networks.
 
-    The engine's default pools hold 31 bridge networks (172.17-31.0.0/16 and 16 /20s of
-    192.168.0.0/16); networks other runs leaked count against them too.
+    Its capacity minus the subnets that networks on the engine (other runs' leaked ones
+    too) already use.
     """
-    bridges = client.api.networks(filters={"driver": "bridge"})
-    free = DEFAULT_POOLS - len(bridges)
+    size = capacity(BENCH_NETWORK_POOL, BENCH_NETWORK_PREFIX)
+    free = len(free_subnets(client, size))
     if free < needed:
         raise NotMeasurable(
-            f"the engine has about {free} free address pools for bridge networks and this "
-            f"benchmark needs {needed}: {len(bridges)} bridge networks exist; remove leaked "
-            "ones (e.g. empty `cat-*` networks of finished test runs) and run it again"
+            f"the network pool {BENCH_NETWORK_POOL} holds {size} networks of "
+            f"/{BENCH_NETWORK_PREFIX}, {size - free} of them taken by networks on the engine: "
+            f"{free} free and this benchmark needs {needed}; remove leaked networks (e.g. "
+            "empty `cat-*` networks of finished runs) and run it again"
         )
 
 
@@ -730,6 +756,7 @@ def main() -> int:
                 f"settings: min running {args.min_running} s (catalog default {default_min} s); "
                 f"{WORKERS} x `catalogctl worker --concurrency 1`; DEPLOY_PARALLELISM "
                 f"{catalog_config.load()['DEPLOY_PARALLELISM']}; API `serve --workers 2`; "
+                f"network pool {BENCH_NETWORK_POOL} (/{BENCH_NETWORK_PREFIX}); "
                 f"{args.repeats} repeats, medians; polls every {args.poll} s; "
                 f"load {os.getloadavg()[0]:.1f} "
                 f"on {os.cpu_count()} CPUs",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +28,10 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "DB_POOL_SIZE": 10,
         "LOG_LEVEL": "INFO",
         "HOST_PORT_RANGE": "20000-29999",  # host ports for published container ports
+        # Each environment's bridge network takes a /NETWORK_PREFIX subnet of this pool: the
+        # engine's default pools number only ~31 bridge networks. Empty: the engine chooses.
+        "NETWORK_POOL": "10.210.0.0/16",
+        "NETWORK_PREFIX": 24,  # 256 environment networks in the default pool
         # Readiness of a service without a healthcheck: it stays running this long. Catches a
         # process that dies at once (bad command, config); real readiness needs a healthcheck.
         "MIN_RUNNING_SECONDS": 0.5,
@@ -67,6 +72,8 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {
     "DB_POOL_SIZE": int,
     "LOG_LEVEL": str,
     "HOST_PORT_RANGE": str,
+    "NETWORK_POOL": str,
+    "NETWORK_PREFIX": lambda v: int(v.removeprefix("/")),
     "MIN_RUNNING_SECONDS": float,
     "ALLOW_PULL": lambda v: v.lower() in ("1", "true", "yes", "on"),
     "DEPLOY_PARALLELISM": int,
@@ -89,19 +96,41 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {
 }
 
 
+# Settings an empty variable sets (to "", which turns them off) rather than leaves unset.
+EMPTY_MEANS_OFF = frozenset({"NETWORK_POOL"})
+
+
 def from_environ(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """Settings given by `CATALOG_<NAME>` variables, converted to their types."""
     settings: dict[str, Any] = {}
     for name, convert in CONVERTERS.items():
         value = environ.get(f"CATALOG_{name}")
-        if value is not None and value != "":
-            try:
-                settings[name] = convert(value)
-            except ValueError as exc:
-                raise ValueError(f"CATALOG_{name}={value!r}: {exc}") from None
+        if value is None or (value == "" and name not in EMPTY_MEANS_OFF):
+            continue
+        try:
+            settings[name] = convert(value)
+        except ValueError as exc:
+            raise ValueError(f"CATALOG_{name}={value!r}: {exc}") from None
     return settings
+
+
+def check_network_pool(pool: str, prefix: int) -> None:
+    """Refuse a pool that is not an IPv4 network, or a prefix its subnets cannot have."""
+    if not pool:
+        return
+    try:
+        network = ipaddress.IPv4Network(pool)
+    except ValueError as exc:
+        raise ValueError(f"CATALOG_NETWORK_POOL={pool!r}: not an IPv4 network ({exc})") from None
+    if not network.prefixlen <= prefix <= 29:
+        raise ValueError(
+            f"CATALOG_NETWORK_PREFIX={prefix}: must lie between the pool's prefix "
+            f"(/{network.prefixlen} for {pool}) and 29"
+        )
 
 
 def load(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """Defaults overlaid with the environment."""
-    return {**defaults(environ), **from_environ(environ)}
+    settings = {**defaults(environ), **from_environ(environ)}
+    check_network_pool(settings["NETWORK_POOL"], settings["NETWORK_PREFIX"])
+    return settings

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Network
 from typing import Any
 
 from sqlalchemy import select
@@ -114,6 +115,15 @@ def deploy(rt: Runtime, env_id: str, revision: int) -> str:
         # With the database away the lease cannot be released: it expires on its own.
         with contextlib.suppress(DBAPIError):
             lease.release(rt.sessions, env_id, rt.owner, fencing)
+
+
+def network_pool(rt: Runtime) -> tuple[IPv4Network | None, int]:
+    """Where environment networks take their subnets (CATALOG_NETWORK_POOL), and their prefix.
+
+    No pool: the engine's default address pools choose.
+    """
+    pool = rt.settings["NETWORK_POOL"]
+    return (IPv4Network(pool) if pool else None), rt.settings["NETWORK_PREFIX"]
 
 
 def lease_seconds(rt: Runtime) -> float:
@@ -313,7 +323,8 @@ class Execution:
 
     def _ensure_network_and_volumes(self, spec: dict, tenant_id: str) -> None:
         labels = {ENV_LABEL: self.env_id, TENANT_LABEL: tenant_id}
-        self.rt.driver.ensure_network(network_name(self.env_id), labels)
+        pool, prefix = network_pool(self.rt)
+        self.rt.driver.ensure_network(network_name(self.env_id), labels, pool, prefix)
         for app in spec["apps"]:
             for service in app["manifest"].get("services", {}).values():
                 for volume in service.get("volumes", []):

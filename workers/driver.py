@@ -6,13 +6,16 @@ import contextlib
 import io
 import tarfile
 from collections.abc import Mapping
+from ipaddress import IPv4Network
 
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 from docker.models.containers import Container, _create_container_args
+from docker.types import IPAMConfig, IPAMPool
 
 from packages.container import LABEL_PREFIX
 from workers.planner import ObservedContainer
+from workers.subnets import capacity, free_subnet, subnets_in_use
 
 ENV_LABEL = LABEL_PREFIX + "env"
 TENANT_LABEL = LABEL_PREFIX + "tenant"
@@ -22,6 +25,8 @@ REPLICA_LABEL = LABEL_PREFIX + "replica"
 REVISION_LABEL = LABEL_PREFIX + "revision"
 FENCING_LABEL = LABEL_PREFIX + "fencing"
 HASH_LABEL = LABEL_PREFIX + "config-hash"
+# Subnets an environment network tries when other networks take them as it is created.
+NETWORK_ATTEMPTS = 5
 
 
 class EngineError(Exception):
@@ -68,16 +73,53 @@ class Driver:
 
     # -- networks and volumes ---------------------------------------------------
 
-    def ensure_network(self, name: str, labels: dict[str, str]) -> None:
-        if self.client.networks.list(names=[name]):
+    def ensure_network(
+        self, name: str, labels: dict[str, str], pool: IPv4Network | None = None, prefix: int = 24
+    ) -> None:
+        """The bridge network `name`, on the first free /`prefix` subnet of `pool` if it is new.
+
+        Without a pool the engine's default address pools choose (they hold ~31 networks).
+        """
+        networks = self.client.api.networks()
+        if any(network["Name"] == name for network in networks):
             return
+        if pool is None:
+            self._create_network(name, labels)
+            return
+        used = subnets_in_use(networks)
+        for _ in range(NETWORK_ATTEMPTS):
+            subnet = free_subnet(pool, prefix, used)
+            if subnet is None:
+                raise EngineError(
+                    f"cannot create network {name}: CATALOG_NETWORK_POOL {pool} holds "
+                    f"{capacity(pool, prefix)} networks of /{prefix} and none is free"
+                )
+            if self._create_network(name, labels, subnet):
+                return
+            used.append(subnet)  # another worker took it since the listing: the next one
+        raise EngineError(
+            f"cannot create network {name}: {NETWORK_ATTEMPTS} free subnets of {pool} "
+            "were taken by other networks meanwhile"
+        )
+
+    def _create_network(
+        self, name: str, labels: dict[str, str], subnet: IPv4Network | None = None
+    ) -> bool:
+        """Create the network (or find it created meanwhile); False if `subnet` is taken."""
+        ipam = None
+        if subnet is not None:
+            gateway = str(subnet.network_address + 1)
+            ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet), gateway=gateway)])
         try:  # the API call alone: the SDK's networks.create inspects the network after
             self.client.api.create_network(
-                name, driver="bridge", labels=labels, check_duplicate=True
+                name, driver="bridge", labels=labels, check_duplicate=True, ipam=ipam
             )
         except APIError as exc:
-            if exc.status_code != 409:
+            if exc.status_code == 403 and "overlaps" in str(exc.explanation):
+                return False  # "Pool overlaps with other one on this address space"
+            if exc.status_code != 409:  # 409: the network exists
                 raise EngineError(f"cannot create network {name}: {exc.explanation}") from None
+        return True
 
     def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
         try:

@@ -16,7 +16,7 @@ from catalog.auth import Principal
 from catalog.models import Base
 from catalog.services import tenants
 from tests.conftest import BROKER_URL, TASK_QUEUE
-from tests.integration.stack import TEST_PORT_RANGE, Deployer, WorkerProcess
+from tests.integration.stack import TEST_NETWORK_POOL, TEST_PORT_RANGE, Deployer, WorkerProcess
 
 
 @pytest.fixture
@@ -169,6 +169,7 @@ def worker_env(app, tmp_path) -> dict[str, str]:
         "CATALOG_BLOB_DIR": app.config["BLOB_DIR"],
         "CATALOG_HOME": str(tmp_path / "worker-home"),
         "CATALOG_HOST_PORT_RANGE": TEST_PORT_RANGE,
+        "CATALOG_NETWORK_POOL": TEST_NETWORK_POOL,
         "CATALOG_MIN_RUNNING_SECONDS": "0.5",
         "CATALOG_RESYNC_SECONDS": "2",
     }

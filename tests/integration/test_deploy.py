@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from ipaddress import IPv4Network, ip_address
 
 import docker
 import pytest
@@ -23,7 +24,7 @@ import pytest
 from catalog.queue import DEPLOY_TASK, Publisher
 from tests.conftest import EXAMPLES, TEST_IMAGE
 from tests.integration.conftest import package_bytes
-from tests.integration.stack import Deployer
+from tests.integration.stack import TEST_NETWORK_POOL, Deployer
 
 ENV_LABEL = "io.catalog.env"
 RESOURCES = {"memory": "32m", "cpus": 0.25, "pids": 64}
@@ -142,6 +143,11 @@ def container_of(docker_client, env_id: str, app: str, service: str):
 def ip_of(container, env_id: str) -> str:
     container.reload()
     return container.attrs["NetworkSettings"]["Networks"][f"cat-{env_id}"]["IPAddress"]
+
+
+def network_subnet(docker_client, env_id: str) -> IPv4Network:
+    [config] = docker_client.api.inspect_network(f"cat-{env_id}")["IPAM"]["Config"]
+    return IPv4Network(config["Subnet"])
 
 
 def fetch(host: str, port: int, path: str = "/") -> bytes:
@@ -739,3 +745,8 @@ def test_a_container_cannot_reach_another_tenants_service(
     assert exec_get(probe, "http://svc-api:9000/") == (True, "mine")
     reached, output = exec_get(probe, f"http://{their_ip}:9000/")
     assert not reached, output
+    # Each environment network has a /24 of its own out of the workers' CATALOG_NETWORK_POOL.
+    subnets = [network_subnet(docker_client, env_id) for env_id in (mine, theirs)]
+    assert subnets[0] != subnets[1]
+    assert all(s.prefixlen == 24 and s.subnet_of(IPv4Network(TEST_NETWORK_POOL)) for s in subnets)
+    assert ip_address(own_ip) in subnets[0] and ip_address(their_ip) in subnets[1]
