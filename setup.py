@@ -36,6 +36,7 @@ setup(
         "gunicorn>=22,<28",
         "requests>=2.31,<3",
         "rich>=13.7,<16",
+        "orjson>=3.9,<4",
     ],
     extras_require={
         "test": [

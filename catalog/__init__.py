@@ -22,12 +22,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from catalog.auth import authenticate_request
     from catalog.db import make_engine, make_sessionmaker
     from catalog.errors import register_error_handlers
+    from catalog.jsonprovider import OrjsonProvider
     from catalog.queue import Publisher, make_celery
     from catalog.ratelimit import limiter
     from catalog.services.blobs import BlobStore
     from catalog.services.metrics import count_request
 
     app = Flask(__name__)
+    app.json = OrjsonProvider(app)
     app.config.from_mapping(catalog_config.load())
     if test_config:
         app.config.from_mapping(test_config)
@@ -41,14 +43,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=app.config["MAX_UPLOAD_BYTES"] + 64 * 1024,
         RATELIMIT_STORAGE_URI=app.config["RATELIMIT_STORAGE_URL"],
         RATELIMIT_HEADERS_ENABLED=True,
-        JSON_SORT_KEYS=False,
     )
     logging.basicConfig(level=app.config["LOG_LEVEL"])
 
     engine = make_engine(app.config["DATABASE_URL"], app.config["DB_POOL_SIZE"])
+    # Reads (GET, HEAD) change nothing: no transaction, so no BEGIN and ROLLBACK round trips.
+    read_engine = make_engine(
+        app.config["DATABASE_URL"], app.config["DB_POOL_SIZE"], autocommit=True
+    )
     app.extensions["catalog"] = {
         "engine": engine,
+        "read_engine": read_engine,
         "sessionmaker": make_sessionmaker(engine),
+        "read_sessionmaker": make_sessionmaker(read_engine),
         "blobs": BlobStore(app.config["BLOB_DIR"]),
         "publisher": Publisher(make_celery(app.config)),
     }

@@ -18,3 +18,9 @@ def per_token() -> str:
 
 
 limiter = Limiter(key_func=per_token, headers_enabled=True, default_limits=[])
+
+
+@limiter.request_filter
+def _reads() -> bool:
+    """Reads carry no limits: skip looking for any (the check runs before every request)."""
+    return request.method in ("GET", "HEAD")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,8 @@ def serve(
         if subprocess.run(command, check=False).returncode != 0:
             raise click.ClickException("applying the database migrations failed")
 
+    _refuse_port_in_use(host, port)
+
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
@@ -51,6 +54,10 @@ def serve(
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("graceful_timeout", graceful_timeout)
             self.cfg.set("accesslog", "-")
+            # A listening socket per worker (SO_REUSEPORT): the kernel spreads connections over
+            # the workers. With one shared socket the first worker to wake accepted most
+            # keep-alive connections and served them alone while the other one idled.
+            self.cfg.set("reuse_port", True)
 
         def load(self):
             from catalog import create_app  # in each worker: the master never needs the app
@@ -59,6 +66,16 @@ def serve(
 
     click.echo(f"catalog API on http://{host}:{port}/v1 (health: /v1/health)")
     Server().run()
+
+
+def _refuse_port_in_use(host: str, port: int) -> None:
+    """Fail as a plain bind would: with SO_REUSEPORT a second server could share the port."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.create_server((host, port), family=family):
+            pass
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 @click.command("worker")

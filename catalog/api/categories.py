@@ -21,7 +21,7 @@ def list_categories():
 
 @blp.route("/categories", methods=["POST"])
 @problems(403, 409)
-@blp.arguments(schemas.CategoryCreate)
+@blp.arguments(schemas.CategoryCreate())
 @blp.response(201, schemas.Category)
 def create_category(body):
     """Create a category (admin)."""

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from flask import current_app, g
+from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, current_principal
 from catalog.errors import ServiceUnavailable
 from catalog.services.blobs import BlobStore
 
+READ_METHODS = frozenset({"GET", "HEAD"})
+
 
 def db() -> Session:
+    """The request's session: without a transaction for reads, which change nothing."""
     if "db" not in g:
-        g.db = current_app.extensions["catalog"]["sessionmaker"]()
+        kind = "read_sessionmaker" if request.method in READ_METHODS else "sessionmaker"
+        g.db = current_app.extensions["catalog"][kind]()
     return g.db
 
 

@@ -20,7 +20,7 @@ FOLLOW_MAX_SECONDS = 3600.0
 
 
 @blp.route("/environments/<env>/deployments", methods=["POST"])
-@blp.arguments(schemas.DeploymentCreate)
+@blp.arguments(schemas.DeploymentCreate())
 @blp.response(202, schemas.Deployment)
 def create_deployment(body, env):
     """Deploy the draft as a new revision, or an earlier revision's snapshot (`from_revision`)."""
@@ -32,7 +32,7 @@ def create_deployment(body, env):
 
 
 @blp.route("/environments/<env>/deployments", methods=["GET"])
-@blp.arguments(schemas.DeploymentArgs, location="query")
+@blp.arguments(schemas.DeploymentArgs(), location="query")
 @blp.response(200, schemas.DeploymentList)
 def list_deployments(args, env):
     """Revisions, newest first."""
@@ -60,7 +60,7 @@ def cancel_deployment(env, revision):
 
 
 @blp.route("/environments/<env>/events", methods=["GET"])
-@blp.arguments(schemas.EventArgs, location="query")
+@blp.arguments(schemas.EventArgs(), location="query")
 @blp.response(200, schemas.EventList)
 @blp.alt_response(200, content_type="text/event-stream", description="with follow=1")
 def list_events(args, env):
@@ -75,7 +75,7 @@ def list_events(args, env):
 
 
 def _stream(env_id: str, after: int, revision: int | None, first: list) -> Response:
-    sessions = current_app.extensions["catalog"]["sessionmaker"]
+    sessions = current_app.extensions["catalog"]["read_sessionmaker"]
     dump = schemas.Event().dump
 
     def generate():

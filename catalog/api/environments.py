@@ -32,7 +32,7 @@ def if_match() -> frozenset[str] | None:
 
 @blp.route("/environments", methods=["POST"])
 @problems(403, 409)
-@blp.arguments(schemas.EnvironmentCreate)
+@blp.arguments(schemas.EnvironmentCreate())
 @blp.response(201, schemas.Environment, headers=ETAG)
 def create_environment(body):
     """Create an empty environment in the caller's tenant (deployer)."""
@@ -43,7 +43,7 @@ def create_environment(body):
 
 
 @blp.route("/environments", methods=["GET"])
-@blp.arguments(schemas.EnvironmentArgs, location="query")
+@blp.arguments(schemas.EnvironmentArgs(), location="query")
 @blp.response(200, schemas.EnvironmentList)
 def list_environments(args):
     """The caller's environments (all of them for an admin), keyset-paginated by name."""
@@ -62,7 +62,7 @@ def show_environment(env):
 
 @blp.route("/environments/<env>", methods=["PATCH"])
 @problems(403, 404, 409, 412)
-@blp.arguments(schemas.EnvironmentPatch)
+@blp.arguments(schemas.EnvironmentPatch())
 @blp.response(200, schemas.Environment, headers=ETAG)
 @blp.doc(parameters=[IF_MATCH])
 def update_environment(changes, env):
@@ -83,7 +83,7 @@ def delete_environment(env):
 
 @blp.route("/environments/<env>/apps", methods=["POST"])
 @problems(403, 404, 409, 412)
-@blp.arguments(schemas.AppCreate)
+@blp.arguments(schemas.AppCreate())
 @blp.response(201, schemas.App, headers=ETAG)
 @blp.doc(parameters=[IF_MATCH])
 def add_app(body, env):
@@ -103,7 +103,7 @@ def show_app(env, app):
 
 @blp.route("/environments/<env>/apps/<app>", methods=["PATCH"])
 @problems(403, 404, 409, 412)
-@blp.arguments(schemas.AppPatch)
+@blp.arguments(schemas.AppPatch())
 @blp.response(200, schemas.App, headers=ETAG)
 @blp.doc(parameters=[IF_MATCH])
 def update_app(changes, env, app):

@@ -15,7 +15,7 @@ blp = Blueprint("observe", __name__, description="Logs, actions and tasks of app
 
 @blp.route("/environments/<env>/apps/<app>/logs", methods=["GET"])
 @problems(503)
-@blp.arguments(schemas.LogArgs, location="query")
+@blp.arguments(schemas.LogArgs(), location="query")
 @blp.response(200, content_type="text/plain", description="The log lines, oldest first")
 def app_logs(args, env, app):
     """An app's container logs (every service, or `service`); `follow=1` streams one service."""
@@ -27,7 +27,7 @@ def app_logs(args, env, app):
 
 
 @blp.route("/environments/<env>/apps/<app>/actions/<action>", methods=["POST"])
-@blp.arguments(schemas.ActionRun)
+@blp.arguments(schemas.ActionRun())
 @blp.response(202, schemas.Task)
 def run_action(body, env, app, action):
     """Run restart, stop, start, or an action the package defines; a worker carries it out."""

@@ -68,7 +68,7 @@ def _upload_stream():
 @blp.route("/packages", methods=["POST"])
 @limiter.limit(lambda: current_app.config["UPLOAD_RATE_LIMIT"], key_func=per_token)
 @problems(403, 409, 413, 415, 429, 507)
-@blp.arguments(schemas.UploadArgs, location="query")
+@blp.arguments(schemas.UploadArgs(), location="query")
 @blp.response(201, schemas.Version, headers=LOCATION)
 @blp.doc(requestBody=UPLOAD_BODY)
 def upload(args):
@@ -92,7 +92,7 @@ def upload(args):
 
 
 @blp.route("/packages", methods=["GET"])
-@blp.arguments(schemas.PackageArgs, location="query")
+@blp.arguments(schemas.PackageArgs(), location="query")
 @blp.response(200, schemas.PackageList)
 def list_packages(args):
     """Search and list the packages the caller may see (keyset-paginated)."""
@@ -109,7 +109,7 @@ def show_package(name):
 
 @blp.route("/packages/<name>", methods=["PATCH"])
 @problems(403)
-@blp.arguments(schemas.PackagePatch)
+@blp.arguments(schemas.PackagePatch())
 @blp.response(200, schemas.Package)
 def update_package(changes, name):
     """Change a package's metadata (owner publisher or admin)."""
@@ -141,7 +141,7 @@ def show_version(name, version):
 
 @blp.route("/packages/<name>/versions/<version>", methods=["PATCH"])
 @problems(403)
-@blp.arguments(schemas.VersionPatch)
+@blp.arguments(schemas.VersionPatch())
 @blp.response(200, schemas.Version)
 def update_version(body, name, version):
     """Yank or unyank a version (hidden from resolution, still deployable where pinned)."""

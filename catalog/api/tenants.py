@@ -15,7 +15,7 @@ blp = Blueprint("tenants", __name__, description="Tenants and API tokens")
 
 @blp.route("/tenants", methods=["POST"])
 @problems(403, 409)
-@blp.arguments(schemas.TenantCreate)
+@blp.arguments(schemas.TenantCreate())
 @blp.response(201, schemas.Tenant)
 def create_tenant(body):
     """Create a tenant (admin)."""
@@ -31,7 +31,7 @@ def list_tenants():
 
 @blp.route("/tokens", methods=["POST"])
 @problems(403, 404)
-@blp.arguments(schemas.TokenCreate)
+@blp.arguments(schemas.TokenCreate())
 @blp.response(201, schemas.TokenCreated)
 def create_token(body):
     """Issue a token for a tenant and role (admin); the secret is in this response only."""

@@ -76,6 +76,19 @@ class Package(Base):
         back_populates="package", cascade="all, delete-orphan", passive_deletes=True
     )
 
+    # What listings show besides the columns (a `PackageSummary` carries the same names).
+    @property
+    def owner(self) -> str:
+        return self.tenant.name
+
+    @property
+    def category_names(self) -> list[str]:
+        return [c.name for c in self.categories]
+
+    @property
+    def has_logo(self) -> bool:
+        return self.logo_digest is not None
+
     @property
     def versions_newest_first(self) -> list[PackageVersion]:
         return sorted(self.versions, key=lambda v: version_key(v.version), reverse=True)

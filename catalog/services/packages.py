@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, require_role
 from catalog.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from catalog.models import Category, Package, PackageVersion, package_categories
+from catalog.models import Category, Package, PackageVersion, Tenant, package_categories
 from catalog.models.common import utcnow
 from catalog.services import audit
 from catalog.services.blobs import BlobStore
@@ -215,17 +216,116 @@ def _forget(blobs: BlobStore, *written: tuple[str | None, bool]) -> None:
 # -- listing -------------------------------------------------------------------
 
 
-def _sort_columns(sort: str):
-    if sort == "name":
-        return [Package.name], [Package.name.asc()]
-    column = Package.created_at if sort == "-created" else Package.updated_at
-    return [column, Package.id], [column.desc(), Package.id.desc()]
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _after_cursor(query: Select, sort: str, cursor: str) -> Select:
+@dataclass(frozen=True)
+class PackageSummary:
+    """A package as listings show it, read as plain columns (no ORM objects to build)."""
+
+    id: str
+    name: str
+    title: str
+    description: str
+    type: str
+    owner: str
+    visibility: str
+    enabled: bool
+    tags: list[str]
+    category_names: list[str]
+    latest_version: str | None
+    has_logo: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+# Each listed package's categories, as one comma-separated string (category names are
+# slugs), aggregated by the database in the same statement: string_agg / group_concat.
+_CATEGORY_NAMES = (
+    select(func.aggregate_strings(package_categories.c.category, ","))
+    .where(package_categories.c.package_id == Package.id)
+    .scalar_subquery()
+)
+_SUMMARY_COLUMNS = (
+    Package.id,
+    Package.name,
+    Package.title,
+    Package.description,
+    Package.type,
+    Tenant.name.label("owner"),
+    Package.visibility,
+    Package.enabled,
+    Package.tags,
+    _CATEGORY_NAMES.label("category_names"),
+    Package.latest_version,
+    Package.logo_digest.is_not(None).label("has_logo"),
+    Package.created_at,
+    Package.updated_at,
+)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a listing's SQL depends on; the values themselves are bound parameters."""
+
+    admin: bool
+    words: int
+    category: bool
+    tag: bool
+    type: bool
+    owned: bool
+    cursor: bool
+    sort: str
+
+
+@functools.lru_cache(maxsize=512)
+def _listing_statement(shape: _Shape) -> Select:
+    """The listing's statement for one shape, built once.
+
+    SQLAlchemy memoizes a statement's cache key on the statement object, so executing the
+    same object with new parameters skips rebuilding and re-keying it on every request.
+    """
+    query = select(*_SUMMARY_COLUMNS).join(Tenant, Tenant.id == Package.tenant_id)
+    if not shape.admin:
+        query = query.where(
+            or_(
+                Package.tenant_id == bindparam("tenant_id"),
+                and_(Package.visibility == "public", Package.enabled.is_(True)),
+            )
+        )
+    for i in range(shape.words):
+        query = query.where(Package.search_text.like(bindparam(f"word{i}"), "\\"))
+    if shape.category:
+        query = query.where(
+            exists().where(
+                package_categories.c.package_id == Package.id,
+                package_categories.c.category == bindparam("category"),
+            )
+        )
+    if shape.tag:
+        query = query.where(Package.tag_index.like(bindparam("tag"), "\\"))
+    if shape.type:
+        query = query.where(Package.type == bindparam("type"))
+    if shape.owned:
+        query = query.where(Package.tenant_id == bindparam("tenant_id"))
+    if shape.sort == "name":
+        if shape.cursor:
+            query = query.where(Package.name > bindparam("after_name"))
+        order = [Package.name.asc()]
+    else:
+        column = Package.created_at if shape.sort == "-created" else Package.updated_at
+        if shape.cursor:
+            moment, last_id = bindparam("after_moment"), bindparam("after_id")
+            query = query.where(or_(column < moment, and_(column == moment, Package.id < last_id)))
+        order = [column.desc(), Package.id.desc()]
+    return query.order_by(*order).limit(bindparam("limit"))
+
+
+def _cursor_values(sort: str, cursor: str) -> dict:
     if sort == "name":
         (name,) = decode_cursor(cursor, 1)
-        return query.where(Package.name > name)
+        return {"after_name": name}
     moment_text, last_id = decode_cursor(cursor, 2)
     try:
         moment = datetime.fromisoformat(moment_text)
@@ -233,42 +333,41 @@ def _after_cursor(query: Select, sort: str, cursor: str) -> Select:
         raise ValidationFailed(
             "the cursor is not valid", errors=[{"path": "cursor", "message": "invalid cursor"}]
         ) from None
-    column = Package.created_at if sort == "-created" else Package.updated_at
-    return query.where(or_(column < moment, and_(column == moment, Package.id < last_id)))
+    return {"after_moment": moment, "after_id": last_id}
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def _summary(row) -> PackageSummary:
+    names = row.category_names
+    return PackageSummary(
+        **{**row._mapping, "category_names": sorted(names.split(",")) if names else []}
+    )
 
 
 def list_packages(
     session: Session, principal: Principal, params: PackageQuery
-) -> tuple[list[Package], str | None]:
-    query = select(Package).where(visible_to(principal))
-    if params.q:
-        for word in params.q.lower().split():
-            query = query.where(Package.search_text.like(f"%{_escape_like(word)}%", "\\"))
-    if params.category:
-        query = query.where(
-            exists().where(
-                package_categories.c.package_id == Package.id,
-                package_categories.c.category == params.category,
-            )
-        )
-    if params.tag:
-        query = query.where(Package.tag_index.like(f"%,{_escape_like(params.tag.lower())},%", "\\"))
-    if params.type:
-        query = query.where(Package.type == params.type)
-    if params.owned:
-        query = query.where(Package.tenant_id == principal.tenant_id)
-    if params.cursor:
-        query = _after_cursor(query, params.sort, params.cursor)
-    _, order = _sort_columns(params.sort)
-    # Categories joined into this query (SQLAlchemy puts the LIMIT in a subquery) instead of the
-    # relationship's selectin query: one ORM query and round trip less per page.
-    query = query.order_by(*order).limit(params.limit + 1).options(joinedload(Package.categories))
-    rows = list(session.scalars(query).unique())
-    page, more = rows[: params.limit], len(rows) > params.limit
+) -> tuple[list[PackageSummary], str | None]:
+    words = params.q.lower().split() if params.q else []
+    shape = _Shape(
+        admin=principal.is_admin,
+        words=len(words),
+        category=bool(params.category),
+        tag=bool(params.tag),
+        type=bool(params.type),
+        owned=params.owned,
+        cursor=bool(params.cursor),
+        sort=params.sort,
+    )
+    values = {
+        "tenant_id": principal.tenant_id,
+        "category": params.category,
+        "tag": f"%,{_escape_like(params.tag.lower())},%" if params.tag else None,
+        "type": params.type,
+        "limit": params.limit + 1,
+        **{f"word{i}": f"%{_escape_like(word)}%" for i, word in enumerate(words)},
+        **(_cursor_values(params.sort, params.cursor) if params.cursor else {}),
+    }
+    rows = session.execute(_listing_statement(shape), values).all()
+    page, more = [_summary(row) for row in rows[: params.limit]], len(rows) > params.limit
     if not more or not page:
         return page, None
     last = page[-1]

@@ -55,3 +55,13 @@ def test_connection_refused_names_the_url_and_how_to_start(service_env):
     assert len(lines) == 1
     assert url in lines[0]
     assert "make run" in lines[0]
+
+
+def test_serve_refuses_a_port_another_server_listens_on(live_server, service_env):
+    # Workers listen with SO_REUSEPORT; without the check a second server would share the port.
+    port = live_server.rsplit(":", 1)[1]
+    result = catalogctl("serve", "--port", port, "--no-migrate", env=service_env)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert requests.get(f"{live_server}/v1/health", timeout=5).status_code == 200

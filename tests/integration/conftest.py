@@ -48,6 +48,7 @@ def app(database_url, tmp_path, app_config):
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
+    app.extensions["catalog"]["read_engine"].dispose()
 
 
 @pytest.fixture

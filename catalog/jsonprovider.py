@@ -1,0 +1,19 @@
+"""Response JSON through orjson: the stdlib encoder cost a tenth of the API's CPU on listings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask.json.provider import DefaultJSONProvider
+
+
+class OrjsonProvider(DefaultJSONProvider):
+    """Flask's JSON provider with orjson's encoder; parsing request bodies stays the stdlib's.
+
+    Values orjson does not know (Decimal, objects with `__html__`) go to Flask's own
+    fallback. Keys keep their order, as the schemas give them.
+    """
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return orjson.dumps(obj, default=self.default, option=orjson.OPT_NON_STR_KEYS).decode()
