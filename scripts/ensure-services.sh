@@ -77,7 +77,15 @@ ensure_docker() {
 $(tail -n 15 "$DOCKERD_LOG" 2>/dev/null)"
 }
 
+# Debian's docker-compose (1.x): the tests check the project's compose file with it and the
+# deploy benchmark compares against `docker-compose up -d`.
+ensure_compose() {
+  command -v docker-compose >/dev/null && return 0
+  apt_install docker-compose || fail "docker-compose: apt-get install docker-compose failed"
+}
+
 ensure_postgres
 ensure_rabbitmq
 ensure_docker
+ensure_compose
 log "PostgreSQL, RabbitMQ and Docker answer"
