@@ -33,8 +33,10 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "NETWORK_POOL": "10.210.0.0/16",
         "NETWORK_PREFIX": 24,  # 256 environment networks in the default pool
         # Readiness of a service without a healthcheck: it stays running this long. Catches a
-        # process that dies at once (bad command, config); real readiness needs a healthcheck.
-        "MIN_RUNNING_SECONDS": 0.5,
+        # process that dies on start (bad command or config); real readiness needs a
+        # healthcheck. It adds to every such deploy: after the last container starts, the
+        # deploy waits this long (docker-compose and Kubernetes wait for nothing).
+        "MIN_RUNNING_SECONDS": 0.25,
         "ALLOW_PULL": True,  # pull missing images from their registry
         # Containers one deployment creates and starts at once (its engine calls; readiness
         # waits take no slot). The engine serializes much of a start itself; 16 lets a typical

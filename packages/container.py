@@ -13,7 +13,6 @@ from packages.limits import KiB, MiB
 
 LABEL_PREFIX = "io.catalog."
 #: A service with no healthcheck is ready once it has stayed running this long.
-MIN_RUNNING_SECONDS = 5.0
 #: Healthcheck timings when the package leaves them out.
 HEALTHCHECK_DEFAULTS = {"interval": "5s", "timeout": "3s", "retries": 3, "start_period": "0s"}
 #: Below this a json-file log file would rotate on almost every line.
@@ -111,17 +110,17 @@ def _healthcheck_timings(healthcheck: Mapping[str, Any]) -> dict[str, Any]:
     return {key: healthcheck.get(key, default) for key, default in HEALTHCHECK_DEFAULTS.items()}
 
 
-def readiness_timeout(service: Mapping[str, Any]) -> float:
+def readiness_timeout(service: Mapping[str, Any], min_running: float = 0.0) -> float:
     """Seconds the executor waits for a new container of `service` to become ready.
 
     With a healthcheck: the start period plus `retries` rounds of one interval and
     one probe timeout, which is the longest a container can take to be declared
     healthy or unhealthy. Without one, the container counts as ready once it has
-    stayed running for MIN_RUNNING_SECONDS, which is then the wait.
+    stayed running for `min_running` seconds, which is then the wait.
     """
     healthcheck = service.get("healthcheck")
     if not healthcheck:
-        return MIN_RUNNING_SECONDS
+        return min_running
     timings = _healthcheck_timings(healthcheck)
     per_round = parse_duration(timings["interval"]) + parse_duration(timings["timeout"])
     return parse_duration(timings["start_period"]) + per_round * int(timings["retries"])

@@ -377,7 +377,11 @@ class Execution:
                 if self._abandoned.is_set():
                     raise _Abandoned()
                 container = self._launch(item, step, tenant_id)
-            self._await_ready(item, container.id, container.name, step.reason, self._still_wanted)
+            # A container started beside an old one joins its service's name once ready; any
+            # other was created under that name already.
+            beside = step.strategy is Strategy.START_BESIDE and bool(step.container_id)
+            self._await_ready(item, container.id, container.name, step.reason,
+                              self._still_wanted, join=beside)  # fmt: skip
         except BaseException:
             self._abandoned.set()
             raise
@@ -409,7 +413,14 @@ class Execution:
         return container
 
     def _await_ready(
-        self, item: Prepared, container_id: str, name: str, reason: str, interrupted=None
+        self,
+        item: Prepared,
+        container_id: str,
+        name: str,
+        reason: str,
+        interrupted=None,
+        *,
+        join: bool = True,
     ) -> None:
         try:
             took = wait_ready(
@@ -427,9 +438,9 @@ class Execution:
                 message += f"\nlast log lines:\n{tail}"
             self.events.emit(message, level="error", app=item.app, service=item.service)
             raise
-        # Ready: now it answers to the service's name too (beside the old one, until teardown).
-        self.rt.driver.join_as(container_id, network_name(self.env_id),
-                               [hostname(item.app, item.service)])  # fmt: skip
+        if join:  # ready: now it answers to the service's name too (beside the old one)
+            self.rt.driver.join_as(container_id, network_name(self.env_id),
+                                   [hostname(item.app, item.service)])  # fmt: skip
         self.events.emit(f"{name} ready in {took:.1f} s ({reason})",
                          app=item.app, service=item.service)  # fmt: skip
 

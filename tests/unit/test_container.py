@@ -8,7 +8,6 @@ import pytest
 
 from packages.container import (
     HEALTHCHECK_DEFAULTS,
-    MIN_RUNNING_SECONDS,
     ContainerTarget,
     RuntimeDefaults,
     config_hash,
@@ -256,7 +255,7 @@ def test_only_command_healthchecks_go_to_the_engine(
 @pytest.mark.parametrize(
     ("healthcheck", "seconds"),
     [
-        (None, MIN_RUNNING_SECONDS),
+        (None, 0.25),
         ({"http": {"port": 80}, "interval": "2s", "timeout": "1s", "retries": 15,
           "start_period": "5s"}, 5 + 15 * 3),
         ({"tcp": {"port": 5432}}, 3 * (5 + 3)),
@@ -267,7 +266,7 @@ def test_readiness_timeout_follows_the_healthcheck(
     healthcheck: dict | None, seconds: float
 ) -> None:
     service = with_(SERVICE, healthcheck=healthcheck)
-    assert readiness_timeout(service) == pytest.approx(seconds)
+    assert readiness_timeout(service, min_running=0.25) == pytest.approx(seconds)
 
 
 def test_healthcheck_defaults_are_documented_values() -> None:
