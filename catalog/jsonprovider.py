@@ -12,8 +12,12 @@ class OrjsonProvider(DefaultJSONProvider):
     """Flask's JSON provider with orjson's encoder; parsing request bodies stays the stdlib's.
 
     Values orjson does not know (Decimal, objects with `__html__`) go to Flask's own
-    fallback. Keys keep their order, as the schemas give them.
+    fallback, documents it cannot write at all to the stdlib encoder. Keys keep their
+    order, as the schemas give them.
     """
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        return orjson.dumps(obj, default=self.default, option=orjson.OPT_NON_STR_KEYS).decode()
+        try:
+            return orjson.dumps(obj, default=self.default, option=orjson.OPT_NON_STR_KEYS).decode()
+        except orjson.JSONEncodeError:  # integers past 64 bits (in app parameters): stdlib
+            return super().dumps(obj, **kwargs)

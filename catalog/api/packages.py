@@ -97,14 +97,14 @@ def upload(args):
 def list_packages(args):
     """Search and list the packages the caller may see (keyset-paginated)."""
     items, cursor = service.list_packages(db(), principal(), service.PackageQuery(**args))
-    return {"items": items, "next_cursor": cursor}
+    return {"items": [schemas.listed_package(p) for p in items], "next_cursor": cursor}
 
 
 @blp.route("/packages/<name>", methods=["GET"])
 @blp.response(200, schemas.PackageDetail)
 def show_package(name):
     """A package with its versions, newest first."""
-    return service.get_package(db(), principal(), name)
+    return service.package_detail(db(), principal(), name)
 
 
 @blp.route("/packages/<name>", methods=["PATCH"])

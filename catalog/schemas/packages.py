@@ -82,8 +82,35 @@ class PackageDetail(Package):
     versions = fields.List(fields.Nested(VersionSummary), attribute="versions_newest_first")
 
 
+class Dumped(fields.Nested):
+    """Nested objects that arrive dumped already; documented as the nested schema."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value
+
+
+def listed_package(package) -> dict:
+    """`Package().dump(package)`, written out: listings are the API's hot path, and there
+    marshmallow's per-field work was a fifth of the CPU. A test holds the two equal."""
+    return {
+        "name": package.name,
+        "title": package.title,
+        "description": package.description,
+        "type": package.type,
+        "owner": package.owner,
+        "visibility": package.visibility,
+        "enabled": package.enabled,
+        "tags": list(package.tags),
+        "categories": list(package.category_names),
+        "latest_version": package.latest_version,
+        "has_logo": package.has_logo,
+        "created_at": package.created_at.isoformat(),
+        "updated_at": package.updated_at.isoformat(),
+    }
+
+
 class PackageList(Schema):
-    items = fields.List(fields.Nested(Package), required=True)
+    items = Dumped(Package, many=True, required=True)  # made by `listed_package`
     next_cursor = fields.String(allow_none=True, required=True)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from catalog.auth import Principal, require_role
 from catalog.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -60,6 +60,26 @@ def visible_to(principal: Principal):
 def get_package(session: Session, principal: Principal, name: str) -> Package:
     """A visible package by name; 404 exactly as for a missing one otherwise."""
     package = session.scalar(select(Package).where(Package.name == name, visible_to(principal)))
+    if package is None:
+        raise NotFound(f"no package {name!r}")
+    return package
+
+
+def package_detail(session: Session, principal: Principal, name: str) -> Package:
+    """A visible package with its categories and versions, all in one query."""
+    package = (
+        session.scalars(
+            select(Package)
+            .where(Package.name == name, visible_to(principal))
+            .options(
+                joinedload(Package.categories),
+                # Not the manifests: the detail lists versions, the version resource has those.
+                joinedload(Package.versions).defer(PackageVersion.manifest),
+            )
+        )
+        .unique()
+        .one_or_none()
+    )
     if package is None:
         raise NotFound(f"no package {name!r}")
     return package
