@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, current_app, json
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from packages.errors import PackageError
@@ -165,6 +166,13 @@ def handle_package_error(error: PackageError) -> Response:
 def handle_unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
+    if isinstance(error, DBAPIError) and (
+        error.connection_invalidated or isinstance(error, OperationalError)
+    ):
+        log.warning("the database does not answer: %s", type(error.orig).__name__)
+        return problem_response(
+            503, "Service Unavailable", "the database does not answer", headers={"Retry-After": "1"}
+        )
     log.exception("unhandled error", exc_info=error)
     return problem_response(500, "Internal Server Error")
 

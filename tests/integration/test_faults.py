@@ -867,3 +867,23 @@ def test_c18_postgresql_restarted_mid_deploy_the_deploy_retries_and_no_lease_is_
     assert_converged(deployer, docker_client, env, revision)
     lease = lease_row(app, env["id"])
     assert lease.owner is None and lease.expires_at is None
+
+
+def test_c18_reads_answer_503_while_postgresql_is_down_and_serve_again_once_it_is_back(
+    client, make_caller, database_outage
+):
+    viewer = make_caller("acme", "viewer")
+    for _ in range(3):  # the read pool now holds live connections
+        assert client.get("/v1/packages", headers=viewer.headers).status_code == 200
+    database_outage()
+    down = client.get("/v1/packages", headers=viewer.headers)
+    assert down.status_code == 503
+    assert down.json["detail"] == "the database does not answer"
+    assert down.headers["Retry-After"] == "1"
+    postgresql("start")
+    wait_for(postgresql_answers, timeout=60, what="PostgreSQL to answer again")
+    # The same app, not restarted. A read on a connection used just before the restart may
+    # fail once (503, retry); the pool then replaces every connection the restart dropped.
+    assert client.get("/v1/packages", headers=viewer.headers).status_code in (200, 503)
+    assert client.get("/v1/packages", headers=viewer.headers).status_code == 200
+    assert client.get("/v1/categories", headers=viewer.headers).status_code == 200
