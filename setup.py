@@ -33,7 +33,7 @@ setup(
         "webargs>=8.4,<9",
         "apispec>=6.6,<7",
         "Flask-Limiter>=3.8,<5",
-        "gunicorn>=22,<28",
+        "gunicorn>=24,<28",  # 24: a listening socket per worker with reuse_port
         "requests>=2.31,<3",
         "rich>=13.7,<16",
         "orjson>=3.9,<4",

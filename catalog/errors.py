@@ -166,10 +166,12 @@ def handle_package_error(error: PackageError) -> Response:
 def handle_unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
+    # Lost or refused connections only (no statement ran: a connect failed), not SQL errors.
     if isinstance(error, DBAPIError) and (
-        error.connection_invalidated or isinstance(error, OperationalError)
+        error.connection_invalidated
+        or (isinstance(error, OperationalError) and error.statement is None)
     ):
-        log.warning("the database does not answer: %s", type(error.orig).__name__)
+        log.warning("the database does not answer: %s", error.orig)
         return problem_response(
             503, "Service Unavailable", "the database does not answer", headers={"Retry-After": "1"}
         )

@@ -16,6 +16,8 @@ class OrjsonProvider(DefaultJSONProvider):
     order, as the schemas give them.
     """
 
+    sort_keys = False  # in the stdlib fallback too
+
     def dumps(self, obj: Any, **kwargs: Any) -> str:
         try:
             return orjson.dumps(obj, default=self.default, option=orjson.OPT_NON_STR_KEYS).decode()

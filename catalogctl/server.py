@@ -70,9 +70,10 @@ def serve(
 
 def _refuse_port_in_use(host: str, port: int) -> None:
     """Fail as a plain bind would: with SO_REUSEPORT a second server could share the port."""
+    address = host.strip("[]")  # gunicorn takes IPv6 addresses in brackets
     try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.create_server((host, port), family=family):
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        with socket.create_server((address, port), family=family):
             pass
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None

@@ -12,7 +12,6 @@ from typing import Any
 from packages.limits import KiB, MiB
 
 LABEL_PREFIX = "io.catalog."
-#: A service with no healthcheck is ready once it has stayed running this long.
 #: Healthcheck timings when the package leaves them out.
 HEALTHCHECK_DEFAULTS = {"interval": "5s", "timeout": "3s", "retries": 3, "start_period": "0s"}
 #: Below this a json-file log file would rotate on almost every line.

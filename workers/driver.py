@@ -96,7 +96,9 @@ class Driver:
                 )
             if self._create_network(name, labels, subnet):
                 return
-            used.append(subnet)  # another worker took it since the listing: the next one
+            # Taken since the listing (workers creating networks at once): list again, so
+            # each retry skips every subnet taken meanwhile, not just this one.
+            used = [*subnets_in_use(self.client.api.networks()), subnet]
         raise EngineError(
             f"cannot create network {name}: {NETWORK_ATTEMPTS} free subnets of {pool} "
             "were taken by other networks meanwhile"

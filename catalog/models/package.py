@@ -83,7 +83,7 @@ class Package(Base):
 
     @property
     def category_names(self) -> list[str]:
-        return [c.name for c in self.categories]
+        return sorted(c.name for c in self.categories)  # as listings sort them
 
     @property
     def has_logo(self) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from catalog.auth import Principal, require_role
 from catalog.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -66,7 +66,7 @@ def get_package(session: Session, principal: Principal, name: str) -> Package:
 
 
 def package_detail(session: Session, principal: Principal, name: str) -> Package:
-    """A visible package with its categories and versions, all in one query."""
+    """A visible package with its categories (joined) and versions (one more query)."""
     package = (
         session.scalars(
             select(Package)
@@ -74,7 +74,7 @@ def package_detail(session: Session, principal: Principal, name: str) -> Package
             .options(
                 joinedload(Package.categories),
                 # Not the manifests: the detail lists versions, the version resource has those.
-                joinedload(Package.versions).defer(PackageVersion.manifest),
+                selectinload(Package.versions).defer(PackageVersion.manifest),
             )
         )
         .unique()
