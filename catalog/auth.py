@@ -57,7 +57,8 @@ _TOKEN_LOOKUP = (
 
 def authenticate(session: Session, secret: str) -> Principal:
     """The principal of a valid token; Unauthorized for unknown, revoked or expired ones."""
-    token = session.execute(_TOKEN_LOOKUP, {"secret_hash": hash_secret(secret)}).first()
+    values = {"secret_hash": hash_secret(secret)}
+    token = session.connection().execute(_TOKEN_LOOKUP, values).first()
     if token is None or token.revoked_at is not None:
         raise Unauthorized("the token is not valid")
     if token.expires_at is not None and _aware(token.expires_at) <= utcnow():
