@@ -49,7 +49,12 @@ def engine_labels(docker_client):
     """Labels for this test's engine objects; everything carrying them is removed afterwards."""
     run_id = uuid.uuid4().hex[:12]
     yield {TEST_LABEL: run_id}
-    selector = {"label": f"{TEST_LABEL}={run_id}"}
+    remove_labelled(docker_client, f"{TEST_LABEL}={run_id}")
+
+
+def remove_labelled(docker_client, label: str) -> None:
+    """Every container, network and volume carrying `label` ("key=value") goes."""
+    selector = {"label": label}
     for container in docker_client.containers.list(all=True, filters=selector):
         container.remove(force=True, v=True)
     for network in docker_client.networks.list(filters=selector):

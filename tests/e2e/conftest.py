@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from catalog.models import Base
-from tests.conftest import BROKER_URL, TASK_QUEUE
+from tests.conftest import BROKER_URL, TASK_QUEUE, remove_labelled
 
 BIN = Path(sys.executable).parent
 # Host ports for the apps this run deploys: a window of its own, so that runs at the same time
@@ -166,13 +166,7 @@ def engine_cleanup(service_env, docker_client, database_url):
 
 
 def remove_engine_objects(docker_client, env_id: str) -> None:
-    selector = {"label": f"io.catalog.env={env_id}"}
-    for container in docker_client.containers.list(all=True, filters=selector):
-        container.remove(force=True, v=True)
-    for network in docker_client.networks.list(filters=selector):
-        network.remove()
-    for volume in docker_client.volumes.list(filters=selector):
-        volume.remove(force=True)
+    remove_labelled(docker_client, f"io.catalog.env={env_id}")
 
 
 def fetch(url: str, *, expect: str | None = None, seconds: float = 15) -> str:

@@ -6,35 +6,22 @@ import io
 import os
 import socket
 import tarfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import docker
 import pytest
 
 from packages.container import ContainerTarget, RuntimeDefaults, container_params
+from tests.polling import eventually
 
 pytestmark = pytest.mark.docker
 
 IMAGE = os.environ.get("CATALOG_TEST_IMAGE", "catalog-test/busybox:latest")
 RUN_LABEL = "io.catalog.test-run"
 MiB = 1024 * 1024
-T = TypeVar("T")
-
-
-def wait_for(check: Callable[[], T], *, timeout: float, what: str) -> T:
-    """Poll `check` until it returns something truthy, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.2)
 
 
 def free_host_port() -> int:
@@ -66,7 +53,7 @@ class Engine:
     def start(self, service: dict, target: ContainerTarget, defaults: RuntimeDefaults) -> Any:
         container = self.client.containers.create(**container_params(service, target, defaults))
         container.start()
-        wait_for(lambda: _running(container), timeout=20, what=f"{target.name} to run")
+        eventually(lambda: _running(container), seconds=20, what=f"{target.name} to run")
         return container
 
     def cleanup(self) -> None:
@@ -207,7 +194,7 @@ def test_e33_accepted_service_runs_confined(engine: Engine) -> None:
         container.reload()
         return container.attrs["State"].get("Health", {}).get("Status") == "healthy"
 
-    wait_for(healthy, timeout=15, what="the engine healthcheck to pass")
+    eventually(healthy, seconds=15, what="the engine healthcheck to pass")
 
 
 def test_e34_fork_bomb_is_capped_by_the_pids_limit(engine: Engine) -> None:
@@ -237,10 +224,10 @@ def test_e34_fork_bomb_is_capped_by_the_pids_limit(engine: Engine) -> None:
 
     # 200 sleeps of 60 s were asked for: the shell can only have stopped early because a
     # fork was refused. The sleeps it did start keep their pids while we look.
-    state = wait_for(bomb_stopped, timeout=30, what="the fork bomb to hit the cap")
+    state = eventually(bomb_stopped, seconds=30, what="the fork bomb to hit the cap")
     assert state["ExitCode"] != 0
     assert "can't fork" in read_file(container, "/tmp/bomb.err")
-    wait_for(lambda: pids_in_use() >= pids - 8, timeout=10, what="the cgroup to fill up")
+    eventually(lambda: pids_in_use() >= pids - 8, seconds=10, what="the cgroup to fill up")
     assert max(samples) <= pids, samples
 
 
@@ -270,8 +257,8 @@ def test_e35_tenant_a_cannot_reach_tenant_b(engine: Engine) -> None:
 
     ip_a, ip_b = ip(web_a, net_a), ip(web_b, net_b)
     # Positive controls: each server answers on its own network, by IP and by hostname.
-    wait_for(lambda: fetch(probe_a, ip_a), timeout=15, what="tenant A's server")
-    wait_for(lambda: fetch(probe_b, ip_b), timeout=15, what="tenant B's server")
+    eventually(lambda: fetch(probe_a, ip_a), seconds=15, what="tenant A's server")
+    eventually(lambda: fetch(probe_b, ip_b), seconds=15, what="tenant B's server")
     assert fetch(probe_a, "web.e35a")
     assert connects(probe_a, ip_a)
 

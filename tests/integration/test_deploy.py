@@ -13,7 +13,6 @@ import re
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import IPv4Network, ip_address
@@ -25,6 +24,7 @@ from catalog.queue import DEPLOY_TASK, Publisher
 from tests.conftest import EXAMPLES, TEST_IMAGE
 from tests.integration.conftest import package_bytes
 from tests.integration.stack import TEST_NETWORK_POOL, Deployer
+from tests.polling import eventually
 
 ENV_LABEL = "io.catalog.env"
 RESOURCES = {"memory": "32m", "cpus": 0.25, "pids": 64}
@@ -179,18 +179,6 @@ def exec_wget_marked(container, url: str, timeout: int = 3) -> tuple[int | None,
     if not match:
         return None, raw
     return int(match.group(2)), match.group(1)
-
-
-def eventually(check: Callable[[], object], seconds: float, what: str | Callable[[], str]):
-    """Poll `check` until it returns something true (returned); fail after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds} s: {what() if callable(what) else what}")
-        time.sleep(0.1)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
 
 import pytest
 from sqlalchemy import select
@@ -30,10 +28,10 @@ from catalog.queue import DEPLOY_TASK, Publisher, make_celery
 from tests.conftest import TASK_QUEUE
 from tests.integration.conftest import package_bytes
 from tests.integration.stack import WorkerProcess
+from tests.polling import eventually
 
 pytestmark = pytest.mark.docker
 
-T = TypeVar("T")
 
 CHAIN = "org.acme.chain"
 SERVICES = ("a", "b", "c")
@@ -43,18 +41,6 @@ ACTIVE_OR_DONE = ("queued", "running", "succeeded")
 
 
 # -- helpers --------------------------------------------------------------------------
-
-
-def wait_for(check: Callable[[], T], *, timeout: float, what: str, every: float = 0.1) -> T:
-    """Poll `check` until it returns something truthy, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(every)
 
 
 def chain_package(version: str = "1.0.0") -> bytes:
@@ -153,7 +139,7 @@ def first_container(docker_client, env_id: str, revision: int, timeout: float = 
             c for c in containers_of(docker_client, env_id) if label(c, "revision") == str(revision)
         ]
 
-    return wait_for(find, timeout=timeout, what=f"a container of revision {revision}")[0]
+    return eventually(find, seconds=timeout, what=f"a container of revision {revision}")[0]
 
 
 def lease_row(app, env_id: str) -> EnvironmentLease | None:
@@ -206,12 +192,12 @@ class Broker:
 
     def stop(self) -> None:
         rabbitmqctl("stop_app")
-        wait_for(lambda: not broker_port_open(), timeout=30, what="the broker to stop listening")
+        eventually(lambda: not broker_port_open(), seconds=30, what="the broker to stop listening")
 
     def start(self) -> None:
         rabbitmqctl("start_app")
         rabbitmqctl("await_startup")
-        wait_for(broker_port_open, timeout=60, what="the broker to listen on 5672")
+        eventually(broker_port_open, seconds=60, what="the broker to listen on 5672")
 
     def queue_depth(self, queue: str = TASK_QUEUE) -> tuple[int, bool]:
         """(ready + unacked messages, durable) of the queue."""
@@ -478,7 +464,7 @@ def test_a4_the_same_message_twice_the_second_run_creates_nothing(
     deployment = deployer.wait("a4", revision, seconds=60)
     assert deployment["status"] == "succeeded", deployment["events"]
     ids = {c["Id"] for c in assert_converged(deployer, docker_client, env, revision)}
-    outcome = wait_for(lambda: task_outcomes(worker, while_running), timeout=30,
+    outcome = eventually(lambda: task_outcomes(worker, while_running), seconds=30,
                        what="the duplicate delivered while running to finish")  # fmt: skip
     assert outcome == ["skipped"]
     assert re.search(rf"\[{while_running}\] retry: Retry in", worker.log_path.read_text()), (
@@ -487,7 +473,7 @@ def test_a4_the_same_message_twice_the_second_run_creates_nothing(
 
     # Delivered again after the revision finished: skipped at once.
     after_finish = send_deploy(app, env["id"], revision)
-    outcome = wait_for(lambda: task_outcomes(worker, after_finish), timeout=30,
+    outcome = eventually(lambda: task_outcomes(worker, after_finish), seconds=30,
                        what="the duplicate delivered after the end to finish")  # fmt: skip
     assert outcome == ["skipped"]
 
@@ -560,7 +546,7 @@ def test_a5_broker_connection_dropped_mid_deploy_never_two_workers_on_one_enviro
         found = sorted(o for w in workers for o in task_outcomes(w, task_id))
         return found if len(found) >= 2 else None
 
-    outcomes = wait_for(both_ended, timeout=30, what="the redelivered message to end")
+    outcomes = eventually(both_ended, seconds=30, what="the redelivered message to end")
     assert outcomes == ["skipped", "succeeded"]
     assert {c["Id"] for c in containers_of(docker_client, env["id"])} == {
         c["Id"] for c in containers
@@ -579,7 +565,7 @@ def test_a6_worker_started_while_the_broker_is_down_retries_then_drains_the_back
 
     broker.stop()
     worker = start_worker(wait=False)
-    wait_for(lambda: "Cannot connect to amqp" in worker.log_path.read_text(), timeout=30,
+    eventually(lambda: "Cannot connect to amqp" in worker.log_path.read_text(), seconds=30,
              what="the worker to report the broker unreachable")  # fmt: skip
     assert worker.process.poll() is None, "the worker gave up instead of retrying"
     broker.start()
@@ -602,7 +588,7 @@ def test_a6_engine_unreachable_when_a_worker_takes_the_message_it_retries_not_dr
     worker = start_worker(CATALOG_DOCKER_URL=f"unix://{engine}")  # no beat: no resync
     revision = deployer.deploy("a6-engine")
     retried = rf"{re.escape(DEPLOY_TASK)}\[[0-9a-f-]+\] retry: Retry in"
-    wait_for(lambda: re.search(retried, worker.log_path.read_text()), timeout=30,
+    eventually(lambda: re.search(retried, worker.log_path.read_text()), seconds=30,
              what="the worker to find the engine away and retry the task")  # fmt: skip
     assert deployer.deployment("a6-engine", revision)["status"] == "queued"
 
@@ -843,7 +829,7 @@ def database_outage():
     yield lambda: postgresql("stop")
     if not postgresql_answers():
         postgresql("start")
-    wait_for(postgresql_answers, timeout=60, what="PostgreSQL to answer again")
+    eventually(postgresql_answers, seconds=60, what="PostgreSQL to answer again")
 
 
 def test_c18_postgresql_restarted_mid_deploy_the_deploy_retries_and_no_lease_is_held_forever(
@@ -859,7 +845,7 @@ def test_c18_postgresql_restarted_mid_deploy_the_deploy_retries_and_no_lease_is_
     # The outage must outlast a lease renewal and a readiness event, so the worker meets it.
     time.sleep(3)
     postgresql("start")
-    wait_for(postgresql_answers, timeout=60, what="PostgreSQL to answer again")
+    eventually(postgresql_answers, seconds=60, what="PostgreSQL to answer again")
 
     deployment = deployer.wait("c18", revision, seconds=90)
     assert deployment["status"] == "succeeded", deployment["events"]
@@ -881,7 +867,7 @@ def test_c18_reads_answer_503_while_postgresql_is_down_and_serve_again_once_it_i
     assert down.json["detail"] == "the database does not answer"
     assert down.headers["Retry-After"] == "1"
     postgresql("start")
-    wait_for(postgresql_answers, timeout=60, what="PostgreSQL to answer again")
+    eventually(postgresql_answers, seconds=60, what="PostgreSQL to answer again")
     # The same app, not restarted. A read on a connection used just before the restart may
     # fail once (503, retry); the pool then replaces every connection the restart dropped.
     assert client.get("/v1/packages", headers=viewer.headers).status_code in (200, 503)

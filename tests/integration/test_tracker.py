@@ -31,6 +31,7 @@ from catalog.models import ContainerRecord
 from tests.conftest import TEST_IMAGE
 from tests.integration.conftest import package_bytes
 from tests.integration.stack import BIN, Deployer
+from tests.polling import eventually
 
 ENV_LABEL = "io.catalog.env"
 RESOURCES = {"memory": "32m", "cpus": 0.25, "pids": 64}
@@ -127,26 +128,6 @@ def start_tracker(worker_env, tmp_path, deployer):
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def eventually(
-    check: Callable[[], object],
-    seconds: float,
-    what: str | Callable[[], str],
-    every: float = 0.05,
-):
-    """Poll `check` until it returns something true (returned); fail after `seconds`.
-
-    `what` names the expectation; a callable is asked only on failure (e.g. for a log).
-    """
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds} s: {what() if callable(what) else what}")
-        time.sleep(every)
 
 
 def throughout(check: Callable[[], object], seconds: float, what: str) -> None:
