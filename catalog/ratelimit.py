@@ -8,6 +8,8 @@ from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
+from catalog.api.context import READ_METHODS
+
 
 def per_token() -> str:
     """Limit by token (hashed, never stored in clear); by address for anonymous calls."""
@@ -23,4 +25,4 @@ limiter = Limiter(key_func=per_token, headers_enabled=True, default_limits=[])
 @limiter.request_filter
 def _reads() -> bool:
     """Reads carry no limits: skip looking for any (the check runs before every request)."""
-    return request.method in ("GET", "HEAD")
+    return request.method in READ_METHODS

@@ -200,16 +200,21 @@ def _save(response, target: Path | None, default_name: str) -> None:
     click.echo(f"wrote {target} ({target.stat().st_size} bytes)", err=True)
 
 
+def target_option(default: str):
+    """`-f/--file`: where a download is written."""
+    return click.option(
+        "-f",
+        "--file",
+        "target",
+        type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+        help=f"Where to write (- for standard output); default: {default}.",
+    )
+
+
 @click.command("download")
 @click.argument("name", shell_complete=complete_package)
 @click.argument("version")
-@click.option(
-    "-f",
-    "--file",
-    "target",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    help="Where to write (- for standard output); default: the archive's name, here.",
-)
+@target_option("the archive's name, here")
 @api_options
 def download_command(name: str, version: str, target: Path | None) -> None:
     """Download a version's archive exactly as it was published."""
@@ -224,13 +229,7 @@ def download_command(name: str, version: str, target: Path | None) -> None:
 
 @click.command("logo")
 @click.argument("name", shell_complete=complete_package)
-@click.option(
-    "-f",
-    "--file",
-    "target",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    help="Where to write (- for standard output); default: NAME.png here.",
-)
+@target_option("NAME.png here")
 @api_options
 def logo_command(name: str, target: Path | None) -> None:
     """Download a package's logo (PNG)."""
