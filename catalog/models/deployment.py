@@ -49,6 +49,8 @@ class Deployment(Base):
     plan: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
     created_by: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = created_column()
+    # Set from the commit on (the publish is in flight); None when the broker could not take
+    # it. The resync publishes None at once and anything else only once it is stale.
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

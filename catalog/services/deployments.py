@@ -147,6 +147,9 @@ def create_deployment(
         spec=spec,
         from_revision=from_revision,
         created_by=principal.token_id,
+        # In flight from the commit on: the resync leaves it alone until it is stale, so it
+        # does not publish it a second time while this request is still publishing it.
+        published_at=utcnow(),
     )
     session.add(deployment)
     environment.status = "deploying"
@@ -172,6 +175,7 @@ def _publish(session: Session, publisher: Publisher, deployment: Deployment) -> 
     if publisher.send(DEPLOY_TASK, deployment.environment_id, deployment.revision):
         deployment.published_at = utcnow()
     else:
+        deployment.published_at = None  # never published: the next resync sends it
         session.add(
             DeploymentEvent(
                 environment_id=deployment.environment_id,

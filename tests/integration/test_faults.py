@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter
 from datetime import datetime
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -29,6 +30,7 @@ from tests.conftest import TASK_QUEUE
 from tests.integration.conftest import package_bytes
 from tests.integration.stack import WorkerProcess
 from tests.polling import eventually
+from workers.resync import republish_stale
 
 pytestmark = pytest.mark.docker
 
@@ -772,6 +774,32 @@ def test_a9_a_message_dropped_by_the_publisher_is_republished_by_the_resync(
     deployment = deployer.wait("a9", revision, seconds=60)
     assert deployment["status"] == "succeeded", deployment["events"]
     assert_converged(deployer, docker_client, env, revision)
+
+
+def test_a9_a_resync_during_the_publish_does_not_publish_again(
+    app, deployer, published_tasks, monkeypatch
+):
+    """The deployment is committed before it is published; a resync that runs in between
+    sees it in flight, not as never published, and leaves it to the publish under way."""
+    deployer.publish(chain_package())
+    env = chain_env(deployer, "a9-window", delay="0.3")
+    publisher = app.extensions["catalog"]["publisher"]
+    worker = SimpleNamespace(
+        sessions=app.extensions["catalog"]["sessionmaker"],
+        settings={"RESYNC_STALE_SECONDS": 3.0},
+    )
+    send = publisher.send
+    resynced = []
+
+    def resync_then_send(name, *args):
+        resynced.append(republish_stale(worker, publisher.celery))
+        return send(name, *args)
+
+    monkeypatch.setattr(publisher, "send", resync_then_send)
+    revision = deployer.deploy("a9-window")
+
+    assert resynced == [0], "the resync published a deployment that was being published"
+    assert published_tasks() == [(DEPLOY_TASK, [env["id"], revision])]
 
 
 def test_a9_a_confirmed_message_lost_in_the_broker_is_republished_once_stale(
