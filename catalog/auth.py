@@ -10,6 +10,7 @@ from flask import g, request
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from catalog.db import PlannedOnce
 from catalog.errors import Forbidden, Unauthorized
 from catalog.models import Tenant, Token
 from catalog.models.common import utcnow
@@ -46,19 +47,20 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-# Plain columns, not ORM objects, in one statement built once (its cache key is memoized
-# on it): this runs on every request.
-_TOKEN_LOOKUP = (
+# Plain columns, not ORM objects, in one statement built once and planned once per database
+# connection: this runs on every request.
+_TOKEN_LOOKUP = PlannedOnce(
+    "catalog_token_lookup",
     select(Token.id, Token.tenant_id, Tenant.name, Token.role, Token.revoked_at, Token.expires_at)
     .join(Tenant, Tenant.id == Token.tenant_id)
-    .where(Token.secret_hash == bindparam("secret_hash"))
+    .where(Token.secret_hash == bindparam("secret_hash")),
 )
 
 
 def authenticate(session: Session, secret: str) -> Principal:
     """The principal of a valid token; Unauthorized for unknown, revoked or expired ones."""
     values = {"secret_hash": hash_secret(secret)}
-    token = session.connection().execute(_TOKEN_LOOKUP, values).first()
+    token = _TOKEN_LOOKUP.execute(session.connection(), values).first()
     if token is None or token.revoked_at is not None:
         raise Unauthorized("the token is not valid")
     if token.expires_at is not None and _aware(token.expires_at) <= utcnow():

@@ -37,6 +37,8 @@ def serve(
     """Run the HTTP API under gunicorn."""
     from gunicorn.app.base import BaseApplication
 
+    from catalogctl import accesslog
+
     if migrate:
         # In a child process: the master lives as long as the server and every worker is forked
         # from it, so Alembic and what the migrations import would stay resident in all of them.
@@ -54,6 +56,8 @@ def serve(
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("graceful_timeout", graceful_timeout)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("access_log_format", accesslog.FORMAT)
+            self.cfg.set("logger_class", accesslog.AccessLogger)
             # A listening socket per worker (SO_REUSEPORT): the kernel spreads connections over
             # the workers. With one shared socket the first worker to wake accepted most
             # keep-alive connections and served them alone while the other one idled.

@@ -400,6 +400,24 @@ def test_list_items_carry_the_package_summary(client, searchable):
     assert item["has_logo"] is False
 
 
+def test_listings_and_token_lookups_are_planned_once_per_connection(app, client, searchable):
+    """PostgreSQL keeps their plans on the connection; a new connection prepares them again."""
+    engine = app.extensions["catalog"]["read_engine"]
+    headers = searchable["acme"].headers
+
+    def listed() -> list[str]:
+        response = client.get("/v1/packages", query_string={"tag": "sql"}, headers=headers)
+        assert response.status_code == 200
+        return [item["name"] for item in response.get_json()["items"]]
+
+    assert listed() == listed() == ["org.acme.mysql"]
+    with engine.connect() as connection:  # the one connection the requests used
+        prepared = connection.exec_driver_sql("SELECT name FROM pg_prepared_statements")
+        assert {"catalog_token_lookup", "catalog_list_name_t"} <= set(prepared.scalars())
+        connection.invalidate()  # as when the server restarted
+    assert listed() == ["org.acme.mysql"]
+
+
 # -- show, versions ---------------------------------------------------------------------------
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from catalog.schemas.packages import Package, PackageList, listed_package
-from catalog.services.packages import PackageSummary
+from catalog.services.packages import _SUMMARY_COLUMNS, PackageSummary
 
 SUMMARY = PackageSummary(
     id="p1",
@@ -32,10 +31,10 @@ SUMMARY = PackageSummary(
     "summary",
     [
         SUMMARY,
-        replace(SUMMARY, tags=[], category_names=[], latest_version=None, has_logo=False),
-        replace(SUMMARY, enabled=False, visibility="private", title="", description=""),
+        SUMMARY._replace(tags=[], category_names=[], latest_version=None, has_logo=False),
+        SUMMARY._replace(enabled=False, visibility="private", title="", description=""),
         # SQLite gives naive datetimes back.
-        replace(SUMMARY, created_at=datetime(2026, 1, 2), updated_at=datetime(2026, 1, 3)),
+        SUMMARY._replace(created_at=datetime(2026, 1, 2), updated_at=datetime(2026, 1, 3)),
     ],
 )
 def test_a_listed_package_is_what_the_package_schema_dumps(summary):
@@ -45,3 +44,8 @@ def test_a_listed_package_is_what_the_package_schema_dumps(summary):
 def test_the_page_passes_listed_items_through_unchanged():
     page = {"items": [listed_package(SUMMARY)], "next_cursor": None}
     assert PackageList().dump(page) == {"items": [Package().dump(SUMMARY)], "next_cursor": None}
+
+
+def test_the_summary_fields_are_the_listing_columns_in_order():
+    """Listing rows become summaries by position."""
+    assert tuple(column.key for column in _SUMMARY_COLUMNS) == PackageSummary._fields
