@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 
@@ -73,6 +73,11 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+# The server no longer has the statement (DISCARD ALL), already has it, or a migration
+# changed the columns it returns: the connection's record of what it prepared is wrong.
+_STALE_PREPARED = frozenset({"26000", "42P05", "0A000"})
+
+
 class PlannedOnce:
     """A hot read statement that PostgreSQL plans once per connection, not on every run.
 
@@ -92,19 +97,25 @@ class PlannedOnce:
         self._sql: tuple[str, tuple[str, ...], dict] | None = None
 
     def execute(self, connection, values: dict):
-        """Rows of the statement, on a connection of an AUTOCOMMIT engine."""
-        if connection.dialect.name != "postgresql":
+        """Rows of the statement, run on `connection` (in a transaction or not)."""
+        if connection.dialect.driver != "psycopg2":  # it fills EXECUTE's values in itself
             return connection.execute(self.statement, values)
         sql, order, constants = self._compiled(connection)
         prepared = connection.info.setdefault("prepared", set())  # lives with the connection
-        if self.name not in prepared:
-            connection.exec_driver_sql(f"PREPARE {self.name} AS {sql}")
-            prepared.add(self.name)
         given = {**constants, **values}
         placeholders = ", ".join(["%s"] * len(order))
-        return connection.exec_driver_sql(
-            f"EXECUTE {self.name} ({placeholders})", tuple(given[key] for key in order)
-        )
+        try:
+            if self.name not in prepared:
+                connection.exec_driver_sql(f"PREPARE {self.name} AS {sql}")
+                prepared.add(self.name)
+            return connection.exec_driver_sql(
+                f"EXECUTE {self.name} ({placeholders})", tuple(given[key] for key in order)
+            )
+        except DBAPIError as exc:
+            if getattr(exc.orig, "pgcode", None) in _STALE_PREPARED:
+                # Fails this once: a new connection prepares the statement afresh.
+                connection.invalidate()
+            raise
 
     def _compiled(self, connection) -> tuple[str, tuple[str, ...], dict]:
         if self._sql is None:
@@ -116,11 +127,15 @@ class PlannedOnce:
                 PlannedOnce._dialect = dialect
             compiled = self.statement.compile(dialect=PlannedOnce._dialect)
             order = tuple(dict.fromkeys(compiled.positiontup))
+            sql = str(compiled)
+            # What EXECUTE and psycopg2 could not take: no values, a literal %, IN (...).
+            if not order or "%" in sql or "POSTCOMPILE" in sql:
+                raise ValueError(f"{self.name} cannot be prepared: {sql}")
             # The values written into the statement itself ("public", the separator...).
             constants = {
                 key: bind.effective_value
                 for key, bind in compiled.binds.items()
                 if not bind.required
             }
-            self._sql = (str(compiled), order, constants)
+            self._sql = (sql, order, constants)
         return self._sql

@@ -417,6 +417,12 @@ def test_listings_and_token_lookups_are_planned_once_per_connection(app, client,
         connection.invalidate()  # as when the server restarted
     assert listed() == ["org.acme.mysql"]
 
+    with engine.connect() as connection:  # a pooler's DISCARD ALL, unknown to the API
+        connection.exec_driver_sql("DEALLOCATE ALL")
+    failed = client.get("/v1/packages", headers=headers)
+    assert failed.status_code == 500, "the connection's record of its statements was wrong"
+    assert listed() == ["org.acme.mysql"], "the next request runs on a connection prepared anew"
+
 
 # -- show, versions ---------------------------------------------------------------------------
 
