@@ -104,7 +104,8 @@ def list_packages(args):
 @blp.response(200, schemas.PackageDetail)
 def show_package(name):
     """A package with its versions, newest first."""
-    return service.package_detail(db(), principal(), name)
+    package, versions = service.package_detail(db(), principal(), name)
+    return {**package._asdict(), "versions_newest_first": versions}
 
 
 @blp.route("/packages/<name>", methods=["PATCH"])

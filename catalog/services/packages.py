@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, require_role
 from catalog.db import PlannedOnce
@@ -67,24 +67,22 @@ def get_package(session: Session, principal: Principal, name: str) -> Package:
     return package
 
 
-def package_detail(session: Session, principal: Principal, name: str) -> Package:
-    """A visible package with its categories (joined) and versions (one more query)."""
-    package = (
-        session.scalars(
-            select(Package)
-            .where(Package.name == name, visible_to(principal))
-            .options(
-                joinedload(Package.categories),
-                # Not the manifests: the detail lists versions, the version resource has those.
-                selectinload(Package.versions).defer(PackageVersion.manifest),
-            )
-        )
-        .unique()
-        .one_or_none()
-    )
-    if package is None:
+def package_detail(
+    session: Session, principal: Principal, name: str
+) -> tuple[PackageSummary, list[VersionSummary]]:
+    """A visible package, as listings show it, and its versions newest first: plain rows."""
+    connection = session.connection()
+    values = {"name": name, "tenant_id": principal.tenant_id}
+    row = _planned_detail(principal.is_admin).execute(connection, values).first()
+    if row is None:
         raise NotFound(f"no package {name!r}")
-    return package
+    package = _summary(row)
+    versions = [
+        VersionSummary(*version)
+        for version in _VERSIONS.execute(connection, {"package_id": package.id})
+    ]
+    versions.sort(key=lambda v: version_key(v.version), reverse=True)
+    return package, versions
 
 
 def owned_package(session: Session, principal: Principal, name: str) -> Package:
@@ -264,6 +262,28 @@ class PackageSummary(NamedTuple):
     updated_at: datetime
 
 
+class VersionSummary(NamedTuple):
+    """A version as a package's detail lists it (its manifest is the version resource's)."""
+
+    version: str
+    digest: str
+    size: int
+    yanked: bool
+    created_at: datetime
+
+
+_VERSIONS = PlannedOnce(
+    "catalog_package_versions",
+    select(
+        PackageVersion.version,
+        PackageVersion.digest,
+        PackageVersion.size,
+        PackageVersion.yanked,
+        PackageVersion.created_at,
+    ).where(PackageVersion.package_id == bindparam("package_id")),
+)
+
+
 # Each listed package's categories, as one comma-separated string (category names are
 # slugs), aggregated by the database in the same statement: string_agg / group_concat.
 _CATEGORY_NAMES = (
@@ -303,6 +323,25 @@ class _Shape:
     sort: str
 
 
+def _visible_summaries(admin: bool) -> Select:
+    """Listing columns of the packages the caller may see (`tenant_id` bound unless admin)."""
+    query = select(*_SUMMARY_COLUMNS).join(Tenant, Tenant.id == Package.tenant_id)
+    if admin:
+        return query
+    return query.where(
+        or_(
+            Package.tenant_id == bindparam("tenant_id"),
+            and_(Package.visibility == "public", Package.enabled.is_(True)),
+        )
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _planned_detail(admin: bool) -> PlannedOnce:
+    statement = _visible_summaries(admin).where(Package.name == bindparam("name"))
+    return PlannedOnce(f"catalog_package_{'a' if admin else 't'}", statement)
+
+
 @functools.lru_cache(maxsize=512)
 def _listing_statement(shape: _Shape) -> Select:
     """The listing's statement for one shape, built once.
@@ -310,14 +349,7 @@ def _listing_statement(shape: _Shape) -> Select:
     SQLAlchemy memoizes a statement's cache key on the statement object, so executing the
     same object with new parameters skips rebuilding and re-keying it on every request.
     """
-    query = select(*_SUMMARY_COLUMNS).join(Tenant, Tenant.id == Package.tenant_id)
-    if not shape.admin:
-        query = query.where(
-            or_(
-                Package.tenant_id == bindparam("tenant_id"),
-                and_(Package.visibility == "public", Package.enabled.is_(True)),
-            )
-        )
+    query = _visible_summaries(shape.admin)
     for i in range(shape.words):
         query = query.where(Package.search_text.like(bindparam(f"word{i}"), "\\"))
     if shape.category:
