@@ -18,7 +18,7 @@ Targets, measured in one run:
 Environment networks, the catalog's and the SDK floor's alike, are /24s of the workers'
 CATALOG_NETWORK_POOL (BENCH_NETWORK_POOL); a run the pool cannot hold is refused at its start.
 
-Each measurement is repeated (--repeats, default 3, interleaved with its baselines) and the
+Each measurement is repeated (--repeats, default 5, interleaved with its baselines) and the
 medians are compared.
 
 When a deployment ends is read from its own events: the worker writes "revision N is ready"
@@ -728,7 +728,7 @@ def main() -> int:
     global POLL_SECONDS
     default_min = catalog_config.defaults()["MIN_RUNNING_SECONDS"]
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each measurement")
     parser.add_argument(
         "--min-running",
         type=float,
