@@ -94,30 +94,28 @@ class PlannedOnce:
     def __init__(self, name: str, statement) -> None:
         self.name = name
         self.statement = statement
-        self._sql: tuple[str, tuple[str, ...], dict] | None = None
+        # (PREPARE text, EXECUTE text, parameter names in $n order, constant values)
+        self._sql: tuple[str, str, tuple[str, ...], dict] | None = None
 
     def execute(self, connection, values: dict):
         """Rows of the statement, run on `connection` (in a transaction or not)."""
         if connection.dialect.driver != "psycopg2":  # it fills EXECUTE's values in itself
             return connection.execute(self.statement, values)
-        sql, order, constants = self._compiled(connection)
+        prepare, execute, order, constants = self._compiled(connection)
         prepared = connection.info.setdefault("prepared", set())  # lives with the connection
         given = {**constants, **values}
-        placeholders = ", ".join(["%s"] * len(order))
         try:
             if self.name not in prepared:
-                connection.exec_driver_sql(f"PREPARE {self.name} AS {sql}")
+                connection.exec_driver_sql(prepare)
                 prepared.add(self.name)
-            return connection.exec_driver_sql(
-                f"EXECUTE {self.name} ({placeholders})", tuple(given[key] for key in order)
-            )
+            return connection.exec_driver_sql(execute, tuple(given[key] for key in order))
         except DBAPIError as exc:
             if getattr(exc.orig, "pgcode", None) in _STALE_PREPARED:
                 # Fails this once: a new connection prepares the statement afresh.
                 connection.invalidate()
             raise
 
-    def _compiled(self, connection) -> tuple[str, tuple[str, ...], dict]:
+    def _compiled(self, connection) -> tuple[str, str, tuple[str, ...], dict]:
         if self._sql is None:
             from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
 
@@ -137,5 +135,11 @@ class PlannedOnce:
                 for key, bind in compiled.binds.items()
                 if not bind.required
             }
-            self._sql = (sql, order, constants)
+            placeholders = ", ".join(["%s"] * len(order))
+            self._sql = (
+                f"PREPARE {self.name} AS {sql}",
+                f"EXECUTE {self.name} ({placeholders})",
+                order,
+                constants,
+            )
         return self._sql

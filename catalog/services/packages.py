@@ -53,8 +53,14 @@ def visible_to(principal: Principal):
     """SQL condition: the packages this principal may see."""
     if principal.is_admin:
         return True
+    return _visible_to_tenant(principal.tenant_id)
+
+
+def _visible_to_tenant(tenant_id):
+    """A tenant sees its own packages and the enabled public ones (`tenant_id`: a value or a
+    bound parameter)."""
     return or_(
-        Package.tenant_id == principal.tenant_id,
+        Package.tenant_id == tenant_id,
         and_(Package.visibility == "public", Package.enabled.is_(True)),
     )
 
@@ -326,14 +332,7 @@ class _Shape:
 def _visible_summaries(admin: bool) -> Select:
     """Listing columns of the packages the caller may see (`tenant_id` bound unless admin)."""
     query = select(*_SUMMARY_COLUMNS).join(Tenant, Tenant.id == Package.tenant_id)
-    if admin:
-        return query
-    return query.where(
-        or_(
-            Package.tenant_id == bindparam("tenant_id"),
-            and_(Package.visibility == "public", Package.enabled.is_(True)),
-        )
-    )
+    return query if admin else query.where(_visible_to_tenant(bindparam("tenant_id")))
 
 
 @functools.lru_cache(maxsize=2)
