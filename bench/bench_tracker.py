@@ -70,6 +70,7 @@ from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from catalog import config as catalog_config  # noqa: E402
+from tests.polling import eventually  # noqa: E402
 
 ENV_LABEL = "io.catalog.env"
 SUBNETS = ipaddress.ip_network("10.213.0.0/16")
@@ -93,17 +94,6 @@ class Timeout(Exception):
 
 def fmt(values: list[float]) -> str:
     return ", ".join(f"{v:.3f}" for v in values)
-
-
-def wait_for(check, seconds: float, what: str, every: float = 0.2):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"not within {seconds:.0f} s: {what}")
-        time.sleep(every)
 
 
 # -- CPU time from /proc ---------------------------------------------------------------------
@@ -228,7 +218,7 @@ class Stack:
                 " ready." in p.log_path.read_text() for p in self.worker_processes
             )
 
-        wait_for(up, 90, "the API and the workers start")
+        eventually(up, 90, "the API and the workers start", every=0.2)
         return api
 
     def start_tracker(self) -> Process:
@@ -244,7 +234,7 @@ class Stack:
                 raise RuntimeError(f"the tracker exited:\n{self.tracker.tail()}")
             return "following engine events" in self.tracker.log_path.read_text()
 
-        wait_for(following, 60, "the tracker follows engine events")
+        eventually(following, 60, "the tracker follows engine events", every=0.2)
         return self.tracker
 
     def env_ids(self) -> list[str]:
@@ -362,7 +352,7 @@ def settle_tracker(stack: Stack, sessions, relist_seconds: float) -> None:
             raise RuntimeError(f"the tracker exited:\n{stack.tracker.tail()}")
         return unseen == 0 and not_ready == 0
 
-    wait_for(settled, 120, "the tracker inspects every container")
+    eventually(settled, 120, "the tracker inspects every container", every=0.2)
     time.sleep(relist_seconds + 1)  # the pass that found them all settled has finished too
 
 
