@@ -19,6 +19,7 @@ Action commands are lists.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import re
@@ -599,14 +600,33 @@ def _check_action(base: Path, action: dict, services: Any, found: _Problems) -> 
 
 def _check_parameter_schema(schema: dict, path: Path, found: _Problems) -> None:
     """A JSON Schema (2020-12) of an object, local references only, defaults that fit."""
+    text = json.dumps(schema, separators=(",", ":"))
+    check = _schema_problems if len(text) > CACHED_SCHEMA_CHARS else _cached_schema_problems
+    for where, message in check(text, found.echo):
+        found.add((*path, *where), message)
+
+
+def _schema_problems(text: str, echo: bool) -> tuple[tuple[Path, str], ...]:
+    """The problems of one parameter schema (as JSON text), with paths inside the schema."""
+    schema = json.loads(text)
+    found = _Problems(echo=echo)
     errors = list(_META.iter_errors(schema))
     for error in errors:
-        found.add_error(error, path)
-    broken = [(*path, *error.absolute_path) for error in errors]
-    if schema.get("type") != "object" and (*path, "type") not in broken:
-        found.add((*path, "type"), 'must be "object": parameters are a mapping of names to values')
-    if _check_references(schema, path, found):
-        _check_properties(schema, path, Draft202012Validator(schema), broken, found)
+        found.add_error(error, ())
+    broken = [tuple(error.absolute_path) for error in errors]
+    if schema.get("type") != "object" and ("type",) not in broken:
+        found.add(("type",), 'must be "object": parameters are a mapping of names to values')
+    if _check_references(schema, (), found):
+        _check_properties(schema, (), Draft202012Validator(schema), broken, found)
+    return tuple(found.items)
+
+
+# Checking a schema against the 2020-12 meta-schema is the dearest part of reading a manifest
+# (most of an upload's validation), and a package's versions mostly keep their parameters:
+# the problems of recent schemas are kept, by their JSON text. Larger schemas are checked
+# every time, so the cache stays small whatever publishers send.
+CACHED_SCHEMA_CHARS = 16 * 1024
+_cached_schema_problems = functools.lru_cache(maxsize=256)(_schema_problems)
 
 
 def _check_references(schema: dict, path: Path, found: _Problems) -> bool:

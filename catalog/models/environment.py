@@ -41,7 +41,8 @@ class Environment(Base):
         back_populates="environment",
         cascade="all, delete-orphan",
         order_by="App.name",
-        lazy="selectin",
+        # Loaded when read: most reads of an environment (its deployments, events, status,
+        # the workers' checks) never touch its apps. Lists ask for them with selectinload.
     )
 
 

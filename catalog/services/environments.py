@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from catalog.auth import Principal, require_role
 from catalog.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
@@ -182,7 +182,7 @@ def list_environments(
     session: Session, principal: Principal, limit: int, cursor: str | None
 ) -> tuple[list[EnvironmentView], str | None]:
     """Keyset-paginated by name (then id: an admin sees equal names of several tenants)."""
-    query = select(Environment)
+    query = select(Environment).options(selectinload(Environment.apps))
     if not principal.is_admin:
         query = query.where(Environment.tenant_id == principal.tenant_id)
     if cursor:

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from catalog.auth import Principal, require_role
 from catalog.db import PlannedOnce
@@ -161,7 +161,13 @@ def publish(
         raise Forbidden("only an admin may publish a public package")
     loaded = load_package(archive, limits) if limits else load_package(archive)
     manifest = loaded.manifest
-    package = session.scalar(select(Package).where(Package.name == manifest.name))
+    # Locked: concurrent uploads of one package's versions take turns to move its summary.
+    package = session.scalar(
+        select(Package)
+        .where(Package.name == manifest.name)
+        .options(lazyload(Package.categories))  # read only if this upload sets them
+        .with_for_update(of=Package)
+    )
     if package is not None and package.tenant_id != principal.tenant_id and not principal.is_admin:
         raise Conflict(f"the name {manifest.name!r} belongs to another tenant")
     if package is not None and session.scalar(
@@ -183,10 +189,15 @@ def publish(
                 name=manifest.name, tenant_id=principal.tenant_id, visibility=visibility
             )
             session.add(package)
+        # The summary follows the newest version that is not yanked: this one, if it is newer
+        # than the newest so far (no other version needs reading).
         newest = package.latest_version is None or version_key(manifest.version) > version_key(
             package.latest_version
         )
         _apply_manifest(package, manifest, chosen, logo_digest, newest=newest)
+        if newest:
+            package.latest_version = manifest.version
+        _index_text(package)
         version = PackageVersion(
             package=package,
             version=manifest.version,
@@ -196,7 +207,6 @@ def publish(
         )
         session.add(version)
         session.flush()
-        _refresh_summary(session, package)
         audit.record(
             session,
             principal,

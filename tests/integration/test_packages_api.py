@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -821,6 +822,37 @@ def test_one_audit_event_per_successful_change_and_none_for_refusals(client, app
         "org.acme.web@1.0.0",
         "org.acme.web",
     ]
+
+
+def test_an_upload_older_than_a_yanked_newest_becomes_the_latest(client, acme):
+    published(client, acme, version="1.0.0", title="One")
+    published(client, acme, version="2.0.0", title="Two")
+    client.patch(
+        "/v1/packages/org.acme.web/versions/2.0.0", json={"yanked": True}, headers=acme.headers
+    )
+    published(client, acme, version="1.5.0", title="One and a half")
+    published(client, acme, version="1.2.0", title="One point two")
+
+    shown = client.get("/v1/packages/org.acme.web", headers=acme.headers).get_json()
+
+    assert (shown["latest_version"], shown["title"]) == ("1.5.0", "One and a half")
+
+
+def test_concurrent_uploads_of_one_package_leave_its_newest_version_as_latest(app, acme):
+    first = app.test_client()
+    published(first, acme, version="1.0.0", title="v1.0.0")
+    versions = [f"1.{minor}.0" for minor in range(1, 9)]
+    random.Random(7).shuffle(versions)  # the newest is not the last to start
+
+    with ThreadPoolExecutor(len(versions)) as pool:
+        answers = list(pool.map(
+            lambda v: upload(app.test_client(), acme, "org.acme.web", v, title=f"v{v}"), versions
+        ))  # fmt: skip
+
+    assert sorted(a.status_code for a in answers) == [201] * len(versions)
+    shown = first.get("/v1/packages/org.acme.web", headers=acme.headers).get_json()
+    assert (shown["latest_version"], shown["title"]) == ("1.8.0", "v1.8.0")
+    assert len(shown["versions"]) == 9
 
 
 def test_an_older_upload_does_not_rewrite_the_package_summary(client, acme):
