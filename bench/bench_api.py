@@ -3,6 +3,8 @@
 Targets, with 10,000 packages x 3 versions:
 - searches and paginated listings: p95 under 50 ms at 8 concurrent clients;
 - uploads of 20 KB packages: at least 50 per second (4 concurrent clients);
+Each client is a process of its own, with one keep-alive connection, as separate client
+programs would be.
 - the API process (gunicorn master + workers, summed RSS) stays under 250 MB during the load.
 
 A fresh database is created, migrated, seeded with bulk INSERTs of rows shaped exactly as
@@ -19,6 +21,7 @@ import gzip
 import http.client
 import io
 import json
+import multiprocessing
 import os
 import random
 import secrets
@@ -32,9 +35,11 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -459,11 +464,13 @@ class CpuMeter:
             total,
         )
 
-    def report(self, label: str, requests: int) -> None:
+    def report(self, label: str, requests: int, clients: float = 0.0) -> None:
+        """`clients`: CPU seconds of the client processes, added to this script's."""
         end = self._read()
         wall, server, postgres, client, busy, total = (
             b - a for a, b in zip(self.start, end, strict=True)
         )
+        client += clients
         others = max(0.0, busy - server - postgres - client)
         print(
             f"{label} context: {wall:.1f} s on {os.cpu_count()} cores, machine busy "
@@ -622,13 +629,21 @@ class Sample:
     status: int
 
 
-def read_client(port: int, mix: ReadMix, seed: int, measure_from: float, until: float, out):
+def read_client(
+    port: int, mix: ReadMix, seed: int, measure_from: float, until: float
+) -> tuple[list[Sample], float]:
+    """One client's reads until `until`: the samples from `measure_from` on, and the CPU
+    seconds the client used from then."""
     rng = random.Random(seed)
     client = Client(port)
     samples: list[Sample] = []
+    cpu_from: float | None = None
 
     def call(kind: str, who: str, path: str, secret: str) -> bytes:
+        nonlocal cpu_from
         started = time.perf_counter()
+        if started >= measure_from and cpu_from is None:
+            cpu_from = time.process_time()
         status, body = client.request("GET", path, secret)
         elapsed = (time.perf_counter() - started) * 1000
         if started >= measure_from:
@@ -657,7 +672,7 @@ def read_client(port: int, mix: ReadMix, seed: int, measure_from: float, until: 
                 call(kind, who, path, secret)
     finally:
         client.close()
-        out.extend(samples)
+    return samples, (time.process_time() - cpu_from) if cpu_from is not None else 0.0
 
 
 # -- uploads -------------------------------------------------------------------
@@ -738,19 +753,68 @@ def plan_uploads(data: Dataset, count: int, clients: int, rng: random.Random):
     return tenants, plans
 
 
-def upload_client(port: int, secret: str, plan, out: list, errors: list) -> None:
+def upload_client(port: int, secret: str, plan) -> tuple[list[float], list[str], float]:
+    """One client's uploads, one after another: latencies (ms), errors, CPU seconds used."""
     client = Client(port)
+    latencies: list[float] = []
+    errors: list[str] = []
+    cpu_from = time.process_time()
     try:
         for path, body, content_type in plan:
             started = time.perf_counter()
             status, answer = client.request(
                 "POST", path, secret, body=body, headers={"Content-Type": content_type}
             )
-            out.append((time.perf_counter() - started) * 1000)
+            latencies.append((time.perf_counter() - started) * 1000)
             if status != 201:
                 errors.append(f"{status} {answer[:200]!r}")
     finally:
         client.close()
+    return latencies, errors, time.process_time() - cpu_from
+
+
+def in_processes(jobs: list[tuple[Callable, tuple]], patience: float = 600) -> list:
+    """Each job `(function, args)` in a process of its own, as separate client programs are;
+    their return values, in the order of `jobs`.
+
+    Threads of one process would share its interpreter lock: a client whose answer has
+    arrived would wait for the others' Python code before it noticed, and that wait would
+    be counted as the server's latency.
+    """
+    context = multiprocessing.get_context("fork")
+    results = context.SimpleQueue()
+
+    def child(index: int, function: Callable, args: tuple) -> None:
+        try:
+            results.put((index, function(*args), None))
+        except BaseException as exc:  # reported by the parent, which raises it
+            results.put((index, None, repr(exc)))
+
+    processes = [
+        context.Process(target=child, args=(i, function, args), daemon=True)
+        for i, (function, args) in enumerate(jobs)
+    ]
+    for process in processes:
+        process.start()
+    deadline = time.monotonic() + patience
+    found: dict[int, Any] = {}
+    try:
+        while len(found) < len(jobs):
+            if results.empty():
+                if time.monotonic() > deadline or not any(p.is_alive() for p in processes):
+                    raise RuntimeError(f"{len(jobs) - len(found)} bench clients did not report")
+                time.sleep(0.05)
+                continue
+            index, value, error = results.get()
+            if error is not None:
+                raise RuntimeError(f"bench client {index} failed: {error}")
+            found[index] = value
+    finally:
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+    return [found[i] for i in range(len(jobs))]
 
 
 # -- report --------------------------------------------------------------------
@@ -812,50 +876,42 @@ def report_reads(samples: list[Sample], seconds: float) -> bool:
 def run_reads(port: int, data: Dataset, args, sampler, meter_for) -> bool:
     """Every client runs the mix; only requests started after the warm-up count."""
     mix = ReadMix(data)
-    samples: list[Sample] = []
     begin = time.perf_counter()
     measure_from, until = begin + args.warmup, begin + args.warmup + args.seconds
-    threads = [
-        threading.Thread(
-            target=read_client, args=(port, mix, SEED + i, measure_from, until, samples)
-        )
-        for i in range(args.clients)
-    ]
-    for thread in threads:
-        thread.start()
-    time.sleep(max(0.0, measure_from - time.perf_counter()))
-    sampler.phase = "reads"
-    meter = meter_for()
-    for thread in threads:
-        thread.join()
+
+    def phase() -> None:  # in a thread: the clients run in processes of their own
+        time.sleep(max(0.0, measure_from - time.perf_counter()))
+        sampler.phase = "reads"
+        meters.append(meter_for())
+
+    meters: list[CpuMeter] = []
+    marker = threading.Thread(target=phase)
+    marker.start()
+    jobs = [(read_client, (port, mix, SEED + i, measure_from, until)) for i in range(args.clients)]
+    results = in_processes(jobs)
+    marker.join()
     seconds = time.perf_counter() - measure_from
+    samples = [sample for client_samples, _ in results for sample in client_samples]
     print(f"== reads: {args.clients} clients, {seconds:.1f} s after {args.warmup:.0f} s warm-up")
     ok = report_reads(samples, seconds)
-    meter.report("reads", len(samples))
+    meters[0].report("reads", len(samples), clients=sum(cpu for _, cpu in results))
     return ok
 
 
 def run_uploads(port: int, data: Dataset, plans, args, sampler, meter_for) -> bool:
     """Each client publishes its tenant's share, one upload after another."""
     tenants, per_client = plans
-    latencies: list[float] = []
-    errors: list[str] = []
     sampler.phase = "uploads"
     meter = meter_for()
     begin = time.perf_counter()
-    threads = [
-        threading.Thread(
-            target=upload_client,
-            args=(port, data.publisher_secrets[tenant], plan, latencies, errors),
-        )
+    jobs = [
+        (upload_client, (port, data.publisher_secrets[tenant], plan))
         for tenant, plan in zip(tenants, per_client, strict=True)
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    rate = len(latencies) / (time.perf_counter() - begin)
-    latencies.sort()
+    results = in_processes(jobs)
+    rate = sum(len(latencies) for latencies, _, _ in results) / (time.perf_counter() - begin)
+    latencies = sorted(ms for client_latencies, _, _ in results for ms in client_latencies)
+    errors = [error for _, client_errors, _ in results for error in client_errors]
     size_kb = len(per_client[0][0][1]) / 1024
     print(
         f"== uploads: {args.upload_clients} clients, {len(latencies)} uploads of {size_kb:.0f} KB"
@@ -872,7 +928,7 @@ def run_uploads(port: int, data: Dataset, plans, args, sampler, meter_for) -> bo
     if errors:
         print(f"api uploads: {len(errors)} failed, first: {errors[0]} MISSED")
         ok = False
-    meter.report("uploads", len(latencies))
+    meter.report("uploads", len(latencies), clients=sum(cpu for _, _, cpu in results))
     return ok
 
 
