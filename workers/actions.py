@@ -7,8 +7,9 @@ import json
 from docker.errors import APIError, NotFound
 from sqlalchemy import select
 
-from catalog.models import ContainerRecord, Deployment, Environment, Task
+from catalog.models import ContainerRecord, Environment, Task
 from catalog.models.common import utcnow
+from catalog.models.deployment import deployed_app
 from workers import lease
 from workers.deploy import STOP_TIMEOUT, Runtime
 
@@ -102,15 +103,7 @@ def _record_intent(rt: Runtime, container_ids: list[str], action: str) -> None:
 def _package_command(rt: Runtime, task: Task) -> str:
     with rt.sessions() as session:
         environment = session.get(Environment, task.environment_id)
-        deployment = session.scalar(
-            select(Deployment).where(
-                Deployment.environment_id == environment.id,
-                Deployment.revision == environment.current_revision,
-            )
-        )
-    app = next(
-        (a for a in (deployment.spec["apps"] if deployment else []) if a["name"] == task.app), None
-    )
+        app = deployed_app(session, environment.id, environment.current_revision, task.app)
     action = ((app or {}).get("manifest", {}).get("actions") or {}).get(task.action)
     if action is None:
         return _finish(rt, task.id, status="failed", error="the action is no longer deployed")

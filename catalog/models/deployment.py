@@ -15,8 +15,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    select,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from catalog.db import Base
 from catalog.models.common import created_column, id_column
@@ -142,3 +143,15 @@ class Task(Base):
     created_at: Mapped[datetime] = created_column()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+def deployed_app(session: Session, environment_id: str, revision: int | None, app: str):
+    """The snapshot of `app` in revision `revision` (an environment's current one), or None."""
+    if revision is None:
+        return None
+    spec = session.scalar(
+        select(Deployment.spec).where(
+            Deployment.environment_id == environment_id, Deployment.revision == revision
+        )
+    )
+    return next((a for a in (spec or {}).get("apps", []) if a["name"] == app), None)

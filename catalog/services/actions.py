@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, require_role
 from catalog.errors import Conflict, NotFound, ValidationFailed
-from catalog.models import Deployment, Task
+from catalog.models import Task
+from catalog.models.deployment import deployed_app
 from catalog.queue import ACTION_TASK, Publisher
 from catalog.services import audit
 from catalog.services.environments import get_environment
@@ -19,16 +19,10 @@ BUILT_IN = ("restart", "stop", "start")
 
 def _deployed_app(session: Session, environment, app_name: str) -> dict:
     """The app as the current revision runs it."""
-    deployment = session.scalar(
-        select(Deployment).where(
-            Deployment.environment_id == environment.id,
-            Deployment.revision == environment.current_revision,
-        )
-    )
-    for app in deployment.spec["apps"] if deployment else []:
-        if app["name"] == app_name:
-            return app
-    raise Conflict(f"app {app_name!r} is not deployed in environment {environment.name!r}")
+    app = deployed_app(session, environment.id, environment.current_revision, app_name)
+    if app is None:
+        raise Conflict(f"app {app_name!r} is not deployed in environment {environment.name!r}")
+    return app
 
 
 def run_action(
