@@ -46,8 +46,6 @@ import argparse
 import contextlib
 import io
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,7 +54,6 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from ipaddress import IPv4Network
 from pathlib import Path
 
@@ -64,23 +61,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import docker  # noqa: E402
-import psycopg2  # noqa: E402
 import requests  # noqa: E402
 import yaml  # noqa: E402
 from docker.models.containers import _create_container_args  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from stack import DONE, Api, Stack  # noqa: E402
 
 from catalog import config as catalog_config  # noqa: E402
 from packages.build import write_archive  # noqa: E402
 from packages.container import ContainerTarget, container_params, readiness_timeout  # noqa: E402
 from workers.subnets import capacity, free_subnet, subnets_in_use  # noqa: E402
 
-MAINTENANCE_URL = os.environ.get(
-    "CATALOG_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-BROKER_URL = os.environ.get("CATALOG_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 IMAGE = "catalog-test/busybox:latest"
-BIN = Path(sys.executable).parent
 BENCH_LABEL = "io.catalog.bench"  # on every SDK and compose object of this run: the run tag
 RUN_LABEL = "io.catalog.bench-run"  # and the measurement it belongs to
 ENV_LABEL = "io.catalog.env"  # on every catalog object: the environment id
@@ -91,7 +82,6 @@ TARGET_MANY_RATIO = 1.5
 POLL_SECONDS = 0.5  # --poll
 WORKERS = 2  # worker processes, each `catalogctl worker --concurrency 1`
 ENVS, PER_ENV = 20, 3
-DONE = ("succeeded", "failed", "rolled_back", "cancelled")
 # The workers' CATALOG_NETWORK_POOL: 256 /24 networks, away from the default pool and from
 # the tracker benchmark's 10.213.0.0/16.
 BENCH_NETWORK_POOL, BENCH_NETWORK_PREFIX = IPv4Network("10.212.0.0/16"), 24
@@ -111,212 +101,6 @@ def median(values: list[float]) -> float:
 
 def fmt(values: list[float]) -> str:
     return ", ".join(f"{v:.2f}" for v in values)
-
-
-# -- the stack: database, API, workers -------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Process:
-    """A child in its own session, its output in a log file; stopped by its process group."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self.log = log_path.open("w")
-        self.proc = subprocess.Popen(
-            argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.log.close()
-
-
-class Api:
-    def __init__(self, base: str, token: str) -> None:
-        self.base = base
-        self.headers = {"Authorization": f"Bearer {token}"}
-        self.local = threading.local()
-        self.env_ids: list[str] = []  # every environment created, for the final cleanup
-
-    @property
-    def session(self) -> requests.Session:
-        if not hasattr(self.local, "session"):
-            self.local.session = requests.Session()
-            self.local.session.headers.update(self.headers)
-        return self.local.session
-
-    def call(self, method: str, path: str, expect=(200, 201, 202, 204), **kw):
-        response = self.session.request(method, f"{self.base}{path}", timeout=30, **kw)
-        if response.status_code not in expect:
-            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")
-        return response.json() if response.content else None
-
-    def publish(self, data: bytes) -> None:
-        self.call("POST", "/packages", data=data, headers={"Content-Type": "application/gzip"})
-
-    def create_env(self, name: str) -> str:
-        env_id = self.call("POST", "/environments", json={"name": name})["id"]
-        self.env_ids.append(env_id)
-        return env_id
-
-    def add_app(self, env: str, name: str, package: str, version: str) -> None:
-        body = {"name": name, "package": package, "version": version}
-        self.call("POST", f"/environments/{env}/apps", json=body)
-
-    def deploy(self, env: str) -> int:
-        return self.call("POST", f"/environments/{env}/deployments")["revision"]
-
-    def deployment(self, env: str, revision: int) -> dict:
-        return self.call("GET", f"/environments/{env}/deployments/{revision}")
-
-    def environment(self, env: str) -> dict:
-        return self.call("GET", f"/environments/{env}")
-
-    def wait(self, env: str, revision: int, seconds: float = 120) -> tuple[dict, float, float]:
-        """Poll until the deployment finishes: (its JSON, when it ended, when that was seen).
-
-        Times are time.time(); the end is the deployment's last event, which the worker
-        writes after committing the final status (see the module's docstring).
-        """
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            deployment = self.deployment(env, revision)
-            if deployment["status"] in DONE:
-                return deployment, self.ended(env, revision, deployment), time.time()
-            time.sleep(POLL_SECONDS)
-        raise RuntimeError(f"revision {revision} of {env} unfinished after {seconds} s")
-
-    def ended(self, env: str, revision: int, deployment: dict) -> float:
-        """The time of the final event ("revision N is ready" / "revision N failed: ...")."""
-        final = tuple(f"revision {revision} {end}" for end in ("is ready", "failed", "cancelled"))
-        for _ in range(100):
-            events = deployment["events"]
-            if events and events[-1]["message"].startswith(final):
-                return datetime.fromisoformat(events[-1]["time"]).timestamp()
-            time.sleep(0.01)  # the status commit is seen before the event that follows it
-            deployment = self.deployment(env, revision)
-        raise RuntimeError(f"revision {revision} of {env}: no final event: {events[-3:]}")
-
-    def delete_env(self, env: str, seconds: float = 120, *, request: bool = True) -> None:
-        """Delete (unless already requested) and wait until the worker has torn it down."""
-        if request:
-            self.call("DELETE", f"/environments/{env}")
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.session.get(f"{self.base}/environments/{env}", timeout=30).status_code == 404:
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"environment {env} not deleted after {seconds} s")
-
-
-class Stack:
-    """Fresh database, the API on a free port, two workers on this run's own queue."""
-
-    def __init__(self, workdir: Path, min_running: float) -> None:
-        self.workdir = workdir
-        self.min_running = min_running
-        self.run_id = uuid.uuid4().hex[:8]
-        self.db_name = f"catalog_bench_deploy_{os.getpid()}_{self.run_id}"
-        self.queue = f"catalog-bench-{os.getpid()}-{self.run_id}"
-        self.processes: list[Process] = []
-        self.db_created = False
-
-    def start(self) -> Api:
-        admin = psycopg2.connect(MAINTENANCE_URL)
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{self.db_name}"')
-        admin.close()
-        self.db_created = True
-        url = make_url(MAINTENANCE_URL).set(database=self.db_name)
-        env = {
-            **os.environ,
-            "CATALOG_DATABASE_URL": url.render_as_string(hide_password=False),
-            "CATALOG_BROKER_URL": BROKER_URL,
-            "CATALOG_TASK_QUEUE": self.queue,
-            "CATALOG_BLOB_DIR": str(self.workdir / "blobs"),
-            "CATALOG_HOME": str(self.workdir / "home"),
-            "CATALOG_HOST_PORT_RANGE": "33000-33999",
-            "CATALOG_NETWORK_POOL": str(BENCH_NETWORK_POOL),
-            "CATALOG_NETWORK_PREFIX": str(BENCH_NETWORK_PREFIX),
-            "CATALOG_MIN_RUNNING_SECONDS": str(self.min_running),
-            "CATALOG_LOG_LEVEL": "WARNING",
-        }
-        bootstrap = subprocess.run(
-            [BIN / "catalogctl", "admin", "bootstrap"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        token = bootstrap.stdout.strip().splitlines()[-1]
-        port = free_port()
-        self.processes.append(
-            Process(
-                [BIN / "catalogctl", "serve", "--workers", "2", "--port", str(port)],
-                env,
-                self.workdir / "api.log",
-            )
-        )
-        for i in range(WORKERS):
-            self.processes.append(
-                Process(
-                    [BIN / "catalogctl", "worker", "--concurrency", "1", "--loglevel", "INFO"],
-                    env,
-                    self.workdir / f"worker-{i}.log",
-                )
-            )
-        api = Api(f"http://127.0.0.1:{port}/v1", token)
-        deadline = time.monotonic() + 60
-        while True:
-            for process in self.processes:
-                if not process.alive():
-                    raise RuntimeError(f"{process.log_path.name} exited:\n{process.tail()}")
-            api_up = False
-            with contextlib.suppress(requests.RequestException):
-                api_up = requests.get(f"{api.base}/health", timeout=2).status_code == 200
-            workers_up = all(" ready." in p.log_path.read_text() for p in self.processes[1:])
-            if api_up and workers_up:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the API or the workers did not start within 60 s")
-            time.sleep(0.2)
-        return api
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.stop()
-        if self.db_created:
-            admin = psycopg2.connect(MAINTENANCE_URL)
-            admin.autocommit = True
-            with admin.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-            admin.close()
-        with contextlib.suppress(Exception):
-            from kombu import Connection
-
-            with Connection(BROKER_URL) as conn:
-                conn.default_channel.queue_delete(self.queue)
 
 
 # -- engine helpers --------------------------------------------------------------------------
@@ -364,12 +148,14 @@ def sdk_params(client, marks: dict, network: str, name: str, hostname: str) -> d
     return _create_container_args(kwargs)
 
 
-def free_subnets(client, count: int) -> list[IPv4Network]:
-    """Up to `count` subnets of the bench's network pool that no network on the engine uses."""
+def free_subnets(
+    client, count: int, pool: IPv4Network = BENCH_NETWORK_POOL, prefix: int = BENCH_NETWORK_PREFIX
+) -> list[IPv4Network]:
+    """Up to `count` /`prefix` subnets of `pool` no network on the engine uses, lowest first."""
     used = subnets_in_use(client.api.networks())
     found: list[IPv4Network] = []
     while len(found) < count:
-        subnet = free_subnet(BENCH_NETWORK_POOL, BENCH_NETWORK_PREFIX, used + found)
+        subnet = free_subnet(pool, prefix, used + found)
         if subnet is None:
             break
         found.append(subnet)
@@ -487,7 +273,7 @@ def catalog_deploy(api: Api, client, name: str, package_name: str, containers: i
     api.add_app(name, "app", package_name, "1.0.0")
     posted = time.time()
     revision = api.deploy(name)
-    deployment, ended, seen = api.wait(name, revision)
+    deployment, ended, seen = api.wait(name, revision, every=POLL_SECONDS)
     if deployment["status"] != "succeeded":
         raise RuntimeError(f"{name}: {deployment['status']}: {deployment['error']}")
     running = client.api.containers(filters={"label": f"{ENV_LABEL}={env_id}"})
@@ -582,7 +368,7 @@ def bench_rollback(api, client, workdir: Path, repeats: int) -> bool:
     window = readiness_timeout(failing["s0"])
     env_id = api.create_env(name)
     api.add_app(name, "app", "org.bench.upgrade", "1.0.0")
-    deployment, _, _ = api.wait(name, api.deploy(name))
+    deployment, _, _ = api.wait(name, api.deploy(name), every=POLL_SECONDS)
     if deployment["status"] != "succeeded":
         raise RuntimeError(f"the first revision failed: {deployment['error']}")
     old = container_ids(client, env_id)
@@ -592,7 +378,7 @@ def bench_rollback(api, client, workdir: Path, repeats: int) -> bool:
         events = EngineEvents(client, env_id)
         try:
             revision = api.deploy(name)
-            deployment, ended, _ = api.wait(name, revision)
+            deployment, ended, _ = api.wait(name, revision, every=POLL_SECONDS)
             if deployment["status"] != "rolled_back":
                 raise RuntimeError(f"upgrade: {deployment['status']}, expected rolled_back")
             if api.environment(name)["status"] != "deploy_failed":
@@ -755,7 +541,19 @@ def main() -> int:
     api: Api | None = None
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
         workdir = Path(tmp)
-        stack = Stack(workdir, args.min_running)
+        stack = Stack(
+            workdir,
+            database_prefix="catalog_bench_deploy",
+            queue_prefix="catalog-bench",
+            workers=WORKERS,
+            concurrency=1,
+            settings={
+                "CATALOG_HOST_PORT_RANGE": "33000-33999",
+                "CATALOG_NETWORK_POOL": str(BENCH_NETWORK_POOL),
+                "CATALOG_NETWORK_PREFIX": str(BENCH_NETWORK_PREFIX),
+                "CATALOG_MIN_RUNNING_SECONDS": str(args.min_running),
+            },
+        )
         try:
             api = stack.start()
             print(
@@ -785,6 +583,7 @@ def main() -> int:
                             print(tail, file=sys.stderr)
         finally:
             stack.stop()
+            stack.drop()
             labels = [f"{ENV_LABEL}={env_id}" for env_id in (api.env_ids if api else ())]
             cleanup(client, [*labels, f"{BENCH_LABEL}={tag}"])
             client.close()

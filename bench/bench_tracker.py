@@ -33,17 +33,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from ipaddress import IPv4Network
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -52,39 +51,29 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 import docker  # noqa: E402
-import psycopg2  # noqa: E402
-import requests  # noqa: E402
 from bench_deploy import (  # noqa: E402
     BENCH_LABEL,
-    BIN,
-    BROKER_URL,
+    ENV_LABEL,
     IMAGE,
-    MAINTENANCE_URL,
-    Api,
-    Process,
-    free_port,
+    free_subnets,
     package,
     remove_labelled,
+    sleepers,
 )
 from sqlalchemy import func, select  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from stack import Api, Stack  # noqa: E402
 
 from catalog import config as catalog_config  # noqa: E402
 from tests.polling import eventually  # noqa: E402
 
-ENV_LABEL = "io.catalog.env"
-SUBNETS = ipaddress.ip_network("10.213.0.0/16")
+# Environment networks: /24s of a pool away from the default pools and bench_deploy's.
+NETWORK_POOL, NETWORK_PREFIX = IPv4Network("10.213.0.0/16"), 24
 
 TARGET_CPU_PERCENT = 3.0
 TARGET_RELIST_SECONDS = 1.0
 TARGET_KILL_SECONDS = 2.0
 POLL_SECONDS = 0.02
 NOT_RUNNING = ("failed", "stopped", "crashloop", "unhealthy")
-SERVICE = {
-    "image": IMAGE,
-    "command": ["sh", "-c", "exec sleep 3600"],
-    "resources": {"memory": "32m", "cpus": 0.25, "pids": 64},
-}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -139,166 +128,20 @@ class CatalogEvents:
             self.stream.close()
 
 
-# -- the stack -------------------------------------------------------------------------------
-
-
-class Stack:
-    """Fresh database, the API on a free port, workers on this run's queue, the tracker."""
-
-    def __init__(self, workdir: Path, workers: int) -> None:
-        self.workdir = workdir
-        self.workers = workers
-        self.run_id = uuid.uuid4().hex[:8]
-        self.db_name = f"catalog_bench_tracker_{os.getpid()}_{self.run_id}"
-        self.queue = f"catalog-bench-tracker-{os.getpid()}-{self.run_id}"
-        self.db_url = make_url(MAINTENANCE_URL).set(database=self.db_name)
-        self.processes: list[Process] = []
-        self.worker_processes: list[Process] = []
-        self.tracker: Process | None = None
-        self.db_created = False
-        self.env: dict[str, str] = {}
-
-    def _admin(self, sql: str) -> None:
-        admin = psycopg2.connect(MAINTENANCE_URL)
-        admin.autocommit = True
-        try:
-            with admin.cursor() as cur:
-                cur.execute(sql)
-        finally:
-            admin.close()
-
-    def start(self) -> Api:
-        self._admin(f'CREATE DATABASE "{self.db_name}"')
-        self.db_created = True
-        self.env = {
-            **os.environ,
-            "CATALOG_DATABASE_URL": self.db_url.render_as_string(hide_password=False),
-            "CATALOG_BROKER_URL": BROKER_URL,
-            "CATALOG_TASK_QUEUE": self.queue,
-            "CATALOG_BLOB_DIR": str(self.workdir / "blobs"),
-            "CATALOG_HOME": str(self.workdir / "home"),
-            "CATALOG_HOST_PORT_RANGE": "34000-34999",
-            "CATALOG_MAX_ACTIVE_DEPLOYS": "100",
-            "CATALOG_LOG_LEVEL": "WARNING",
-        }
-        bootstrap = subprocess.run(
-            [BIN / "catalogctl", "admin", "bootstrap"],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        )
-        token = bootstrap.stdout.strip().splitlines()[-1]
-        port = free_port()
-        self.processes.append(
-            Process(
-                [BIN / "catalogctl", "serve", "--workers", "2", "--port", str(port)],
-                self.env,
-                self.workdir / "api.log",
-            )
-        )
-        for i in range(self.workers):
-            argv = [BIN / "catalogctl", "worker", "--concurrency", "2", "--loglevel", "INFO"]
-            if i == 0:
-                argv.append("--beat")
-            worker = Process(argv, self.env, self.workdir / f"worker-{i}.log")
-            self.processes.append(worker)
-            self.worker_processes.append(worker)
-        api = Api(f"http://127.0.0.1:{port}/v1", token)
-
-        def up() -> bool:
-            for process in self.processes:
-                if not process.alive():
-                    raise RuntimeError(f"{process.log_path.name} exited:\n{process.tail()}")
-            api_up = False
-            with contextlib.suppress(requests.RequestException):
-                api_up = requests.get(f"{api.base}/health", timeout=2).status_code == 200
-            return api_up and all(
-                " ready." in p.log_path.read_text() for p in self.worker_processes
-            )
-
-        eventually(up, 90, "the API and the workers start", every=0.2)
-        return api
-
-    def start_tracker(self) -> Process:
-        self.tracker = Process(
-            [BIN / "catalogctl", "tracker", "--loglevel", "INFO"],
-            self.env,
-            self.workdir / "tracker.log",
-        )
-        self.processes.append(self.tracker)
-
-        def following() -> bool:
-            if not self.tracker.alive():
-                raise RuntimeError(f"the tracker exited:\n{self.tracker.tail()}")
-            return "following engine events" in self.tracker.log_path.read_text()
-
-        eventually(following, 60, "the tracker follows engine events", every=0.2)
-        return self.tracker
-
-    def env_ids(self) -> list[str]:
-        """Every environment of this run's database (for the cleanup)."""
-        if not self.db_created:
-            return []
-        conn = psycopg2.connect(self.db_url.render_as_string(hide_password=False))
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT id FROM environments")
-                return [row[0] for row in cur.fetchall()]
-        except psycopg2.Error:
-            return []
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        for process in self.processes:  # the tracker too, before the containers go
-            with contextlib.suppress(Exception):
-                process.stop()
-
-    def drop(self) -> None:
-        if self.db_created:
-            self._admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-        with contextlib.suppress(Exception):
-            from kombu import Connection
-
-            with Connection(BROKER_URL) as conn:
-                conn.default_channel.queue_delete(self.queue)
-
-
 # -- deploying 200 containers ------------------------------------------------------------------
-
-
-def free_subnets(client, count: int) -> list[str]:
-    """/24s of 10.213.0.0/16 that overlap no network on the engine."""
-    taken = []
-    for network in client.api.networks():
-        for config in (network.get("IPAM") or {}).get("Config") or []:
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                taken.append(ipaddress.ip_network(config["Subnet"], strict=False))
-    found = [
-        str(net)
-        for net in SUBNETS.subnets(new_prefix=24)
-        if not any(net.overlaps(t) for t in taken)
-    ]
-    if len(found) < count:
-        raise RuntimeError(f"only {len(found)} free /24 in {SUBNETS}")
-    return found[:count]
 
 
 def deploy_all(api: Api, client, workdir: Path, tag: str, envs: int, per_env: int) -> dict:
     """name -> env id of `envs` environments of `per_env` running containers each."""
-    api.publish(
-        package(
-            workdir, "org.bench.sleepers", "1.0.0", {f"s{i}": dict(SERVICE) for i in range(per_env)}
-        )
-    )
+    api.publish(package(workdir, "org.bench.sleepers", "1.0.0", sleepers(per_env)))
     names = [f"track-{i:02d}" for i in range(envs)]
-    subnets = free_subnets(client, envs)
+    subnets = free_subnets(client, envs, NETWORK_POOL, NETWORK_PREFIX)
+    if len(subnets) < envs:
+        raise RuntimeError(f"only {len(subnets)} free /{NETWORK_PREFIX} in {NETWORK_POOL}")
     ids: dict[str, str] = {}
     for name, subnet in zip(names, subnets, strict=True):
         ids[name] = env_id = api.create_env(name)
-        pool = docker.types.IPAMPool(subnet=subnet)
+        pool = docker.types.IPAMPool(subnet=str(subnet))
         client.api.create_network(
             f"cat-{env_id}",
             driver="bridge",
@@ -486,7 +329,20 @@ def main() -> int:
     results: dict[str, bool] = {}
     rt = None
     with tempfile.TemporaryDirectory(prefix="bench-tracker-") as tmp:
-        stack = Stack(Path(tmp), args.workers)
+        stack = Stack(
+            Path(tmp),
+            database_prefix="catalog_bench_tracker",
+            queue_prefix="catalog-bench-tracker",
+            workers=args.workers,
+            concurrency=2,
+            beat=True,
+            settings={
+                "CATALOG_HOST_PORT_RANGE": "34000-34999",
+                "CATALOG_MAX_ACTIVE_DEPLOYS": "100",
+            },
+            bootstrap_seconds=120,
+            start_seconds=90,
+        )
         api: Api | None = None
         try:
             api = stack.start()
