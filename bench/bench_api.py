@@ -439,11 +439,13 @@ def backend_pids(database: str) -> list[int]:
     return found
 
 
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of all cores since boot."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:8]]
+def machine_cpu() -> tuple[float, float, float]:
+    """(busy, total, stolen) CPU seconds of all cores since boot; stolen: time the
+    hypervisor gave the virtual CPUs to others, counted neither busy nor in the total."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
     ticks = os.sysconf("SC_CLK_TCK")
-    return (sum(values) - values[3] - values[4]) / ticks, sum(values) / ticks
+    counted = values[:7]  # user nice system idle iowait irq softirq
+    return (sum(counted) - values[3] - values[4]) / ticks, sum(counted) / ticks, values[7] / ticks
 
 
 class CpuMeter:
@@ -454,7 +456,7 @@ class CpuMeter:
         self.start = self._read()
 
     def _read(self) -> tuple[float, ...]:
-        busy, total = machine_cpu()
+        busy, total, stolen = machine_cpu()
         return (
             time.perf_counter(),
             cpu_seconds(process_tree(self.server_pid)),
@@ -462,20 +464,23 @@ class CpuMeter:
             time.process_time(),
             busy,
             total,
+            stolen,
         )
 
     def report(self, label: str, requests: int, clients: float = 0.0) -> None:
         """`clients`: CPU seconds of the client processes, added to this script's."""
         end = self._read()
-        wall, server, postgres, client, busy, total = (
+        wall, server, postgres, client, busy, total, stolen = (
             b - a for a, b in zip(self.start, end, strict=True)
         )
         client += clients
         others = max(0.0, busy - server - postgres - client)
         print(
             f"{label} context: {wall:.1f} s on {os.cpu_count()} cores, machine busy "
-            f"{busy / max(total, 1e-9):.0%}; CPU seconds: server {server:.1f}, its postgres "
-            f"backends {postgres:.1f}, bench client {client:.1f}, other processes {others:.1f}"
+            f"{busy / max(total, 1e-9):.0%}, stolen by the hypervisor "
+            f"{stolen / max(total + stolen, 1e-9):.1%}; CPU seconds: server {server:.1f}, its "
+            f"postgres backends {postgres:.1f}, bench client {client:.1f}, other processes "
+            f"{others:.1f}"
         )
         per = 1000 / max(requests, 1)
         print(

@@ -150,10 +150,10 @@ def _should_run(rt: Runtime, env_id: str, revision: int) -> bool:
             deployment.status = "cancelled"
             deployment.error = f"superseded by revision {newer}"
             deployment.finished_at = utcnow()
-            session.commit()
-            EventLog(rt.sessions, env_id, revision).emit(
-                f"revision {revision} superseded by {newer}"
+            EventLog(rt.sessions, env_id, revision).add(
+                session, f"revision {revision} superseded by {newer}"
             )
+            session.commit()
             return False
         return True
 
@@ -573,27 +573,29 @@ class Execution:
             environment.current_revision = self.revision
             environment.status, environment.status_detail = "ready", ""
             _replace_records(session, self.env_id, records, self.log_share)
+            self.events.add(session, f"revision {self.revision} is ready")
             session.commit()
-        self.events.emit(f"revision {self.revision} is ready")
         return "succeeded"
 
     def _finish_failed(self, reason: str, had_revision: bool) -> str:
         status = "rolled_back" if had_revision else "failed"
         detail = f"revision {self.revision} failed: {reason}"
-        self._finish(status, "deploy_failed", detail)
         suffix = "; the previous revision keeps serving" if had_revision else ""
-        self.events.emit(detail + suffix, level="error")
+        self._finish(status, "deploy_failed", detail, event=(detail + suffix, "error"))
         return status
 
     def _finish_cancelled(self, reason: str, had_revision: bool) -> str:
+        event = (f"revision {self.revision} cancelled: {reason}", "warning")
         if reason == "the environment is being deleted":
-            self._finish("cancelled", None, reason)
+            self._finish("cancelled", None, reason, event=event)
         else:
-            self._finish("cancelled", "ready" if had_revision else "new", "")
-        self.events.emit(f"revision {self.revision} cancelled: {reason}", level="warning")
+            self._finish("cancelled", "ready" if had_revision else "new", "", event=event)
         return "cancelled"
 
-    def _finish(self, status: str, env_status: str | None, detail: str) -> None:
+    def _finish(
+        self, status: str, env_status: str | None, detail: str, *, event: tuple[str, str]
+    ) -> None:
+        """The final status, with the revision's last event (message, level) in its commit."""
         with self.rt.sessions() as session:
             deployment = _deployment(session, self.env_id, self.revision)
             environment = session.get(Environment, self.env_id)
@@ -602,6 +604,9 @@ class Execution:
                 deployment.error = detail
             if environment is not None and env_status is not None:
                 environment.status, environment.status_detail = env_status, detail
+            if environment is not None:  # else its events went with it
+                message, level = event
+                self.events.add(session, message, level=level)
             session.commit()
 
 

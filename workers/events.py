@@ -1,4 +1,5 @@
-"""Deployment events, each in its own short transaction so followers see them at once."""
+"""Deployment events, each in its own short transaction so followers see them at once (a
+revision's last one in the transaction of its final status)."""
 
 from __future__ import annotations
 
@@ -25,18 +26,33 @@ class EventLog:
         app: str | None = None,
         service: str | None = None,
     ) -> None:
+        """Write an event now, in a transaction of its own."""
+        with self.sessions() as session:
+            self.add(session, message, level=level, app=app, service=service)
+            session.commit()
+
+    def add(
+        self,
+        session: Session,
+        message: str,
+        *,
+        level: str = "info",
+        app: str | None = None,
+        service: str | None = None,
+    ) -> None:
+        """Add an event to `session`'s transaction: it is seen with what that commits (a
+        revision's last event with its final status, so a follower that sees the status
+        finished also finds every event)."""
         log.log(
             logging.WARNING if level == "error" else logging.INFO, "%s: %s", self.env_id, message
         )
-        with self.sessions() as session:
-            session.add(
-                DeploymentEvent(
-                    environment_id=self.env_id,
-                    revision=self.revision,
-                    level=level,
-                    app=app,
-                    service=service,
-                    message=message[:8000],
-                )
+        session.add(
+            DeploymentEvent(
+                environment_id=self.env_id,
+                revision=self.revision,
+                level=level,
+                app=app,
+                service=service,
+                message=message[:8000],
             )
-            session.commit()
+        )

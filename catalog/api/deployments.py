@@ -17,6 +17,7 @@ blp = Blueprint("deployments", __name__, description="Deployments, cancel and ev
 FOLLOW_POLL_SECONDS = 0.5
 FOLLOW_KEEPALIVE_SECONDS = 15.0
 FOLLOW_MAX_SECONDS = 3600.0
+FOLLOW_BATCH = 500  # events read at most per poll
 
 
 @blp.route("/environments/<env>/deployments", methods=["POST"])
@@ -64,7 +65,12 @@ def cancel_deployment(env, revision):
 @blp.response(200, schemas.EventList)
 @blp.alt_response(200, content_type="text/event-stream", description="with follow=1")
 def list_events(args, env):
-    """Events after an id; `follow=1` streams them as server-sent events."""
+    """Events after an id; `follow=1` streams them as server-sent events.
+
+    A stream of one `revision` ends once that revision has finished and its every event was
+    sent, with a last event of type `end` whose data is the revision's final status (null for
+    a revision that does not exist).
+    """
     events = service.list_events(
         db(), principal(), env, after=args["after"], revision=args["revision"], limit=args["limit"]
     )
@@ -79,20 +85,27 @@ def _stream(env_id: str, after: int, revision: int | None, first: list) -> Respo
     dump = schemas.Event().dump
 
     def generate():
-        last, pending = after, first
+        last, pending, finished, final = after, first, False, None
         started = quiet_since = time.monotonic()
         while time.monotonic() - started < FOLLOW_MAX_SECONDS:
             for event in pending:
                 last = event.id
                 yield f"id: {event.id}\nevent: {event.level}\ndata: {json.dumps(dump(event))}\n\n"
                 quiet_since = time.monotonic()
+            if finished and len(pending) < FOLLOW_BATCH:
+                yield f"event: end\ndata: {json.dumps({'revision': revision, 'status': final})}\n\n"
+                return
             if time.monotonic() - quiet_since > FOLLOW_KEEPALIVE_SECONDS:
                 yield ": keep-alive\n\n"
                 quiet_since = time.monotonic()
             time.sleep(FOLLOW_POLL_SECONDS)
             with sessions() as session:
+                # The status first: a worker commits a revision's last event with its final
+                # status, so the events read next include every event of a finished revision.
+                if revision is not None:
+                    finished, final = service.revision_finished(session, env_id, revision)
                 pending = service.events_after(
-                    session, env_id, after=last, revision=revision, limit=500
+                    session, env_id, after=last, revision=revision, limit=FOLLOW_BATCH
                 )
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -264,6 +264,16 @@ def get_environment_id(session: Session, principal: Principal, env_name: str) ->
     return get_environment(session, principal, env_name).id
 
 
+def revision_finished(session: Session, env_id: str, revision: int) -> tuple[bool, str | None]:
+    """Whether revision N has finished (or does not exist), and its status (None if missing)."""
+    status = session.scalar(
+        select(Deployment.status).where(
+            Deployment.environment_id == env_id, Deployment.revision == revision
+        )
+    )
+    return status not in ACTIVE, status
+
+
 def events_after(
     session: Session, env_id: str, *, after: int, revision: int | None, limit: int
 ) -> list[DeploymentEvent]:

@@ -76,6 +76,8 @@ def follow(client: Client, env: str, revision: int, timeout: float, *, err: bool
             )
             with closing(stream):
                 for event in stream:  # an event, or a keep-alive: either way, how is it going?
+                    if event.event == "end":  # the revision has finished: all is said
+                        break
                     if isinstance(event.data, dict):
                         echo_event(event.data, err=err)
                         last = event.data.get("id", last)

@@ -52,7 +52,8 @@ def echo_event(event: dict, *, err: bool = False) -> None:
 def events(env: str, follow: bool, revision: int | None, after: int, limit: int) -> None:
     """Events of environment ENV: deployments, containers, repairs.
 
-    With --follow, events stream as they happen (one JSON object a line with -o json).
+    With --follow, events stream as they happen (one JSON object a line with -o json); with
+    --revision too, until that revision has finished.
     """
     client = api()
     params = {"after": after, "revision": revision, "limit": limit}
@@ -63,6 +64,8 @@ def events(env: str, follow: bool, revision: int | None, after: int, limit: int)
     try:
         while True:  # the server ends a stream after an hour: carry on after the last id
             for event in client.stream(path("environments", env, "events"), params):
+                if event.event == "end":  # the followed --revision has finished
+                    return
                 if isinstance(event.data, dict):
                     echo_event(event.data)
                     params["after"] = event.data.get("id", params["after"])

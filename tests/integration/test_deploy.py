@@ -20,6 +20,7 @@ from ipaddress import IPv4Network, ip_address
 import docker
 import pytest
 
+from catalog.api import deployments as deployments_api
 from catalog.queue import DEPLOY_TASK, Publisher
 from tests.conftest import EXAMPLES, TEST_IMAGE
 from tests.integration.conftest import package_bytes
@@ -550,7 +551,7 @@ def test_cancel_undoes_a_running_deploy_and_a_finished_one_cannot_be_cancelled(
 
 
 def test_events_come_in_order_per_deployment_and_follow_streams_them(
-    deployer, start_worker, client
+    deployer, start_worker, client, monkeypatch
 ):
     start_worker()
     deployer.publish(tier("1.0.0", web(9000, "{{ params.body }}")))
@@ -607,6 +608,34 @@ def test_events_come_in_order_per_deployment_and_follow_streams_them(
     assert all(e["id"] > latest and e["revision"] == revision for e in streamed)
     assert streamed[0]["message"] == f"revision {revision} queued"
     assert streamed == env_events(deployer, "ev", after=latest)[: len(streamed)]
+
+    # follow=1 with a revision: every event of it, then an `end` event, and the stream ends
+    # (were it to stay open, it would end after 20 s here, and without the `end` event).
+    monkeypatch.setattr(deployments_api, "FOLLOW_MAX_SECONDS", 20.0)
+    frames = stream_frames(
+        client.get(
+            f"/v1/environments/ev/events?follow=1&revision={revision}",
+            headers=deployer.headers,
+            buffered=False,
+        )
+    )
+    *events_of_revision, end = frames
+    assert [data for _, data in events_of_revision] == [
+        e for e in env_events(deployer, "ev") if e["revision"] == revision
+    ]
+    assert end == ("end", {"revision": revision, "status": "succeeded"})
+
+
+def stream_frames(response) -> list[tuple[str, dict]]:
+    """(event type, data) of each frame of a server-sent event stream, once it has ended."""
+    text = "".join(c.decode() if isinstance(c, bytes) else c for c in response.response)
+    response.close()
+    frames = []
+    for frame in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in frame.splitlines() if ": " in line)
+        if "data" in fields:
+            frames.append((fields.get("event", "message"), json.loads(fields["data"])))
+    return frames
 
 
 def volume_package() -> bytes:
