@@ -60,12 +60,15 @@ _TOKEN_LOOKUP = PlannedOnce(
 def authenticate(session: Session, secret: str) -> Principal:
     """The principal of a valid token; Unauthorized for unknown, revoked or expired ones."""
     values = {"secret_hash": hash_secret(secret)}
-    token = _TOKEN_LOOKUP.execute(session.connection(), values).first()
-    if token is None or token.revoked_at is not None:
+    found = _TOKEN_LOOKUP.rows(session.connection(), values)
+    if not found:
         raise Unauthorized("the token is not valid")
-    if token.expires_at is not None and _aware(token.expires_at) <= utcnow():
+    token_id, tenant_id, tenant, role, revoked_at, expires_at = found[0]
+    if revoked_at is not None:
+        raise Unauthorized("the token is not valid")
+    if expires_at is not None and _aware(expires_at) <= utcnow():
         raise Unauthorized("the token has expired")
-    return Principal(token.id, token.tenant_id, token.name, token.role)
+    return Principal(token_id, tenant_id, tenant, role)
 
 
 def _aware(moment):

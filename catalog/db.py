@@ -97,23 +97,43 @@ class PlannedOnce:
         # (PREPARE text, EXECUTE text, parameter names in $n order, constant values)
         self._sql: tuple[str, str, tuple[str, ...], dict] | None = None
 
-    def execute(self, connection, values: dict):
-        """Rows of the statement, run on `connection` (in a transaction or not)."""
+    def rows(self, connection, values: dict) -> list[tuple]:
+        """The statement's rows (tuples, in its column order), run on `connection` (in a
+        transaction or not)."""
         if connection.dialect.driver != "psycopg2":  # it fills EXECUTE's values in itself
-            return connection.execute(self.statement, values)
+            return [tuple(row) for row in connection.execute(self.statement, values)]
         prepare, execute, order, constants = self._compiled(connection)
         prepared = connection.info.setdefault("prepared", set())  # lives with the connection
         given = {**constants, **values}
+        parameters = tuple(given[key] for key in order)
+        # On the driver's own cursor: for these short reads SQLAlchemy's execution and result
+        # objects cost more CPU than the statement. Its error handling is kept: a driver
+        # error comes out as SQLAlchemy's, with the connection invalidated when it is lost.
+        dbapi_connection = connection.connection.dbapi_connection
+        statement = prepare if self.name not in prepared else execute
         try:
-            if self.name not in prepared:
-                connection.exec_driver_sql(prepare)
-                prepared.add(self.name)
-            return connection.exec_driver_sql(execute, tuple(given[key] for key in order))
-        except DBAPIError as exc:
-            if getattr(exc.orig, "pgcode", None) in _STALE_PREPARED:
-                # Fails this once: a new connection prepares the statement afresh.
-                connection.invalidate()
-            raise
+            with dbapi_connection.cursor() as cursor:
+                if statement is prepare:
+                    cursor.execute(prepare)
+                    prepared.add(self.name)
+                    statement = execute
+                cursor.execute(execute, parameters)
+                return cursor.fetchall()
+        except connection.dialect.loaded_dbapi.Error as exc:
+            lost = connection.dialect.is_disconnect(exc, dbapi_connection, None)
+            # Lost, or the server no longer has the statement (DISCARD ALL), already has
+            # it, or a migration changed its columns: this fails once, and a new connection
+            # prepares the statement afresh.
+            if lost or getattr(exc, "pgcode", None) in _STALE_PREPARED:
+                connection.invalidate(exc)
+            raise DBAPIError.instance(
+                statement,
+                parameters,
+                exc,
+                connection.dialect.loaded_dbapi.Error,
+                connection_invalidated=lost,
+                dialect=connection.dialect,
+            ) from exc
 
     def _compiled(self, connection) -> tuple[str, str, tuple[str, ...], dict]:
         if self._sql is None:

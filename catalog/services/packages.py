@@ -79,13 +79,13 @@ def package_detail(
     """A visible package, as listings show it, and its versions newest first: plain rows."""
     connection = session.connection()
     values = {"name": name, "tenant_id": principal.tenant_id}
-    row = _planned_detail(principal.is_admin).execute(connection, values).first()
-    if row is None:
+    found = _planned_detail(principal.is_admin).rows(connection, values)
+    if not found:
         raise NotFound(f"no package {name!r}")
-    package = _summary(row)
+    package = _summary(found[0])
     versions = [
         VersionSummary(*version)
-        for version in _VERSIONS.execute(connection, {"package_id": package.id})
+        for version in _VERSIONS.rows(connection, {"package_id": package.id})
     ]
     versions.sort(key=lambda v: version_key(v.version), reverse=True)
     return package, versions
@@ -456,7 +456,7 @@ def list_packages(
     if shape.words:  # how best to search depends on the words: planned for each search
         rows = connection.execute(_listing_statement(shape), values).all()
     else:
-        rows = _planned_listing(shape).execute(connection, values).all()
+        rows = _planned_listing(shape).rows(connection, values)
     page, more = [_summary(row) for row in rows[: params.limit]], len(rows) > params.limit
     if not more or not page:
         return page, None
