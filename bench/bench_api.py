@@ -203,7 +203,7 @@ def create_principals(url: str, data: Dataset) -> None:
     try:
         with make_sessionmaker(engine)() as session:
             data.admin_secret = bootstrap_admin(session, "bench")
-            admin = authenticate(session, data.admin_secret)
+            admin = authenticate(session.connection(), data.admin_secret)
             data.admin_tenant = admin.tenant_id
             data.tenant_ids["admin"] = admin.tenant_id
             for i in range(TENANTS):

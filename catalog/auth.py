@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import g, request
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from catalog.db import PlannedOnce
 from catalog.errors import Forbidden, Unauthorized
@@ -57,10 +58,10 @@ _TOKEN_LOOKUP = PlannedOnce(
 )
 
 
-def authenticate(session: Session, secret: str) -> Principal:
+def authenticate(connection: Connection, secret: str) -> Principal:
     """The principal of a valid token; Unauthorized for unknown, revoked or expired ones."""
     values = {"secret_hash": hash_secret(secret)}
-    found = _TOKEN_LOOKUP.rows(session.connection(), values)
+    found = _TOKEN_LOOKUP.rows(connection, values)
     if not found:
         raise Unauthorized("the token is not valid")
     token_id, tenant_id, tenant, role, revoked_at, expires_at = found[0]
@@ -91,13 +92,16 @@ def bearer_secret() -> str | None:
     return secret.strip()
 
 
-def current_principal(session: Session) -> Principal:
-    """The authenticated caller of this request (cached on `g`); Unauthorized if none."""
+def current_principal(connection: Callable[[], Connection]) -> Principal:
+    """The authenticated caller of this request (cached on `g`); Unauthorized if none.
+
+    `connection` gives the request's database connection, asked for only to authenticate.
+    """
     if "principal" not in g:
         secret = bearer_secret()
         if secret is None:
             raise Unauthorized()
-        g.principal = authenticate(session, secret)
+        g.principal = authenticate(connection(), secret)
     return g.principal
 
 
@@ -120,9 +124,9 @@ def authenticate_request() -> None:
         or request.blueprint in PUBLIC_BLUEPRINTS
     ):
         return
-    from catalog.api.context import db  # the request's session (the api imports auth)
+    from catalog.api.context import connection  # the api imports auth
 
-    current_principal(db())
+    current_principal(connection)
 
 
 def require_role(principal: Principal, role: str) -> Principal:

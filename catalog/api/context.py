@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app, g, request
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, current_principal
@@ -13,15 +14,30 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 def db() -> Session:
-    """The request's session: without a transaction for reads, which change nothing."""
+    """The request's session: without a transaction for reads, which change nothing (on
+    the request's read connection)."""
     if "db" not in g:
-        kind = "read_sessionmaker" if request.method in READ_METHODS else "sessionmaker"
-        g.db = current_app.extensions["catalog"][kind]()
+        extensions = current_app.extensions["catalog"]
+        if request.method in READ_METHODS:
+            g.db = extensions["read_sessionmaker"](bind=connection())
+        else:
+            g.db = extensions["sessionmaker"]()
     return g.db
 
 
+def connection() -> Connection:
+    """The request's database connection: for reads one of the read pool's, without a
+    session until a view asks for one (the token lookup and the hot listings need none);
+    for writes, the session's."""
+    if request.method not in READ_METHODS:
+        return db().connection()
+    if "read_connection" not in g:
+        g.read_connection = current_app.extensions["catalog"]["read_engine"].connect()
+    return g.read_connection
+
+
 def principal() -> Principal:
-    return current_principal(db())
+    return current_principal(connection)
 
 
 def blobs() -> BlobStore:
@@ -32,6 +48,9 @@ def close_session(_exc: BaseException | None = None) -> None:
     session = g.pop("db", None)
     if session is not None:
         session.close()
+    read_connection = g.pop("read_connection", None)
+    if read_connection is not None:
+        read_connection.close()
 
 
 def publisher():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app, request, send_file, url_for
 from flask_smorest import Blueprint
 
-from catalog.api.context import blobs, db, principal
+from catalog.api.context import blobs, connection, db, principal
 from catalog.api.docs import BINARY, problems
 from catalog.auth import require_role
 from catalog.errors import NotFound, UnsupportedMediaType, ValidationFailed
@@ -96,7 +96,7 @@ def upload(args):
 @blp.response(200, schemas.PackageList)
 def list_packages(args):
     """Search and list the packages the caller may see (keyset-paginated)."""
-    items, cursor = service.list_packages(db(), principal(), service.PackageQuery(**args))
+    items, cursor = service.list_packages(connection(), principal(), service.PackageQuery(**args))
     return {"items": [schemas.listed_package(p) for p in items], "next_cursor": cursor}
 
 
@@ -104,7 +104,7 @@ def list_packages(args):
 @blp.response(200, schemas.PackageDetail)
 def show_package(name):
     """A package with its versions, newest first."""
-    package, versions = service.package_detail(db(), principal(), name)
+    package, versions = service.package_detail(connection(), principal(), name)
     return {**package._asdict(), "versions_newest_first": versions}
 
 

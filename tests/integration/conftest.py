@@ -79,7 +79,7 @@ def make_caller(app) -> Callable[[str, str], Caller]:
     with sessionmaker() as session:
         from catalog.auth import authenticate
 
-        root: Principal = authenticate(session, root_secret)
+        root: Principal = authenticate(session.connection(), root_secret)
 
     def make(tenant: str, role: str) -> Caller:
         with sessionmaker() as session:
