@@ -6,6 +6,8 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
 
 from flask import g, request
 from sqlalchemy import bindparam, select
@@ -48,6 +50,17 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+class _TokenRow(NamedTuple):
+    """A row of the token lookup, its columns in the statement's order."""
+
+    id: str
+    tenant_id: str
+    tenant: str
+    role: str
+    revoked_at: datetime | None
+    expires_at: datetime | None
+
+
 # Plain columns, not ORM objects, in one statement built once and planned once per database
 # connection: this runs on every request.
 _TOKEN_LOOKUP = PlannedOnce(
@@ -62,14 +75,12 @@ def authenticate(connection: Connection, secret: str) -> Principal:
     """The principal of a valid token; Unauthorized for unknown, revoked or expired ones."""
     values = {"secret_hash": hash_secret(secret)}
     found = _TOKEN_LOOKUP.rows(connection, values)
-    if not found:
+    token = _TokenRow(*found[0]) if found else None
+    if token is None or token.revoked_at is not None:
         raise Unauthorized("the token is not valid")
-    token_id, tenant_id, tenant, role, revoked_at, expires_at = found[0]
-    if revoked_at is not None:
-        raise Unauthorized("the token is not valid")
-    if expires_at is not None and _aware(expires_at) <= utcnow():
+    if token.expires_at is not None and _aware(token.expires_at) <= utcnow():
         raise Unauthorized("the token has expired")
-    return Principal(token_id, tenant_id, tenant, role)
+    return Principal(token.id, token.tenant_id, token.tenant, token.role)
 
 
 def _aware(moment):

@@ -110,13 +110,13 @@ class PlannedOnce:
         # objects cost more CPU than the statement. Its error handling is kept: a driver
         # error comes out as SQLAlchemy's, with the connection invalidated when it is lost.
         dbapi_connection = connection.connection.dbapi_connection
-        statement = prepare if self.name not in prepared else execute
+        statement = prepare  # the one that failed, if one does
         try:
             with dbapi_connection.cursor() as cursor:
-                if statement is prepare:
+                if self.name not in prepared:
                     cursor.execute(prepare)
                     prepared.add(self.name)
-                    statement = execute
+                statement = execute
                 cursor.execute(execute, parameters)
                 return cursor.fetchall()
         except connection.dialect.loaded_dbapi.Error as exc:

@@ -601,14 +601,16 @@ def _check_action(base: Path, action: dict, services: Any, found: _Problems) -> 
 def _check_parameter_schema(schema: dict, path: Path, found: _Problems) -> None:
     """A JSON Schema (2020-12) of an object, local references only, defaults that fit."""
     text = json.dumps(schema, separators=(",", ":"))
-    check = _schema_problems if len(text) > CACHED_SCHEMA_CHARS else _cached_schema_problems
-    for where, message in check(text, found.echo):
+    if len(text) > CACHED_SCHEMA_CHARS:
+        problems = _schema_problems(schema, found.echo)
+    else:
+        problems = _cached_schema_problems(text, found.echo)
+    for where, message in problems:
         found.add((*path, *where), message)
 
 
-def _schema_problems(text: str, echo: bool) -> tuple[tuple[Path, str], ...]:
-    """The problems of one parameter schema (as JSON text), with paths inside the schema."""
-    schema = json.loads(text)
+def _schema_problems(schema: dict, echo: bool) -> tuple[tuple[Path, str], ...]:
+    """The problems of one parameter schema, with paths inside the schema."""
     found = _Problems(echo=echo)
     errors = list(_META.iter_errors(schema))
     for error in errors:
@@ -626,7 +628,11 @@ def _schema_problems(text: str, echo: bool) -> tuple[tuple[Path, str], ...]:
 # the problems of recent schemas are kept, by their JSON text. Larger schemas are checked
 # every time, so the cache stays small whatever publishers send.
 CACHED_SCHEMA_CHARS = 16 * 1024
-_cached_schema_problems = functools.lru_cache(maxsize=256)(_schema_problems)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_schema_problems(text: str, echo: bool) -> tuple[tuple[Path, str], ...]:
+    return _schema_problems(json.loads(text), echo)
 
 
 def _check_references(schema: dict, path: Path, found: _Problems) -> bool:

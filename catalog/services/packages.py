@@ -189,15 +189,7 @@ def publish(
                 name=manifest.name, tenant_id=principal.tenant_id, visibility=visibility
             )
             session.add(package)
-        # The summary follows the newest version that is not yanked: this one, if it is newer
-        # than the newest so far (no other version needs reading).
-        newest = package.latest_version is None or version_key(manifest.version) > version_key(
-            package.latest_version
-        )
-        _apply_manifest(package, manifest, chosen, logo_digest, newest=newest)
-        if newest:
-            package.latest_version = manifest.version
-        _index_text(package)
+        _apply_manifest(package, manifest, chosen, logo_digest)
         version = PackageVersion(
             package=package,
             version=manifest.version,
@@ -229,15 +221,20 @@ def publish(
     return version
 
 
-def _apply_manifest(package, manifest, categories, logo_digest, *, newest: bool) -> None:
-    """The package's summary follows its newest version; an older upload changes none of it."""
-    if newest:
+def _apply_manifest(package, manifest, categories, logo_digest) -> None:
+    """The package's summary follows its newest version that is not yanked: the new one, if
+    it is newer than the latest so far (no other version needs reading); an older upload
+    changes none of it."""
+    latest = package.latest_version
+    if latest is None or version_key(manifest.version) > version_key(latest):
+        package.latest_version = manifest.version
         package.type = manifest.type
         package.title = manifest.title or ""
         package.description = manifest.description or ""
         package.tags = list(manifest.tags or [])
         if logo_digest:
             package.logo_digest = logo_digest
+        _index_text(package)
     if categories:
         package.categories = categories
     package.updated_at = utcnow()
