@@ -24,8 +24,8 @@ a worker's first deployment opens its connections and loads code, and the first
 `docker-compose` run loads its Python.
 
 When a deployment ends is read from its own events: the worker writes "revision N is ready"
-(or "... failed") right after the commit that makes the deployment and the environment
-final, stamped with the host's clock, which also times the POST. The benchmark polls the
+(or "... failed") in the commit that makes the deployment and the environment final,
+stamped with the host's clock, which also times the POST. The benchmark polls the
 deployment (every --poll seconds, default 0.5) only to learn that it ended; the time it saw
 it is printed too. A poll is not free: one read of a deployment with its events costs this
 API 8-10 ms of CPU, so polling every 0.1 s takes ~0.3 s of CPU during a 3 s deploy, on 2
@@ -64,9 +64,10 @@ import docker  # noqa: E402
 import requests  # noqa: E402
 import yaml  # noqa: E402
 from docker.models.containers import _create_container_args  # noqa: E402
-from stack import DONE, Api, Stack  # noqa: E402
+from stack import Api, Stack, ended_at  # noqa: E402
 
 from catalog import config as catalog_config  # noqa: E402
+from catalog.models import FINISHED  # noqa: E402
 from packages.build import write_archive  # noqa: E402
 from packages.container import ContainerTarget, container_params, readiness_timeout  # noqa: E402
 from workers.subnets import capacity, free_subnet, subnets_in_use  # noqa: E402
@@ -422,14 +423,14 @@ def catalog_many(api, client, rep: int) -> tuple[float, float]:
         revisions = dict(zip(names, pool.map(api.deploy, names), strict=True))
     pending = list(names)
     results: dict[str, dict] = {}
-    ended: list[float] = []
+    ends: list[float] = []
     deadline = time.monotonic() + 300
     while pending:  # one request per tick, round robin over the unfinished ones
         name = pending.pop(0)
         deployment = api.deployment(name, revisions[name])
-        if deployment["status"] in DONE:
+        if deployment["status"] in FINISHED:
             results[name] = deployment
-            ended.append(api.ended(name, revisions[name], deployment))
+            ends.append(ended_at(revisions[name], deployment))
         else:
             pending.append(name)
             time.sleep(POLL_SECONDS / 2)
@@ -462,7 +463,7 @@ def catalog_many(api, client, rep: int) -> tuple[float, float]:
         api.call("DELETE", f"/environments/{name}")
     for name in names:
         api.delete_env(name, request=False)
-    return max(ended) - posted, seen - posted
+    return max(ends) - posted, seen - posted
 
 
 class NotMeasurable(RuntimeError):

@@ -24,6 +24,7 @@ import requests
 from sqlalchemy.engine import make_url
 
 # The repository root is on sys.path: the bench scripts that import this module put it there.
+from catalog.models import FINISHED
 from tests.polling import eventually
 
 MAINTENANCE_URL = os.environ.get(
@@ -31,7 +32,6 @@ MAINTENANCE_URL = os.environ.get(
 )
 BROKER_URL = os.environ.get("CATALOG_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 BIN = Path(sys.executable).parent
-DONE = ("succeeded", "failed", "rolled_back", "cancelled")
 
 
 def free_port() -> int:
@@ -118,27 +118,15 @@ class Api:
         """Poll until the deployment finishes: (its JSON, when it ended, when that was seen).
 
         Polls every `every` seconds. Times are time.time(); the end is the deployment's last
-        event, which the worker writes, stamped with the host's clock, right after committing
-        the final status.
+        event, which the worker commits with the final status, stamped with the host's clock.
         """
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             deployment = self.deployment(env, revision)
-            if deployment["status"] in DONE:
-                return deployment, self.ended(env, revision, deployment), time.time()
+            if deployment["status"] in FINISHED:
+                return deployment, ended_at(revision, deployment), time.time()
             time.sleep(every)
         raise RuntimeError(f"revision {revision} of {env} unfinished after {seconds} s")
-
-    def ended(self, env: str, revision: int, deployment: dict) -> float:
-        """The time of the final event ("revision N is ready" / "revision N failed: ...")."""
-        final = tuple(f"revision {revision} {end}" for end in ("is ready", "failed", "cancelled"))
-        for _ in range(100):
-            events = deployment["events"]
-            if events and events[-1]["message"].startswith(final):
-                return datetime.fromisoformat(events[-1]["time"]).timestamp()
-            time.sleep(0.01)  # the status commit is seen before the event that follows it
-            deployment = self.deployment(env, revision)
-        raise RuntimeError(f"revision {revision} of {env}: no final event: {events[-3:]}")
 
     def delete_env(self, env: str, seconds: float = 120, *, request: bool = True) -> None:
         """Delete (unless already requested) and wait until the worker has torn it down."""
@@ -150,6 +138,16 @@ class Api:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"environment {env} not deleted after {seconds} s")
+
+
+def ended_at(revision: int, deployment: dict) -> float:
+    """When a finished deployment ended: the time of its final event ("revision N is ready",
+    "revision N failed: ..."), committed with its final status."""
+    final = tuple(f"revision {revision} {end}" for end in ("is ready", "failed", "cancelled"))
+    events = deployment["events"]
+    if not events or not events[-1]["message"].startswith(final):
+        raise RuntimeError(f"revision {revision}: no final event: {events[-3:]}")
+    return datetime.fromisoformat(events[-1]["time"]).timestamp()
 
 
 class Stack:
