@@ -155,6 +155,10 @@ def complete_env(ctx: click.Context, _param: click.Parameter, incomplete: str) -
     return _names(ctx, "/environments", incomplete)
 
 
+def complete_template(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    return _names(ctx, "/templates", incomplete)
+
+
 def complete_package(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
     return _names(ctx, "/packages", incomplete)
 

@@ -17,6 +17,7 @@ from catalogctl.commands.events import events
 from catalogctl.commands.logs import logs
 from catalogctl.commands.package import package
 from catalogctl.commands.profile import login, profile
+from catalogctl.commands.template import template
 from catalogctl.commands.up import up
 from catalogctl.context import api_options
 from catalogctl.server import beat, db, serve, spec, tracker, worker
@@ -48,7 +49,7 @@ def cli() -> None:
 
 
 for command in (
-    package, category, env, app, deploy, deployment, events, logs, action,
+    package, category, env, app, template, deploy, deployment, events, logs, action,
     admin, login, profile, up, serve, worker, beat, tracker, db, spec, completion,
 ):  # fmt: skip
     cli.add_command(command)

@@ -13,9 +13,12 @@ def register_blueprints(api: Api) -> None:
         health,
         observe,
         packages,
+        templates,
         tenants,
     )
 
-    modules = (health, tenants, categories, packages, environments, deployments, observe)
+    modules = (
+        health, tenants, categories, packages, environments, deployments, observe, templates,
+    )  # fmt: skip
     for module in modules:
         api.register_blueprint(module.blp, url_prefix="/v1")

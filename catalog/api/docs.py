@@ -117,6 +117,14 @@ class ProblemPlugin(BasePlugin):
                         response.setdefault("headers", PROBLEM_HEADERS[int(code)])
 
 
+class SchemaRulesPlugin(BasePlugin):
+    """Adds a schema's `OPENAPI_RULES` to its component: JSON Schema keywords for rules a
+    marshmallow schema checks in code (`@validates_schema`) and cannot state itself."""
+
+    def schema_helper(self, name: str, definition: dict, **kwargs: Any) -> dict | None:
+        return getattr(kwargs.get("schema"), "OPENAPI_RULES", None)
+
+
 class Api(flask_smorest.Api):
     """flask-smorest's Api with the Problem shape for every error response."""
 
@@ -139,4 +147,5 @@ class Api(flask_smorest.Api):
             self.spec.components.response(name, response, lazy=True)
 
     def _init_spec(self, *, extra_plugins=None, **kwargs: Any) -> None:
-        super()._init_spec(extra_plugins=[*(extra_plugins or ()), ProblemPlugin()], **kwargs)
+        plugins = [*(extra_plugins or ()), ProblemPlugin(), SchemaRulesPlugin()]
+        super()._init_spec(extra_plugins=plugins, **kwargs)

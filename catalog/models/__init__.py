@@ -13,6 +13,7 @@ from catalog.models.deployment import (
 )
 from catalog.models.environment import ENVIRONMENT_STATUSES, App, Environment, HostPort
 from catalog.models.package import Category, Package, PackageVersion, package_categories
+from catalog.models.template import Template
 from catalog.models.tenant import ROLES, Tenant, Token
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Package",
     "PackageVersion",
     "Task",
+    "Template",
     "Tenant",
     "Token",
     "package_categories",

@@ -38,15 +38,15 @@ def bounded_document(value: dict[str, Any]) -> None:
         raise ValidationError(f"must be at most {MAX_DOCUMENT_BYTES // 1024} KiB as JSON")
 
 
-def _settings(**kwargs) -> fields.Dict:
+def settings_field(**kwargs) -> fields.Dict:
     return fields.Dict(keys=fields.String(), **kwargs)
 
 
-def _parameters(**kwargs) -> fields.Dict:
+def parameters_field(**kwargs) -> fields.Dict:
     return fields.Dict(keys=fields.String(), validate=bounded_document, **kwargs)
 
 
-def _bindings(**kwargs) -> fields.Dict:
+def bindings_field(**kwargs) -> fields.Dict:
     return fields.Dict(
         keys=fields.String(),
         values=fields.String(validate=DNS_LABEL),
@@ -60,13 +60,13 @@ def _bindings(**kwargs) -> fields.Dict:
 class EnvironmentCreate(Schema):
     name = fields.String(required=True, validate=DNS_LABEL)
     description = fields.String(load_default="", validate=validate.Length(max=10_000))
-    settings = _settings(load_default=dict, validate=bounded_document)
+    settings = settings_field(load_default=dict, validate=bounded_document)
 
 
 class EnvironmentPatch(Schema):
     name = fields.String(validate=DNS_LABEL)
     description = fields.String(validate=validate.Length(max=10_000))
-    settings = _settings(validate=bounded_document)
+    settings = settings_field(validate=bounded_document)
 
 
 class EnvironmentArgs(PageArgs):
@@ -78,15 +78,15 @@ class AppCreate(Schema):
     package = fields.String(required=True, validate=[validate.Length(max=128), FQN])
     # An exact version or a range; absent or null: the newest non-yanked version.
     version = fields.String(load_default=None, allow_none=True, validate=VERSION)
-    parameters = _parameters(load_default=dict)
-    bindings = _bindings(load_default=dict)
+    parameters = parameters_field(load_default=dict)
+    bindings = bindings_field(load_default=dict)
 
 
 class AppPatch(Schema):
     version = fields.String(allow_none=True, validate=VERSION)
     # Replaces the whole object; "********" at a secret's place keeps the stored secret.
-    parameters = _parameters()
-    bindings = _bindings()
+    parameters = parameters_field()
+    bindings = bindings_field()
 
 
 # -- responses -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ bindings when an app is edited and before a deploy, and packages an environment 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,7 +105,15 @@ class ResolvedApp:
         }
 
 
-def _resolve_draft(session: Session, env: Environment) -> tuple[list[ResolvedApp], list[dict]]:
+def _resolve_draft(
+    session: Session, env: Environment, kept: Mapping[str, dict] | None = None
+) -> tuple[list[ResolvedApp], list[dict]]:
+    """The draft's apps resolved, and every problem.
+
+    `kept` is for apps given now rather than stored: by app, the stored parameters whose
+    secrets a MASK keeps (an app without any: a MASK is refused). None: the apps are the
+    environment's stored draft.
+    """
     index = PackageIndex(session, {a.package for a in env.apps})
     problems: list[dict[str, str]] = []
     resolved: list[ResolvedApp] = []
@@ -118,8 +127,11 @@ def _resolve_draft(session: Session, env: Environment) -> tuple[list[ResolvedApp
             problems += [{**e, "path": f"{where}.{e['path']}"} for e in failed.errors or []]
             drafts[app.name] = index.draft_app(app, resolved=None)
             continue
-        stored = app.parameters
-        parameters, errors = checked_parameters(version, stored, stored, frozenset())
+        if kept is None:
+            stored, secrets = app.parameters, frozenset()
+        else:
+            stored, secrets = kept.get(app.name, {}), index.secrets(app.package)
+        parameters, errors = checked_parameters(version, app.parameters, stored, secrets)
         problems += [{**e, "path": f"{where}.{e['path']}"} for e in errors]
         drafts[app.name] = index.draft_app(app, resolved=version)
         resolved.append(ResolvedApp(app.name, app.package, version, parameters, dict(app.bindings)))
@@ -152,6 +164,31 @@ def draft_spec(session: Session, env: Environment) -> dict[str, Any]:
             f"environment {env.name!r} cannot be deployed as drafted", errors=problems
         )
     return {"settings": dict(env.settings), "apps": [app.spec for app in resolved]}
+
+
+def resolve_spec(
+    session: Session,
+    tenant_id: str,
+    settings: dict,
+    apps: list[Mapping[str, Any]],
+    kept: Mapping[str, dict] | None = None,
+) -> list[ResolvedApp]:
+    """A spec not stored as an environment (a template's, or one made from it) resolved the
+    way a deployment resolves a draft, or ValidationFailed with check_deployable's problems.
+
+    `apps` are {name, package, version, parameters, bindings}; `kept` as for _resolve_draft
+    (default: nothing kept, a MASK is refused).
+    """
+    draft = Environment(tenant_id=tenant_id, name="", settings=settings)
+    draft.apps = [
+        App(name=a["name"], package=a["package"], version=a.get("version"),
+            parameters=a.get("parameters") or {}, bindings=a.get("bindings") or {})
+        for a in apps
+    ]  # fmt: skip
+    resolved, problems = _resolve_draft(session, draft, {} if kept is None else kept)
+    if problems:
+        raise ValidationFailed("the apps cannot be deployed as given", errors=problems)
+    return resolved
 
 
 # -- packages in use -------------------------------------------------------------------------

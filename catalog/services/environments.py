@@ -20,8 +20,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from sqlalchemy import and_, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from catalog.auth import Principal, require_role
@@ -53,7 +52,8 @@ from catalog.services.environment_views import (
     describe_many,
     etag_of,
 )
-from catalog.services.pagination import decode_cursor, encode_cursor
+from catalog.services.lookup import commit_or_conflict, find_owned
+from catalog.services.pagination import page_by_name
 
 # The deployments service and the workers take check_deployable, draft_spec, app_status and
 # package_in_use from here too.
@@ -84,30 +84,8 @@ __all__ = [
 def get_environment(
     session: Session, principal: Principal, ref: str, *, lock: bool = False
 ) -> Environment:
-    """The caller's environment named (or with the id) `ref`; 404 for another tenant's.
-
-    An admin sees every tenant's: a name in its own tenant wins, a name used by several
-    other tenants must be given as the environment's id.
-    """
-    query = select(Environment).where(or_(Environment.name == ref, Environment.id == ref))
-    if not principal.is_admin:
-        query = query.where(Environment.tenant_id == principal.tenant_id)
-    if lock:
-        query = query.with_for_update(of=Environment).execution_options(populate_existing=True)
-    found = list(session.scalars(query))
-    named = [e for e in found if e.name == ref]
-    if len(named) > 1:
-        own = [e for e in named if e.tenant_id == principal.tenant_id]
-        if not own:
-            tenants = ", ".join(sorted(e.tenant.name for e in named))
-            raise Conflict(
-                f"environments named {ref!r} exist in several tenants ({tenants}); use its id"
-            )
-        named = own
-    chosen = named or found
-    if not chosen:
-        raise NotFound(f"no environment {ref!r}")
-    return chosen[0]
+    """The caller's environment named (or with the id) `ref`; 404 for another tenant's."""
+    return find_owned(session, principal, Environment, "environment", ref, lock=lock)
 
 
 def _editable(
@@ -139,20 +117,21 @@ def _app(env: Environment, name: str) -> App:
     raise NotFound(f"no app {name!r} in environment {env.name!r}")
 
 
-def _commit(session: Session, conflict: str) -> None:
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict(conflict) from None
-
-
 # -- environments ----------------------------------------------------------------------------
 
 
 def create_environment(
-    session: Session, principal: Principal, name: str, description: str, settings: dict
+    session: Session,
+    principal: Principal,
+    name: str,
+    description: str,
+    settings: dict,
+    *,
+    apps: Iterable[App] = (),
+    template: str | None = None,
 ) -> EnvironmentView:
+    """A new environment in the caller's tenant (deployer): empty, or with the draft `apps`
+    checked already (made from `template`)."""
     require_role(principal, "deployer")
     taken = f"environment {name!r} exists already"
     if session.scalar(
@@ -168,31 +147,24 @@ def create_environment(
         settings=settings,
         status="new",
         draft_version=1,
+        apps=list(apps),
     )
     session.add(env)
     session.flush()
-    audit.record(
-        session, principal, "environment.create", "environment", env.id, detail={"name": name}
-    )
-    _commit(session, taken)
+    detail = {"name": name} if template is None else {"name": name, "template": template}
+    audit.record(session, principal, "environment.create", "environment", env.id, detail=detail)
+    commit_or_conflict(session, taken)
     return describe(session, env)
 
 
 def list_environments(
     session: Session, principal: Principal, limit: int, cursor: str | None
 ) -> tuple[list[EnvironmentView], str | None]:
-    """Keyset-paginated by name (then id: an admin sees equal names of several tenants)."""
+    """Keyset-paginated by name."""
     query = select(Environment).options(selectinload(Environment.apps))
     if not principal.is_admin:
         query = query.where(Environment.tenant_id == principal.tenant_id)
-    if cursor:
-        name, last_id = decode_cursor(cursor, 2)
-        query = query.where(
-            or_(Environment.name > name, and_(Environment.name == name, Environment.id > last_id))
-        )
-    rows = list(session.scalars(query.order_by(Environment.name, Environment.id).limit(limit + 1)))
-    page = rows[:limit]
-    following = encode_cursor([page[-1].name, page[-1].id]) if len(rows) > limit else None
+    page, following = page_by_name(session, query, Environment, limit, cursor)
     return describe_many(session, page), following
 
 
@@ -231,7 +203,7 @@ def update_environment(
         tenant_id=env.tenant_id,
         detail={"name": env.name, "fields": changed},
     )
-    _commit(session, taken)
+    commit_or_conflict(session, taken)
     return describe(session, env)
 
 
@@ -294,7 +266,7 @@ def _save_draft(
         tenant_id=env.tenant_id,
         detail={"environment": env.name, "app": app.name, **detail},
     )
-    _commit(session, f"app {app.name!r} exists already in environment {env.name!r}")
+    commit_or_conflict(session, f"app {app.name!r} exists already in environment {env.name!r}")
     session.refresh(env, ["apps"])
     return describe(session, env).app(app.name)
 

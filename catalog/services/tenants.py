@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, hash_secret, new_secret, require_role
@@ -13,6 +12,7 @@ from catalog.errors import Conflict, NotFound
 from catalog.models import Tenant, Token
 from catalog.models.common import utcnow
 from catalog.services import audit
+from catalog.services.lookup import commit_or_conflict
 
 ADMIN_TENANT = "admin"
 
@@ -25,7 +25,7 @@ def create_tenant(session: Session, principal: Principal, name: str) -> Tenant:
     session.add(tenant)
     session.flush()
     audit.record(session, principal, "tenant.create", "tenant", tenant.id)
-    _commit(session, f"a tenant named {name!r} exists already")
+    commit_or_conflict(session, f"a tenant named {name!r} exists already")
     return tenant
 
 
@@ -115,11 +115,3 @@ def bootstrap_admin(session: Session, description: str = "bootstrap") -> str:
     audit.record(session, None, "token.bootstrap", "token", token.id, tenant_id=tenant.id)
     session.commit()
     return secret
-
-
-def _commit(session: Session, conflict: str) -> None:
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict(conflict) from None

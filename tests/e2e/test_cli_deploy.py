@@ -177,3 +177,38 @@ def test_events_follow_and_a_cancelled_deploy(cli, tmp_path):
     messages = [json.loads(line)["message"] for line in followed]
     assert messages[0] == "revision 1 queued"
     assert "revision 1 cancelled: cancelled by request" in messages
+
+
+def test_an_environment_made_from_a_template_deploys(cli, tmp_path):
+    cli("package", "publish", str(write_package(tmp_path, "org.test.echo", "1.0.0")))
+    cli("env", "create", "dev", "--set", "tier=1")
+    cli("app", "add", "dev", "web", "--package", "org.test.echo", "-p", "who=alice")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("apps:\n  - {name: web, package: org.test.echo, version: ^1.0.0}\n")
+
+    made = cli("template", "create", "echo", "--from-env", "dev", "--description", "one echo")
+    assert made.stdout.strip() == "created template echo (1 apps)"
+    assert cli("template", "create", "bare", "-f", str(spec)).returncode == 0
+    listed = cli("template", "list").stdout.splitlines()
+    assert [line.split()[:3] for line in listed[1:]] == [
+        ["bare", "web", "-"],
+        ["echo", "web", "dev"],
+    ]
+    shown = cli.json("template", "show", "echo")
+    assert shown["settings"] == {"tier": 1}
+    assert shown["apps"][0]["parameters"] == {"who": "alice"}
+    refused = cli("template", "create", "x", code=2)
+    assert "give either --from-env ENV or --file FILE" in refused.stderr
+
+    used = cli("template", "use", "echo", "prod", "-p", "web.who=bob", "--set", "tier=2")
+    assert used.stdout.strip() == (
+        "created environment prod from template echo (1 apps); "
+        "deploy it with `catalogctl deploy prod`"
+    )
+    assert cli.json("env", "show", "prod")["settings"] == {"tier": 2}
+    cli("deploy", "prod")
+    assert fetch(cli("app", "endpoint", "prod", "web").stdout.strip(), expect="bob") == "bob"
+
+    assert cli("template", "delete", "echo", "--yes").stdout.strip() == "deleted template echo"
+    assert cli.json("env", "show", "prod")["status"] == "ready"
+    cli("env", "delete", "prod", "--yes")

@@ -35,6 +35,7 @@ def test_the_command_tree_has_every_group_the_api_needs():
         "category list", "category create", "category delete",
         "env create", "env list", "env show", "env update", "env delete",
         "app add", "app list", "app show", "app update", "app remove", "app endpoint",
+        "template create", "template list", "template show", "template delete", "template use",
         "deploy", "deployment list", "deployment show", "deployment cancel",
         "events", "logs", "action run", "action show",
         "admin bootstrap", "admin tenant create", "admin tenant list", "admin token create",

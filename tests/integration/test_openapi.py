@@ -156,6 +156,8 @@ CHECKED_BEYOND_THE_SCHEMA = {
     "cursor": "an opaque cursor, from a previous page",
     "version": "an exact version or a semver range",
     "categories": "names of existing categories",
+    "apps": "apps of packages the tenant may deploy, bound to each other",
+    "environment": "the name of an existing environment",
 }
 
 
