@@ -45,6 +45,8 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "MAX_ACTIVE_DEPLOYS": 20,  # queued or running deployments per tenant
         "RESYNC_SECONDS": 10.0,
         "RESYNC_STALE_SECONDS": 15.0,  # a published deployment younger than this is in flight
+        # How often bundled images nothing needs are removed from the engine (0: never).
+        "PRUNE_IMAGES_SECONDS": 3600.0,
         "LEASE_SECONDS": 20.0,  # an environment lease lasts this long unless renewed
         "TASK_QUEUE": "catalog",  # the broker queue workers consume
         "LOG_BUDGET_BYTES": 8 * 1024**3,  # container logs the engine host may hold in all
@@ -82,6 +84,7 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {
     "MAX_ACTIVE_DEPLOYS": int,
     "RESYNC_SECONDS": float,
     "RESYNC_STALE_SECONDS": float,
+    "PRUNE_IMAGES_SECONDS": float,
     "LEASE_SECONDS": float,
     "TASK_QUEUE": str,
     "LOG_BUDGET_BYTES": int,

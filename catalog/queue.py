@@ -20,6 +20,7 @@ from catalog import config as catalog_config
 DEPLOY_TASK = "workers.tasks.deploy_environment"
 TEARDOWN_TASK = "workers.tasks.delete_environment"
 RESYNC_TASK = "workers.tasks.resync"
+PRUNE_IMAGES_TASK = "workers.tasks.prune_images"
 ACTION_TASK = "workers.tasks.run_action"
 
 PUBLISH_TIMEOUT = 5.0  # seconds a publish may take before the API gives up
@@ -52,11 +53,17 @@ def make_celery(settings: dict[str, Any] | None = None) -> Celery:
         },
         broker_connection_timeout=PUBLISH_TIMEOUT,
         beat_schedule_filename=os.path.join(settings["CATALOG_HOME"], "celerybeat-schedule"),
-        beat_schedule={
-            "resync": {"task": RESYNC_TASK, "schedule": settings.get("RESYNC_SECONDS", 10.0)}
-        },
+        beat_schedule=_beat_schedule(settings),
     )
     return app
+
+
+def _beat_schedule(settings: dict[str, Any]) -> dict[str, dict]:
+    schedule = {"resync": {"task": RESYNC_TASK, "schedule": settings.get("RESYNC_SECONDS", 10.0)}}
+    prune = settings.get("PRUNE_IMAGES_SECONDS", 3600.0)
+    if prune > 0:
+        schedule["prune-images"] = {"task": PRUNE_IMAGES_TASK, "schedule": prune}
+    return schedule
 
 
 def _transport_options(broker_url: str) -> dict[str, Any]:

@@ -73,8 +73,13 @@ def catalog_image_name(
     if found is None:
         raise ValueError(f"not a sha256 digest: {digest!r}")
     selector = hashlib.sha256(f"{bundled}\0{tag or ''}".encode()).hexdigest()[:8]
-    repository = f"{REGISTRY}/{_component(tenant_id)}/{_component(package)}"
+    repository = f"{tenant_prefix(tenant_id)}{_component(package)}"
     return f"{repository}:{found.group(1)[:16]}-{selector}"
+
+
+def tenant_prefix(tenant_id: str) -> str:
+    """`catalog.local/<tenant>/`: how the name of every image loaded for the tenant starts."""
+    return f"{REGISTRY}/{_component(tenant_id)}/"
 
 
 def _existing(client: docker.DockerClient, name: str) -> str | None:

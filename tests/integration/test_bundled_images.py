@@ -17,14 +17,18 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from docker.errors import ImageNotFound, NotFound
+from sqlalchemy import update
 
+from catalog.models import Deployment
 from tests.conftest import TEST_IMAGE
 from tests.integration.conftest import package_bytes
 from tests.unit.test_images import Entry, Image, docker_save, rootfs, tar_of
 from workers.images import ensure_bundled_image
+from workers.prune import prune_images
 
 TARBALL = "images/nginx.tar"
 PACKAGE = "org.acme.bundled"
@@ -258,3 +262,67 @@ def test_a_malformed_image_tarball_is_refused_on_upload_and_nothing_is_stored(
     assert stored_files(Path(app.config["BLOB_DIR"])) == []
     listed = client.get("/v1/packages", headers=caller.headers).get_json()
     assert PACKAGE not in json.dumps(listed)
+
+
+# --- pruning -------------------------------------------------------------------------------------
+
+
+def catalog_tags(docker_client, image_id: str) -> set[str]:
+    try:
+        return set(docker_client.images.get(image_id).tags)
+    except ImageNotFound:
+        return set()
+
+
+def test_bundled_images_nothing_needs_are_pruned_and_the_rest_kept(
+    app, bundled_nginx, deployer, start_worker, docker_client
+):
+    tarball, bundled_id = bundled_nginx
+    worker = start_worker()
+    deployer.publish(bundled_package(tarball, "1.0.0"))
+    deployer.publish(bundled_package(tarball, "1.1.0"))
+    deployer.create_env("pruned")
+    deployer.add_app("pruned", "web", PACKAGE, version="1.0.0")
+    assert deployer.wait("pruned", deployer.deploy("pruned"))["status"] == "succeeded"
+    (old,) = catalog_tags(docker_client, bundled_id)
+    deployer.call("PATCH", "/environments/pruned/apps/web", json={"version": "1.1.0"})
+    assert deployer.wait("pruned", deployer.deploy("pruned"))["status"] == "succeeded"
+    (new,) = catalog_tags(docker_client, bundled_id) - {old}
+    # Another catalog's image on the same engine: a tenant this one does not have.
+    foreign = f"catalog.local/{uuid.uuid4().hex}/{PACKAGE}:0123456789abcdef-01234567"
+    docker_client.api.tag(bundled_id, *foreign.rsplit(":", 1))
+    rt = SimpleNamespace(
+        sessions=app.extensions["catalog"]["sessionmaker"],
+        driver=SimpleNamespace(client=docker_client),
+    )
+
+    # Version 1.0.0 is no revision's any more; 1.1.0 runs in the current one.
+    assert prune_images(rt) == [old]
+    assert catalog_tags(docker_client, bundled_id) == {new, foreign}
+
+    # The environment goes: nothing needs 1.1.0's image, but while a deployment is queued
+    # (no worker takes it) nothing is removed.
+    deployer.call("DELETE", "/environments/pruned")
+    deadline = time.monotonic() + 60
+    while (
+        deployer.client.get("/v1/environments/pruned", headers=deployer.headers).status_code != 404
+    ):
+        assert time.monotonic() < deadline, "the environment was not torn down in 60 s"
+        time.sleep(0.2)
+    worker.terminate()
+    worker.stop()
+    deployer.publish(package_bytes("org.acme.plain", "1.0.0"))
+    deployer.create_env("queued")
+    deployer.add_app("queued", "web", "org.acme.plain")
+    revision = deployer.deploy("queued")
+    assert deployer.deployment("queued", revision)["status"] == "queued"
+
+    assert prune_images(rt) == []
+    assert catalog_tags(docker_client, bundled_id) == {new, foreign}
+
+    with app.extensions["catalog"]["sessionmaker"]() as session:
+        session.execute(update(Deployment).values(status="cancelled"))
+        session.commit()
+    assert prune_images(rt) == [new]
+    assert catalog_tags(docker_client, bundled_id) == {foreign}
+    remove_image(docker_client, foreign)
