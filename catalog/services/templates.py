@@ -13,7 +13,11 @@ template's, key by key at the top level.
 
 Secrets are kept the way environments keep them: stored, shown as MASK, and a MASK sent at a
 secret's place when making an environment keeps the template's value. A template made from an
-environment keeps that environment's secrets; it is the same tenant's, like the environment.
+environment keeps that environment's secrets (and the defaults applied when its apps were
+added); it is the same tenant's, like the environment, and an admin makes templates and
+environments from templates only in its own tenant. Each app keeps the paths of its package's
+secrets as they were when the template was made, so they stay masked after the package, or the
+version that marked them `x-secret`, is deleted.
 """
 
 from __future__ import annotations
@@ -27,16 +31,17 @@ from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, require_role
 from catalog.errors import Conflict, NotFound, ValidationFailed
-from catalog.models import App, Template
+from catalog.models import App, Template, Tenant
 from catalog.services import audit
 from catalog.services.environment_checks import invalid, resolve_spec
-from catalog.services.environment_rules import mask_secrets
+from catalog.services.environment_rules import SecretPath, mask_secrets
 from catalog.services.environment_views import EnvironmentView, PackageIndex
 from catalog.services.environments import create_environment, get_environment
 from catalog.services.lookup import commit_or_conflict, find_owned
 from catalog.services.pagination import page_by_name
 
 APP_FIELDS = ("name", "package", "version", "parameters", "bindings")
+SECRETS = "secrets"  # in a stored app: its package's secret parameter paths, as lists
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ def _views(session: Session, templates: list[Template]) -> list[TemplateView]:
             source=t.source,
             settings=dict(t.settings),
             apps=[
-                {**a, "parameters": mask_secrets(a["parameters"], index.secrets(a["package"]))}
+                {**_spec(a), "parameters": mask_secrets(a["parameters"], _secrets(a, index))}
                 for a in t.apps
             ],
             created_at=t.created_at,
@@ -72,6 +77,25 @@ def _views(session: Session, templates: list[Template]) -> list[TemplateView]:
         )
         for t in templates
     ]
+
+
+def _spec(app: dict[str, Any]) -> dict[str, Any]:
+    """A stored app as `POST .../apps` takes it."""
+    return {f: app[f] for f in APP_FIELDS}
+
+
+def _secrets(app: dict[str, Any], index: PackageIndex) -> frozenset[SecretPath]:
+    """Secret paths of a stored app: its package's now, and those it was stored with."""
+    return index.secrets(app["package"]) | {tuple(path) for path in app.get(SECRETS, ())}
+
+
+def _own(principal: Principal, tenant: Tenant, kind: str, name: str) -> None:
+    """409 for an admin naming another tenant's object: templates stay within a tenant."""
+    if tenant.id != principal.tenant_id:
+        raise Conflict(
+            f"{kind} {name!r} belongs to tenant {tenant.name!r}; templates and the "
+            "environments made from them stay in the token's own tenant"
+        )
 
 
 def get_template(session: Session, principal: Principal, ref: str) -> Template:
@@ -94,20 +118,19 @@ def create_template(session: Session, principal: Principal, body: dict[str, Any]
             env = get_environment(session, principal, body["environment"])
         except NotFound as missing:
             raise invalid("environment", missing.detail) from None
-        if env.tenant_id != principal.tenant_id:  # an admin naming another tenant's
-            raise Conflict(
-                f"environment {env.name!r} belongs to tenant {env.tenant.name!r}; "
-                "a template is made in the token's own tenant"
-            )
+        _own(principal, env.tenant, "environment", env.name)
         if not env.apps:
             raise invalid("environment", f"environment {env.name!r} has no apps to keep")
         apps = [{f: getattr(a, f) for f in APP_FIELDS} for a in env.apps]
         settings, source = dict(env.settings), env.name
     else:
-        apps = [{f: a[f] for f in APP_FIELDS} for a in body["apps"]]
+        apps = [_spec(a) for a in body["apps"]]
         settings = {}
     settings = body.get("settings", settings)
     resolve_spec(session, principal.tenant_id, settings, apps)
+    index = PackageIndex(session, {a["package"] for a in apps})
+    for app in apps:
+        app[SECRETS] = sorted(list(path) for path in index.secrets(app["package"]))
     template = Template(
         tenant_id=principal.tenant_id,
         name=name,
@@ -176,6 +199,7 @@ def create_environment_from(
     """
     template = get_template(session, principal, ref)
     require_role(principal, "deployer")
+    _own(principal, template.tenant, "template", template.name)
     overrides = body["parameters"]
     unknown = sorted(set(overrides) - {a["name"] for a in template.apps})
     if unknown:
@@ -188,7 +212,7 @@ def create_environment_from(
         )
     settings = {**template.settings, **body["settings"]}
     apps = [
-        {**a, "parameters": {**a["parameters"], **overrides.get(a["name"], {})}}
+        {**_spec(a), "parameters": {**a["parameters"], **overrides.get(a["name"], {})}}
         for a in template.apps
     ]
     kept = {a["name"]: a["parameters"] for a in template.apps}

@@ -87,7 +87,7 @@ def create_command(name: str, source: str | None, spec_file: Path | None, descri
     if description is not None:
         body["description"] = description
     created = api().json("POST", "/templates", json=body)
-    done(f"created template {created['name']} ({len(created['apps'])} apps)", created)
+    done(f"created template {created['name']} ({apps_text(len(created['apps']))})", created)
 
 
 @template.command("list")
@@ -133,9 +133,23 @@ def delete_command(template: str, yes: bool) -> None:
     done(f"deleted template {template}")
 
 
-def app_parameters(pairs: tuple[str, ...]) -> dict[str, dict]:
-    """`("web.title=Shop",)` -> {"web": {"title": "Shop"}}."""
+def apps_text(count: int) -> str:
+    return f"{count} app" if count == 1 else f"{count} apps"
+
+
+def app_parameters(pairs: tuple[str, ...], files: tuple[str, ...]) -> dict[str, dict]:
+    """Parameters by app: each `APP=FILE` file's mapping, then `APP.KEY=VALUE` pairs over it.
+
+    KEY is a top-level parameter (`-p web.title=Shop` -> {"web": {"title": "Shop"}}); a nested
+    object is given whole, or in a file.
+    """
     by_app: dict[str, dict] = {}
+    for pair in files:
+        app, sep, name = pair.partition("=")
+        if not sep or not app or not name:
+            raise click.BadParameter(f"{pair!r} is not APP=FILE", param_hint="--params-file")
+        path = FILE.convert(name, None, None)
+        by_app.setdefault(app, {}).update(mapping_file(path, "--params-file"))
     for key, value in key_values(pairs, "--param").items():
         app, dot, name = key.partition(".")
         if not dot or not app or not name:
@@ -159,17 +173,27 @@ def app_parameters(pairs: tuple[str, ...]) -> dict[str, dict]:
     metavar="APP.KEY=VALUE",
     help="A parameter of one app, over the template's; VALUE is JSON when it parses.",
 )
+@click.option(
+    "--params-file",
+    "params_files",
+    multiple=True,
+    metavar="APP=FILE",
+    help="Parameters of one app from a YAML or JSON mapping, over the template's.",
+)
 @api_options
-def use_command(template: str, env: str, description, settings, params) -> None:
-    """Make environment ENV from TEMPLATE; `catalogctl deploy ENV` then runs it."""
+def use_command(template: str, env: str, description, settings, params, params_files) -> None:
+    """Make environment ENV from TEMPLATE; `catalogctl deploy ENV` then runs it.
+
+    The parameters given here replace the template's app by app, key by key (top-level keys).
+    """
     body: dict = {
         "name": env,
         "settings": key_values(settings, "--set"),
-        "parameters": app_parameters(params),
+        "parameters": app_parameters(params, params_files),
     }
     if description is not None:
         body["description"] = description
     created = api().json("POST", path("templates", template, "environments"), json=body)
-    done(f"created environment {created['name']} from template {template} "
-         f"({len(created['apps'])} apps); deploy it with `catalogctl deploy {env}`",
-         created)  # fmt: skip
+    apps = apps_text(len(created["apps"]))
+    done(f"created environment {created['name']} from template {template} ({apps}); "
+         f"deploy it with `catalogctl deploy {env}`", created)  # fmt: skip

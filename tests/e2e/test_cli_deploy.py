@@ -187,7 +187,7 @@ def test_an_environment_made_from_a_template_deploys(cli, tmp_path):
     spec.write_text("apps:\n  - {name: web, package: org.test.echo, version: ^1.0.0}\n")
 
     made = cli("template", "create", "echo", "--from-env", "dev", "--description", "one echo")
-    assert made.stdout.strip() == "created template echo (1 apps)"
+    assert made.stdout.strip() == "created template echo (1 app)"
     assert cli("template", "create", "bare", "-f", str(spec)).returncode == 0
     listed = cli("template", "list").stdout.splitlines()
     assert [line.split()[:3] for line in listed[1:]] == [
@@ -200,9 +200,15 @@ def test_an_environment_made_from_a_template_deploys(cli, tmp_path):
     refused = cli("template", "create", "x", code=2)
     assert "give either --from-env ENV or --file FILE" in refused.stderr
 
+    params = tmp_path / "web.yaml"
+    params.write_text("who: carol\n")
+    from_file = cli("template", "use", "echo", "staging", "--params-file", f"web={params}")
+    assert from_file.returncode == 0
+    assert cli.json("app", "show", "staging", "web")["parameters"] == {"who": "carol"}
+    cli("env", "delete", "staging", "--yes")
     used = cli("template", "use", "echo", "prod", "-p", "web.who=bob", "--set", "tier=2")
     assert used.stdout.strip() == (
-        "created environment prod from template echo (1 apps); "
+        "created environment prod from template echo (1 app); "
         "deploy it with `catalogctl deploy prod`"
     )
     assert cli.json("env", "show", "prod")["settings"] == {"tier": 2}

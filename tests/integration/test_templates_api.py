@@ -10,17 +10,26 @@ from sqlalchemy import func, select
 from catalog.models import AuditEvent, Environment, Template
 from catalog.services import environments as env_service
 from tests.integration import test_environments_api as environments
-from tests.integration.test_environments_api import MASK, SECRET, audit_actions, session, stored_app
+from tests.integration.test_environments_api import (
+    MASK,
+    SECRET,
+    audit_actions,
+    audit_text,
+    session,
+    stored_app,
+)
 
 world = environments.world  # the environments tests' fixture: tenants, callers, packages
 
+API_KEY = "a nested secret"
 WEB = {
     "name": "web",
     "package": "org.acme.web",
     "version": "^1.0.0",
-    "parameters": {"admin_password": SECRET, "site": {"title": "Shop"}},
+    "parameters": {"admin_password": SECRET, "site": {"title": "Shop", "api_key": API_KEY}},
     "bindings": {"db": "db"},
 }
+MASKED_WEB = {"admin_password": MASK, "site": {"title": "Shop", "api_key": MASK}}
 DB = {"name": "db", "package": "org.acme.db", "version": "^8.0.0"}
 
 
@@ -67,13 +76,29 @@ def test_a_template_from_apps_keeps_them_as_given_with_secrets_masked(world, app
     assert body["description"] == "a shop"
     assert body["settings"] == {"site_name": "S"}
     assert body["apps"] == [
-        {**WEB, "parameters": {"admin_password": MASK, "site": {"title": "Shop"}}},
+        {**WEB, "parameters": MASKED_WEB},
         {**DB, "parameters": {}, "bindings": {}},
     ]
     assert world.get("/templates/shop").get_json() == body
     assert world.get(f"/templates/{body['id']}", world.viewer).get_json() == body
     assert audit_actions(app)[-1] == "template.create"
-    assert SECRET not in str(world.get("/templates").get_json())
+    listed = str(world.get("/templates").get_json())
+    assert SECRET not in listed and API_KEY not in listed
+    assert SECRET not in audit_text(app) and API_KEY not in audit_text(app)
+
+
+def test_secrets_stay_masked_after_the_package_that_marked_them_is_deleted(world):
+    solo = environments.WEB_PARAMETERS
+    environments.publish(world.client, world.publisher, "org.acme.solo", "1.0.0", parameters=solo)
+    created(world, {"name": "t", "apps": [{**WEB, "bindings": {}, "package": "org.acme.solo"}]})
+    deleted = world.delete("/packages/org.acme.solo", world.publisher)
+    assert deleted.status_code == 204, deleted.get_json()
+
+    for shown in (world.get("/templates/t"), world.get("/templates", world.viewer)):
+        assert shown.status_code == 200
+        assert SECRET not in shown.get_data(as_text=True)
+        assert API_KEY not in shown.get_data(as_text=True)
+    assert world.get("/templates/t").get_json()["apps"][0]["parameters"] == MASKED_WEB
 
 
 def test_a_template_from_an_environment_copies_its_draft_and_settings(world):
@@ -241,6 +266,20 @@ def test_a_template_whose_package_went_away_makes_no_environment(world, app):
     assert counts(app) == before
 
 
+def test_an_admin_makes_no_environment_from_another_tenants_public_template(world, app):
+    for name in ("org.acme.web", "org.acme.db"):
+        response = world.patch(f"/packages/{name}", {"visibility": "public"}, world.admin)
+        assert response.status_code == 200, response.get_json()
+    created(world, {"name": "t", "apps": [DB, WEB]})
+    before = counts(app)
+
+    refused = post(world, "/templates/t/environments", {"name": "copy"}, world.admin)
+
+    assert refused.status_code == 409
+    assert "belongs to tenant 'acme'" in refused.get_json()["detail"]
+    assert counts(app) == before
+
+
 def test_an_environment_name_taken_is_409(world):
     world.create_env("shop")
     created(world, {"name": "t", "apps": [DB]})
@@ -258,9 +297,9 @@ def test_an_environment_name_taken_is_409(world):
         ("viewer", 200, 403, 403),
         ("other", 404, 404, 404),
         ("other_viewer", 404, 404, 404),
-        # The admin's environment is in its own tenant, which may not deploy acme's private
-        # package.
-        ("admin", 200, 400, 204),
+        # An environment made from a template is the template's tenant's: an admin makes
+        # none from another tenant's (its secrets would move to the admin's tenant).
+        ("admin", 200, 409, 204),
         ("anonymous", 401, 401, 401),
     ],
 )
