@@ -62,7 +62,10 @@ def _beat_schedule(settings: dict[str, Any]) -> dict[str, dict]:
     schedule = {"resync": {"task": RESYNC_TASK, "schedule": settings.get("RESYNC_SECONDS", 10.0)}}
     prune = settings.get("PRUNE_IMAGES_SECONDS", 3600.0)
     if prune > 0:
-        schedule["prune-images"] = {"task": PRUNE_IMAGES_TASK, "schedule": prune}
+        # Expires with its interval: after an outage, one prune runs, not one per interval.
+        schedule["prune-images"] = {
+            "task": PRUNE_IMAGES_TASK, "schedule": prune, "options": {"expires": prune},
+        }  # fmt: skip
     return schedule
 
 

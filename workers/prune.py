@@ -5,12 +5,15 @@ on the engine (workers/images.py). Upgrades, deleted environments and deleted ve
 otherwise keep those images, and their disk, for ever. A tag is removed when all of these hold:
 
 - its tenant is one of this catalog's (another catalog on the same engine keeps its own);
-- no queued or running deployment and no environment's current revision names it: a deploy,
-  a rollback to the current revision, the tracker's repair or an action may need it next;
-- no container uses it: the engine refuses to remove an image a container, even a stopped
-  one, was created from, and that refusal is left standing;
-- no deployment is queued or running at the moment of removal: one that started after the
-  list of needed images was read could be about to run an image it found loaded.
+- no environment's current revision runs it: the tracker's repair, an action or a rollback
+  to that revision may need it next;
+- no deployment of the tenant is queued or running, and none has been made since the current
+  revisions were read: a deployment is the only thing that loads or looks up the tenant's
+  images, so its own images are never removed under it. This is checked again right before
+  each removal; a deployment made after that check needs far longer to reach its images
+  than the removal takes, and finds them gone, so it loads them again;
+- the engine agrees: it refuses to remove the last name of an image a container, even a
+  stopped one, was created from (another name is only untagged; containers run by id).
 
 A removed image is loaded again from its package when a later deployment needs it.
 """
@@ -19,10 +22,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from docker.errors import APIError, ImageNotFound
-from sqlalchemy import exists, or_, select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from catalog.models import Deployment, Environment, Tenant
 from workers.deploy import Runtime
@@ -50,27 +55,48 @@ def bundled_images(tenant_id: str, spec: Mapping[str, Any]) -> set[str]:
     return names
 
 
-def _needed(rt: Runtime) -> tuple[set[str], set[str]]:
-    """(tenant ids of this catalog, images the current revisions and in-flight deployments run)."""
-    with rt.sessions() as session:
-        tenants = set(session.scalars(select(Tenant.id)))
-        rows = session.execute(
-            select(Environment.tenant_id, Deployment.spec)
-            .join(Environment, Deployment.environment_id == Environment.id)
-            .where(
-                or_(
-                    Deployment.revision == Environment.current_revision,
-                    Deployment.status.in_(IN_FLIGHT),
-                )
-            )
+def _newest(session: Session, tenant_id: str) -> datetime | None:
+    """When the tenant's newest deployment was made, or None while one is queued or running."""
+    busy, newest = session.execute(
+        select(
+            func.count().filter(Deployment.status.in_(IN_FLIGHT)), func.max(Deployment.created_at)
         )
-        needed = set().union(*(bundled_images(tenant, spec) for tenant, spec in rows))
-    return tenants, needed
+        .join(Environment, Deployment.environment_id == Environment.id)
+        .where(Environment.tenant_id == tenant_id)
+    ).one()
+    return None if busy else (newest or datetime.min)
 
 
-def _deploying(rt: Runtime) -> bool:
-    with rt.sessions() as session:
-        return bool(session.scalar(select(exists().where(Deployment.status.in_(IN_FLIGHT)))))
+def _current_images(session: Session, tenant_id: str) -> set[str]:
+    """The images the tenant's environments' current revisions run."""
+    specs = session.scalars(
+        select(Deployment.spec)
+        .join(Environment, Deployment.environment_id == Environment.id)
+        .where(
+            Environment.tenant_id == tenant_id,
+            Deployment.revision == Environment.current_revision,
+        )
+    )
+    return set().union(*(bundled_images(tenant_id, spec) for spec in specs))
+
+
+class TenantImages:
+    """One tenant's images for a pruning pass: what its current revisions run, read once,
+    and whether it has deployed since, checked again before each removal."""
+
+    def __init__(self, rt: Runtime, tenant_id: str) -> None:
+        self.rt, self.tenant_id = rt, tenant_id
+        with rt.sessions() as session:
+            self.newest = _newest(session, tenant_id)
+            self.needed = _current_images(session, tenant_id) if self.newest else set()
+
+    def settled(self) -> bool:
+        """No deployment under way or made since the read: what it read still holds."""
+        if self.newest is not None:
+            with self.rt.sessions() as session:
+                if _newest(session, self.tenant_id) != self.newest:
+                    self.newest = None  # for the rest of this pass
+        return self.newest is not None
 
 
 def _prefix(name: str) -> str:
@@ -85,24 +111,31 @@ def _catalog_tags(client) -> Iterable[str]:
 
 def prune_images(rt: Runtime) -> list[str]:
     """Remove this catalog's bundled image tags that nothing needs; returns those removed."""
-    tenants, needed = _needed(rt)
-    prefixes = {tenant_prefix(tenant) for tenant in tenants}
+    with rt.sessions() as session:
+        tenant_of = {tenant_prefix(t): t for t in session.scalars(select(Tenant.id))}
     client = rt.driver.client
+    tenants: dict[str, TenantImages] = {}
     removed = []
     for name in sorted(_catalog_tags(client)):
-        if _prefix(name) not in prefixes or name in needed:
+        tenant_id = tenant_of.get(_prefix(name))
+        if tenant_id is None:
             continue
-        if _deploying(rt):
-            log.info("image prune stopped: a deployment is queued or running")
-            break
+        if tenant_id not in tenants:
+            tenants[tenant_id] = TenantImages(rt, tenant_id)
+        tenant = tenants[tenant_id]
+        if name in tenant.needed or not tenant.settled():
+            continue
         try:
             client.api.remove_image(name, noprune=False)
         except ImageNotFound:
             continue
         except APIError as exc:
-            if exc.status_code != 409:  # 409: a container uses it
-                raise
+            if exc.status_code != 409:  # 409: a container was created from it
+                log.warning("could not remove bundled image %s: %s", name, exc.explanation)
             continue
         log.info("removed unused bundled image %s", name)
         removed.append(name)
+    later = sum(1 for tenant in tenants.values() if tenant.newest is None)
+    if later:
+        log.info("image prune left %d tenant(s) for later: they are deploying", later)
     return removed

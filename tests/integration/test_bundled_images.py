@@ -21,14 +21,14 @@ from types import SimpleNamespace
 
 import pytest
 from docker.errors import ImageNotFound, NotFound
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from catalog.models import Deployment
+from catalog.models import Deployment, Tenant
 from tests.conftest import TEST_IMAGE
 from tests.integration.conftest import package_bytes
 from tests.unit.test_images import Entry, Image, docker_save, rootfs, tar_of
 from workers.images import ensure_bundled_image
-from workers.prune import prune_images
+from workers.prune import TenantImages, prune_images
 
 TARBALL = "images/nginx.tar"
 PACKAGE = "org.acme.bundled"
@@ -300,8 +300,7 @@ def test_bundled_images_nothing_needs_are_pruned_and_the_rest_kept(
     assert prune_images(rt) == [old]
     assert catalog_tags(docker_client, bundled_id) == {new, foreign}
 
-    # The environment goes: nothing needs 1.1.0's image, but while a deployment is queued
-    # (no worker takes it) nothing is removed.
+    # The environment goes: nothing needs 1.1.0's image (now its only name) any more.
     deployer.call("DELETE", "/environments/pruned")
     deadline = time.monotonic() + 60
     while (
@@ -311,18 +310,35 @@ def test_bundled_images_nothing_needs_are_pruned_and_the_rest_kept(
         time.sleep(0.2)
     worker.terminate()
     worker.stop()
+    remove_image(docker_client, foreign)
+    with app.extensions["catalog"]["sessionmaker"]() as session:
+        acme = session.scalar(select(Tenant.id).where(Tenant.name == "acme"))
+    read = TenantImages(rt, acme)
+    assert read.settled()
+
+    # A deployment of the tenant is queued (no worker takes it): it could be about to run any
+    # of the tenant's images, so none is removed, also by a pass that read before it came.
     deployer.publish(package_bytes("org.acme.plain", "1.0.0"))
     deployer.create_env("queued")
     deployer.add_app("queued", "web", "org.acme.plain")
     revision = deployer.deploy("queued")
     assert deployer.deployment("queued", revision)["status"] == "queued"
 
+    assert not read.settled()
     assert prune_images(rt) == []
-    assert catalog_tags(docker_client, bundled_id) == {new, foreign}
+    assert catalog_tags(docker_client, bundled_id) == {new}
 
+    # A container created from the image (a stray one, stopped): the engine keeps its name.
     with app.extensions["catalog"]["sessionmaker"]() as session:
         session.execute(update(Deployment).values(status="cancelled"))
         session.commit()
+    stray = docker_client.containers.create(bundled_id, ["true"])
+    try:
+        assert prune_images(rt) == []
+        assert catalog_tags(docker_client, bundled_id) == {new}
+    finally:
+        stray.remove(force=True)
+
     assert prune_images(rt) == [new]
-    assert catalog_tags(docker_client, bundled_id) == {foreign}
-    remove_image(docker_client, foreign)
+    with pytest.raises(ImageNotFound):
+        docker_client.images.get(bundled_id)
