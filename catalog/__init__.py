@@ -58,6 +58,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         "read_sessionmaker": make_sessionmaker(read_engine),
         "blobs": BlobStore(app.config["BLOB_DIR"]),
         "publisher": Publisher(make_celery(app.config)),
+        "docker": {},  # engine clients by address, made on first use (catalog.api.context)
     }
     app.teardown_appcontext(close_session)
     # Authentication runs before any view parses its arguments (401 before 400).

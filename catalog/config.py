@@ -49,6 +49,9 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "PRUNE_IMAGES_SECONDS": 3600.0,
         "LEASE_SECONDS": 20.0,  # an environment lease lasts this long unless renewed
         "TASK_QUEUE": "catalog",  # the broker queue workers consume
+        # The registered Docker host a worker or tracker serves (`catalogctl admin host add`);
+        # empty: the default engine, which runs the environments placed on no host.
+        "HOST_NAME": "",
         "LOG_BUDGET_BYTES": 8 * 1024**3,  # container logs the engine host may hold in all
         "LOG_SHARE_BYTES": 10 * 1024**2,  # each container's fixed share of that budget
         "PUBLIC_HOST": "127.0.0.1",  # the host shown in app endpoints
@@ -87,6 +90,7 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {
     "PRUNE_IMAGES_SECONDS": float,
     "LEASE_SECONDS": float,
     "TASK_QUEUE": str,
+    "HOST_NAME": str,
     "LOG_BUDGET_BYTES": int,
     "LOG_SHARE_BYTES": int,
     "PUBLIC_HOST": str,

@@ -20,10 +20,21 @@ from catalog import config as catalog_config
 DEPLOY_TASK = "workers.tasks.deploy_environment"
 TEARDOWN_TASK = "workers.tasks.delete_environment"
 RESYNC_TASK = "workers.tasks.resync"
-PRUNE_IMAGES_TASK = "workers.tasks.prune_images"
 ACTION_TASK = "workers.tasks.run_action"
 
 PUBLISH_TIMEOUT = 5.0  # seconds a publish may take before the API gives up
+
+
+def host_queue(base: str, host: str | None) -> str:
+    """The queue of a Docker host's workers: TASK_QUEUE for the default engine (no host),
+    `<TASK_QUEUE>.host.<name>` for a registered host."""
+    return base if host is None else f"{base}.host.{host}"
+
+
+def maintenance_queue(base: str) -> str:
+    """The periodic resync's queue, which every worker consumes besides its host's."""
+    return f"{base}.maintenance"
+
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +70,15 @@ def make_celery(settings: dict[str, Any] | None = None) -> Celery:
 
 
 def _beat_schedule(settings: dict[str, Any]) -> dict[str, dict]:
-    schedule = {"resync": {"task": RESYNC_TASK, "schedule": settings.get("RESYNC_SECONDS", 10.0)}}
-    prune = settings.get("PRUNE_IMAGES_SECONDS", 3600.0)
-    if prune > 0:
-        # Expires with its interval: after an outage, one prune runs, not one per interval.
-        schedule["prune-images"] = {
-            "task": PRUNE_IMAGES_TASK, "schedule": prune, "options": {"expires": prune},
-        }  # fmt: skip
-    return schedule
+    every = settings.get("RESYNC_SECONDS", 10.0)
+    return {
+        "resync": {
+            "task": RESYNC_TASK,
+            "schedule": every,
+            # Any worker takes it, whichever host it serves; after an outage, one runs.
+            "options": {"queue": maintenance_queue(settings["TASK_QUEUE"]), "expires": every},
+        }
+    }
 
 
 def _transport_options(broker_url: str) -> dict[str, Any]:
@@ -82,9 +94,12 @@ class Publisher:
 
     def __init__(self, celery: Celery) -> None:
         self.celery = celery
+        self.base_queue = celery.conf.task_default_queue
 
-    def send(self, name: str, *args: Any) -> bool:
+    def send(self, name: str, *args: Any, host: str | None = None) -> bool:
         """True when the broker confirmed the message; False when it could not be reached.
+
+        The message goes to the queue of the workers of `host` (None: the default engine's).
 
         A False is never fatal: the periodic resync re-publishes what is still queued.
         Bounded by PUBLISH_TIMEOUT in all: a broker that accepted the connection but
@@ -98,8 +113,9 @@ class Publisher:
             try:
                 # Each blocking step is bounded too, so an abandoned attempt ends on its own.
                 self.celery.send_task(
-                    name, args=list(args), timeout=PUBLISH_TIMEOUT, confirm_timeout=PUBLISH_TIMEOUT
-                )
+                    name, args=list(args), queue=host_queue(self.base_queue, host),
+                    timeout=PUBLISH_TIMEOUT, confirm_timeout=PUBLISH_TIMEOUT,
+                )  # fmt: skip
                 outcome["error"] = None
             except BaseException as exc:  # handed to the caller's thread below
                 outcome["error"] = exc

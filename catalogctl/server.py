@@ -83,6 +83,21 @@ def _refuse_port_in_use(host: str, port: int) -> None:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
+def _serve_host(_ctx: click.Context, _param: click.Parameter, name: str | None) -> None:
+    if name is not None:  # read with the other settings, from the environment
+        os.environ["CATALOG_HOST_NAME"] = name
+
+
+host_option = click.option(
+    "--host-name",
+    metavar="NAME",
+    expose_value=False,
+    callback=_serve_host,
+    help="The registered Docker host served here (CATALOG_HOST_NAME); default: the default "
+    "engine, which runs the environments placed on no host.",
+)
+
+
 @click.command("worker")
 @click.option(
     "--concurrency",
@@ -98,14 +113,19 @@ def _refuse_port_in_use(host: str, port: int) -> None:
     help="Also run the periodic resync in this process.",
 )
 @click.option("--loglevel", default="INFO", show_default=True)
+@host_option
 def worker(concurrency: int, beat: bool, loglevel: str) -> None:
     """Run a Celery worker that deploys environments (needs the broker and a Docker engine)."""
+    from catalog.queue import host_queue, maintenance_queue
     from workers.celery_app import celery
 
-    queue = celery.conf.task_default_queue
+    base = celery.conf.task_default_queue
+    queues = (
+        f"{host_queue(base, os.environ.get('CATALOG_HOST_NAME') or None)},{maintenance_queue(base)}"
+    )
     # A node name of its own: two workers on one machine would otherwise both be celery@host
     # and the second dies on the first one's exclusive remote-control queue.
-    argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", queue,
+    argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", queues,
             f"--hostname=catalog-{os.getpid()}@%h"]  # fmt: skip
     if beat:
         _schedule_directory(celery)
@@ -131,6 +151,7 @@ def beat(loglevel: str) -> None:
 
 @click.command("tracker")
 @click.option("--loglevel", default="INFO", show_default=True)
+@host_option
 def tracker(loglevel: str) -> None:
     """Follow the Docker engine: keep container records and statuses true, restart, repair."""
     import logging

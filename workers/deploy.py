@@ -83,6 +83,8 @@ class Runtime:
     settings: dict[str, Any]
     owner: str
     defaults: RuntimeDefaults = field(default_factory=RuntimeDefaults)
+    # The registered host whose engine `driver` drives (the tracker's); None: the default one.
+    host_id: str | None = None
 
 
 def network_name(env_id: str) -> str:

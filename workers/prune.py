@@ -1,4 +1,5 @@
-"""Removing bundled images nothing needs any more (a periodic task, PRUNE_IMAGES_SECONDS).
+"""Removing bundled images nothing needs any more: the tracker of each engine does it every
+PRUNE_IMAGES_SECONDS.
 
 Every package version deployed with a bundled image leaves a `catalog.local/<tenant>/...` tag
 on the engine (workers/images.py). Upgrades, deleted environments and deleted versions would

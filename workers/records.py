@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from catalog.models import ContainerRecord, Deployment, Environment
 from catalog.models.common import utcnow
+from catalog.models.environment import placed_on
 from workers.deploy import Runtime
 from workers.driver import EngineError
 from workers.events import EventLog
@@ -93,7 +94,7 @@ def settle(
         found = session.execute(
             select(ContainerRecord, Environment.status, Environment.current_revision)
             .join(Environment, Environment.id == ContainerRecord.environment_id)
-            .where(ContainerRecord.id == container_id)
+            .where(ContainerRecord.id == container_id, placed_on(rt.host_id))
             .with_for_update(of=ContainerRecord)
         ).first()
         if found is None or found[1] not in TRACKED:
@@ -153,7 +154,7 @@ def forget_gone(rt: Runtime, container_id: str) -> str | None:
         found = session.execute(
             select(ContainerRecord, Environment.status, Environment.current_revision)
             .join(Environment, Environment.id == ContainerRecord.environment_id)
-            .where(ContainerRecord.id == container_id)
+            .where(ContainerRecord.id == container_id, placed_on(rt.host_id))
             .with_for_update(of=ContainerRecord)
         ).first()
         if found is None or found[1] not in TRACKED:
@@ -170,10 +171,12 @@ def forget_gone(rt: Runtime, container_id: str) -> str | None:
     return env_id
 
 
-def tracked_revision(session: Session, env_id: str) -> int | None:
-    """The current revision of a tracked environment, else None."""
+def tracked_revision(session: Session, env_id: str, host_id: str | None) -> int | None:
+    """The current revision of a tracked environment placed on the host, else None."""
     found = session.execute(
-        select(Environment.status, Environment.current_revision).where(Environment.id == env_id)
+        select(Environment.status, Environment.current_revision).where(
+            Environment.id == env_id, placed_on(host_id)
+        )
     ).first()
     if found is None or found[0] not in TRACKED:
         return None

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import and_, or_, select
 
-from catalog.models import Deployment, Environment, EnvironmentLease
+from catalog.models import Deployment, Environment, EnvironmentLease, Host
 from catalog.models.common import utcnow
 from catalog.queue import DEPLOY_TASK, TEARDOWN_TASK, Publisher
 from workers.deploy import Runtime
@@ -29,35 +29,36 @@ def republish_stale(rt: Runtime, celery) -> int:
         EnvironmentLease.expires_at < now,
     )
     with rt.sessions() as session:
-        stale = (
-            session.execute(
-                select(Deployment)
-                .outerjoin(
-                    EnvironmentLease, EnvironmentLease.environment_id == Deployment.environment_id
-                )
-                .where(
-                    Deployment.status.in_(("queued", "running")),
-                    or_(
-                        Deployment.published_at.is_(None),
-                        Deployment.published_at < now - stale_after,
-                    ),
-                    free_lease,
-                )
+        stale = session.execute(
+            select(Deployment, Host.name)
+            .join(Environment, Environment.id == Deployment.environment_id)
+            .outerjoin(Host, Host.id == Environment.host_id)
+            .outerjoin(
+                EnvironmentLease, EnvironmentLease.environment_id == Deployment.environment_id
             )
-            .scalars()
-            .all()
-        )
-        deleting = session.scalars(
-            select(Environment.id)
+            .where(
+                Deployment.status.in_(("queued", "running")),
+                or_(
+                    Deployment.published_at.is_(None),
+                    Deployment.published_at < now - stale_after,
+                ),
+                free_lease,
+            )
+        ).all()
+        deleting = session.execute(
+            select(Environment.id, Host.name)
+            .outerjoin(Host, Host.id == Environment.host_id)
             .outerjoin(EnvironmentLease, EnvironmentLease.environment_id == Environment.id)
             .where(and_(Environment.status == "deleting", free_lease))
         ).all()
         count = 0
-        for deployment in stale:
-            if publisher.send(DEPLOY_TASK, deployment.environment_id, deployment.revision):
+        for deployment, host in stale:
+            if publisher.send(
+                DEPLOY_TASK, deployment.environment_id, deployment.revision, host=host
+            ):
                 deployment.published_at = now
                 count += 1
-        for env_id in deleting:
-            count += publisher.send(TEARDOWN_TASK, env_id)
+        for env_id, host in deleting:
+            count += publisher.send(TEARDOWN_TASK, env_id, host=host)
         session.commit()
     return count

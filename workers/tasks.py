@@ -7,8 +7,8 @@ import logging
 from docker.errors import DockerException
 from sqlalchemy.exc import DBAPIError
 
-from catalog.queue import ACTION_TASK, DEPLOY_TASK, PRUNE_IMAGES_TASK, RESYNC_TASK, TEARDOWN_TASK
-from workers import actions, prune
+from catalog.queue import ACTION_TASK, DEPLOY_TASK, RESYNC_TASK, TEARDOWN_TASK
+from workers import actions
 from workers.celery_app import celery
 from workers.deploy import DatabaseAway, LeaseBusy, deploy
 from workers.resync import republish_stale
@@ -71,9 +71,3 @@ def run_action(self, task_id: str) -> str:
 def resync() -> int:
     """Re-publish deployments whose message was lost or whose worker died."""
     return republish_stale(runtime(), celery)
-
-
-@celery.task(name=PRUNE_IMAGES_TASK, acks_late=True)
-def prune_images() -> int:
-    """Remove bundled images that no current revision, deployment or container needs."""
-    return len(prune.prune_images(runtime()))

@@ -40,8 +40,9 @@ from typing import Any
 import docker
 from sqlalchemy import select
 
-from catalog.models import ContainerRecord, Environment
+from catalog.models import ContainerRecord, Environment, Host
 from catalog.models.common import utcnow
+from catalog.models.environment import placed_on
 from workers.deploy import Runtime
 from workers.driver import ENV_LABEL
 from workers.lifecycle import (
@@ -51,6 +52,7 @@ from workers.lifecycle import (
     RestartPolicy,
     environment_verdict,
 )
+from workers.prune import prune_images
 from workers.records import (
     STATUS_OWNED,
     TRACKED,
@@ -143,6 +145,7 @@ class Tracker:
         self.policy = RestartPolicy.from_settings(settings)
         self.specs = Specs()
         self.relist_seconds = float(settings.get("TRACKER_RELIST_SECONDS", 5.0))
+        self.prune_seconds = float(settings.get("PRUNE_IMAGES_SECONDS", 3600.0))
         self.events: queue.Queue = queue.Queue(
             maxsize=max(1, int(settings.get("TRACKER_QUEUE_SIZE", 1000)))
         )
@@ -171,8 +174,12 @@ class Tracker:
     def run(self) -> None:
         self.reader.start()
         next_relist = 0.0
+        next_prune = time.monotonic() + self.prune_seconds
         while not self._stopping.is_set():
             now = time.monotonic()
+            if self.prune_seconds > 0 and now >= next_prune:
+                next_prune = now + self.prune_seconds
+                self._pool.submit(self._guard, "image prune", prune_images, self.rt)
             if self._relist_needed.is_set() or now >= next_relist:
                 self._relist_needed.clear()
                 dropped = self.reader.take_dropped()
@@ -248,7 +255,7 @@ class Tracker:
 
     def _tracked(self, env_id: str) -> bool:
         with self.rt.sessions() as session:
-            return tracked_revision(session, env_id) is not None
+            return tracked_revision(session, env_id, self.rt.host_id) is not None
 
     def _follow(self, settled: Settled) -> None:
         if settled.state in RESTARTABLE:
@@ -273,12 +280,16 @@ class Tracker:
                     Environment.status,
                     Environment.status_detail,
                     Environment.current_revision,
-                ).where(Environment.status.in_(TRACKED), Environment.current_revision.is_not(None))
+                ).where(
+                    Environment.status.in_(TRACKED),
+                    Environment.current_revision.is_not(None),
+                    placed_on(self.rt.host_id),
+                )
             ).all()
             rows = session.scalars(
                 select(ContainerRecord)
                 .join(Environment, Environment.id == ContainerRecord.environment_id)
-                .where(Environment.status.in_(TRACKED))
+                .where(Environment.status.in_(TRACKED), placed_on(self.rt.host_id))
             ).all()
             slots = {
                 e.id: self.specs.slots(session, e.id, e.current_revision) for e in environments
@@ -401,6 +412,19 @@ def _differs(record: ContainerRecord, summary: dict) -> bool:
     return state == "running" and record.health != _health(summary.get("Status") or "")
 
 
+def _host_id(rt: Runtime) -> str | None:
+    """The id of the registered host named HOST_NAME (None for the default engine); exits
+    when there is no such host."""
+    name = rt.settings.get("HOST_NAME") or None
+    if name is None:
+        return None
+    with rt.sessions() as session:
+        host_id = session.scalar(select(Host.id).where(Host.name == name))
+    if host_id is None:
+        raise SystemExit(f"no registered host {name!r}: `catalogctl admin host add {name}` first")
+    return host_id
+
+
 def main() -> None:
     """Run until SIGTERM or SIGINT; waits for the engine and the database when they are away."""
     from workers.runtime import runtime
@@ -414,6 +438,7 @@ def main() -> None:
             log.warning("waiting for the engine and the database: %s", exc)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+    rt = replace(rt, host_id=_host_id(rt))
     tracker = Tracker(rt, rt.settings)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: tracker.stop())

@@ -11,6 +11,7 @@ def register_blueprints(api: Api) -> None:
         deployments,
         environments,
         health,
+        hosts,
         observe,
         packages,
         templates,
@@ -18,7 +19,8 @@ def register_blueprints(api: Api) -> None:
     )
 
     modules = (
-        health, tenants, categories, packages, environments, deployments, observe, templates,
+        health, tenants, hosts, categories, packages, environments, deployments, observe,
+        templates,
     )  # fmt: skip
     for module in modules:
         api.register_blueprint(module.blp, url_prefix="/v1")

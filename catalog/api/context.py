@@ -57,16 +57,26 @@ def publisher():
     return current_app.extensions["catalog"]["publisher"]
 
 
-def engine():
-    """The Docker engine client (created on first use; the API only reads logs through it)."""
+def engine(host=None):
+    """The Docker engine client of `host` (a Host; None: the default engine), created on
+    first use: the API only reads logs through it."""
     extensions = current_app.extensions["catalog"]
-    if extensions.get("docker") is None:
+    if host is None:
+        url = current_app.config["DOCKER_URL"]
+    elif host.docker_url:
+        url = host.docker_url
+    else:
+        raise ServiceUnavailable(
+            f"the API does not know the engine address of host {host.name!r}: "
+            f"`catalogctl admin host update {host.name} --docker-url URL`"
+        )
+    clients = extensions["docker"]
+    if url not in clients:
         import docker
         from docker.errors import DockerException
 
-        url = current_app.config["DOCKER_URL"]
         try:
-            extensions["docker"] = docker.DockerClient(base_url=url) if url else docker.from_env()
+            clients[url] = docker.DockerClient(base_url=url) if url else docker.from_env()
         except DockerException as exc:  # the client asks the engine its version
             raise ServiceUnavailable(f"the Docker engine does not answer: {exc}") from None
-    return extensions["docker"]
+    return clients[url]

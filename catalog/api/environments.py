@@ -37,7 +37,7 @@ def if_match() -> frozenset[str] | None:
 def create_environment(body):
     """Create an empty environment in the caller's tenant (deployer)."""
     view = service.create_environment(
-        db(), principal(), body["name"], body["description"], body["settings"]
+        db(), principal(), body["name"], body["description"], body["settings"], host=body["host"]
     )
     return view, 201, {"ETag": view.etag}
 

@@ -19,7 +19,7 @@ blp = Blueprint("observe", __name__, description="Logs, actions and tasks of app
 @blp.response(200, content_type="text/plain", description="The log lines, oldest first")
 def app_logs(args, env, app):
     """An app's container logs (every service, or `service`); `follow=1` streams one service."""
-    containers = logs.app_containers(db(), principal(), engine(), env, app, args["service"])
+    containers = logs.app_containers(db(), principal(), engine, env, app, args["service"])
     if args["follow"]:
         body = stream_with_context(logs.follow(containers, args["tail"]))
         return Response(body, mimetype="text/plain", headers={"X-Accel-Buffering": "no"})

@@ -12,6 +12,7 @@ from catalog.models.deployment import (
     Task,
 )
 from catalog.models.environment import ENVIRONMENT_STATUSES, App, Environment, HostPort
+from catalog.models.host import Host
 from catalog.models.package import Category, Package, PackageVersion, package_categories
 from catalog.models.template import Template
 from catalog.models.tenant import ROLES, Tenant, Token
@@ -30,6 +31,7 @@ __all__ = [
     "DeploymentEvent",
     "Environment",
     "EnvironmentLease",
+    "Host",
     "HostPort",
     "Package",
     "PackageVersion",

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from catalog.db import Base
 from catalog.models.common import created_column, id_column, utcnow
+from catalog.models.host import Host
 from catalog.models.tenant import Tenant
 
 ENVIRONMENT_STATUSES = (
@@ -25,6 +26,8 @@ class Environment(Base):
     name: Mapped[str] = mapped_column(String(63), nullable=False)
     description: Mapped[str] = mapped_column(Text, default="", nullable=False)
     settings: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)
+    # The Docker host it runs on; None: the default engine. Chosen at creation, never moved.
+    host_id: Mapped[str | None] = mapped_column(ForeignKey("hosts.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="new", nullable=False)
     status_detail: Mapped[str] = mapped_column(Text, default="", nullable=False)
     # Bumped by every draft edit; the ETag of the environment and its apps.
@@ -37,6 +40,7 @@ class Environment(Base):
     )
 
     tenant: Mapped[Tenant] = relationship(lazy="joined")
+    host: Mapped[Host | None] = relationship()
     apps: Mapped[list[App]] = relationship(
         back_populates="environment",
         cascade="all, delete-orphan",
@@ -44,6 +48,16 @@ class Environment(Base):
         # Loaded when read: most reads of an environment (its deployments, events, status,
         # the workers' checks) never touch its apps. Lists ask for them with selectinload.
     )
+
+    @property
+    def host_name(self) -> str | None:
+        """The name of its Docker host, whose workers get its tasks; None: the default engine."""
+        return self.host.name if self.host_id is not None else None
+
+
+def placed_on(host_id: str | None):
+    """The condition on Environment of being placed on host `host_id` (None: on no host)."""
+    return Environment.host_id.is_(None) if host_id is None else Environment.host_id == host_id
 
 
 class App(Base):

@@ -10,6 +10,16 @@ NAME = validate.Regexp(
 )
 
 
+class JsonBoolean(fields.Boolean):
+    """A JSON body's boolean: `true` or `false` only (not 0, 1 or "yes", which a query
+    string's booleans accept)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class PageArgs(Schema):
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 200))
     cursor = fields.String(load_default=None, validate=validate.Length(max=512))

@@ -57,10 +57,19 @@ def bindings_field(**kwargs) -> fields.Dict:
 # -- requests --------------------------------------------------------------------------------
 
 
+def host_field() -> fields.String:
+    return fields.String(
+        load_default=None,
+        validate=DNS_LABEL,
+        metadata={"description": "the Docker host to run on; default: the least busy one"},
+    )
+
+
 class EnvironmentCreate(Schema):
     name = fields.String(required=True, validate=DNS_LABEL)
     description = fields.String(load_default="", validate=validate.Length(max=10_000))
     settings = settings_field(load_default=dict, validate=bounded_document)
+    host = host_field()
 
 
 class EnvironmentPatch(Schema):
@@ -96,7 +105,8 @@ class Endpoint(Schema):
     service = fields.String()
     container_port = fields.Integer()
     protocol = fields.String()
-    host = fields.Function(lambda _port: current_app.config["PUBLIC_HOST"])
+    # None: on the default engine, whose address the API's PUBLIC_HOST setting gives.
+    host = fields.Function(lambda endpoint: endpoint.host or current_app.config["PUBLIC_HOST"])
     port = fields.Integer()
 
 
@@ -121,6 +131,9 @@ class Environment(Schema):
     id = fields.String()
     name = fields.String()
     tenant = fields.String()
+    host = fields.String(
+        allow_none=True, metadata={"description": "its Docker host; null: the default engine"}
+    )
     description = fields.String()
     status = fields.String()
     status_detail = fields.String()

@@ -9,6 +9,7 @@ from catalog.schemas.environments import (
     DNS_LABEL,
     AppCreate,
     bounded_document,
+    host_field,
     parameters_field,
     settings_field,
 )
@@ -55,6 +56,7 @@ class TemplateArgs(PageArgs):
 
 class EnvironmentFromTemplate(Schema):
     name = fields.String(required=True, validate=DNS_LABEL)
+    host = host_field()
     description = fields.String(validate=validate.Length(max=10_000))
     settings = settings_field(
         load_default=dict,

@@ -83,7 +83,7 @@ def run_action(
         detail={"app": app_name, "action": action, "service": service},
     )  # fmt: skip
     session.commit()
-    if not publisher.send(ACTION_TASK, task.id):
+    if not publisher.send(ACTION_TASK, task.id, host=environment.host_name):
         task.status, task.error = "failed", "the message broker is unreachable; try again"
         session.commit()
     return task

@@ -22,6 +22,7 @@ from catalog.errors import (
 )
 from catalog.models import ContainerRecord, Deployment, DeploymentEvent, Environment
 from catalog.models.common import utcnow
+from catalog.models.environment import placed_on
 from catalog.queue import DEPLOY_TASK, Publisher
 from catalog.services import audit
 from catalog.services.environments import draft_spec, get_environment
@@ -104,9 +105,9 @@ def _check_log_budget(
 ) -> None:
     """Refuse a deployment whose containers' log shares would not fit the host's budget."""
     used = session.scalar(
-        select(func.coalesce(func.sum(ContainerRecord.log_bytes), 0)).where(
-            ContainerRecord.environment_id != environment.id
-        )
+        select(func.coalesce(func.sum(ContainerRecord.log_bytes), 0))
+        .join(Environment, Environment.id == ContainerRecord.environment_id)
+        .where(ContainerRecord.environment_id != environment.id, placed_on(environment.host_id))
     )
     containers = sum(len(app["manifest"].get("services", {})) for app in spec["apps"])
     needed = containers * limits.log_share
@@ -166,13 +167,16 @@ def create_deployment(
         f"{environment.id}@{deployment.revision}", tenant_id=environment.tenant_id,
     )  # fmt: skip
     session.commit()
-    _publish(session, publisher, deployment)
+    _publish(session, publisher, deployment, environment.host_name)
     return deployment
 
 
-def _publish(session: Session, publisher: Publisher, deployment: Deployment) -> None:
-    """Publish after the commit; when the broker is away the resync publishes it later."""
-    if publisher.send(DEPLOY_TASK, deployment.environment_id, deployment.revision):
+def _publish(
+    session: Session, publisher: Publisher, deployment: Deployment, host: str | None
+) -> None:
+    """Publish after the commit, to the environment's host; when the broker is away the
+    resync publishes it later."""
+    if publisher.send(DEPLOY_TASK, deployment.environment_id, deployment.revision, host=host):
         deployment.published_at = utcnow()
     else:
         deployment.published_at = None  # never published: the next resync sends it

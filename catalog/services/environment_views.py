@@ -16,6 +16,7 @@ from catalog.models import (
     ContainerRecord,
     Deployment,
     Environment,
+    Host,
     HostPort,
     Package,
     PackageVersion,
@@ -33,6 +34,17 @@ from packages.versions import select_version
 
 
 @dataclass(frozen=True)
+class EndpointView:
+    """A published port: its host address, None on the default engine (PUBLIC_HOST)."""
+
+    service: str
+    container_port: int
+    protocol: str
+    port: int
+    host: str | None
+
+
+@dataclass(frozen=True)
 class AppView:
     name: str
     package: str
@@ -42,7 +54,7 @@ class AppView:
     status: str
     parameters: dict
     bindings: dict
-    endpoints: list[HostPort]
+    endpoints: list[EndpointView]
     created_at: datetime
     etag: str
 
@@ -52,6 +64,7 @@ class EnvironmentView:
     id: str
     name: str
     tenant: str
+    host: str | None
     description: str
     status: str
     status_detail: str
@@ -167,11 +180,21 @@ def describe_many(session: Session, envs: list[Environment]) -> list[Environment
         .order_by(HostPort.service, HostPort.container_port, HostPort.protocol)
     ):
         ports[port.environment_id, port.app].append(port)
-    return [_view(env, index, current.get(env.id), containers, ports) for env in envs]
+    host_ids = {e.host_id for e in envs if e.host_id is not None}
+    hosts = (
+        {h.id: h for h in session.scalars(select(Host).where(Host.id.in_(host_ids)))}
+        if host_ids
+        else {}
+    )
+    return [
+        _view(env, hosts.get(env.host_id), index, current.get(env.id), containers, ports)
+        for env in envs
+    ]
 
 
 def _view(
     env: Environment,
+    host: Host | None,
     index: PackageIndex,
     deployment: Deployment | None,
     containers: dict[tuple[str, str], list[ContainerRecord]],
@@ -180,6 +203,7 @@ def _view(
     spec = deployment.spec if deployment is not None else None
     deployed = {a["name"]: a for a in (spec or {}).get("apps", [])}
     etag = etag_of(env)
+    address = host.public_host if host is not None else None
     apps, draft = [], []
     for app in env.apps:
         resolved = index.resolve(app.package, app.version)
@@ -201,7 +225,12 @@ def _view(
                 ),
                 parameters=mask_secrets(app.parameters, hidden),
                 bindings=dict(app.bindings),
-                endpoints=ports.get((env.id, app.name), []) if running else [],
+                endpoints=[
+                    EndpointView(p.service, p.container_port, p.protocol, p.port, address)
+                    for p in ports.get((env.id, app.name), [])
+                ]
+                if running
+                else [],
                 created_at=app.created_at,
                 etag=etag,
             )
@@ -219,6 +248,7 @@ def _view(
         id=env.id,
         name=env.name,
         tenant=env.tenant.name,
+        host=host.name if host is not None else None,
         description=env.description,
         status=env.status,
         status_detail=env.status_detail,

@@ -52,6 +52,7 @@ from catalog.services.environment_views import (
     describe_many,
     etag_of,
 )
+from catalog.services.hosts import place
 from catalog.services.lookup import commit_or_conflict, find_owned
 from catalog.services.pagination import page_by_name
 
@@ -129,9 +130,10 @@ def create_environment(
     *,
     apps: Iterable[App] = (),
     template: str | None = None,
+    host: str | None = None,
 ) -> EnvironmentView:
     """A new environment in the caller's tenant (deployer): empty, or with the draft `apps`
-    checked already (made from `template`)."""
+    checked already (made from `template`), on the Docker host named or chosen by `place`."""
     require_role(principal, "deployer")
     taken = f"environment {name!r} exists already"
     if session.scalar(
@@ -148,10 +150,13 @@ def create_environment(
         status="new",
         draft_version=1,
         apps=list(apps),
+        host=place(session, host),
     )
     session.add(env)
     session.flush()
-    detail = {"name": name} if template is None else {"name": name, "template": template}
+    detail = {"name": name, "host": env.host.name if env.host else None}
+    if template is not None:
+        detail["template"] = template
     audit.record(session, principal, "environment.create", "environment", env.id, detail=detail)
     commit_or_conflict(session, taken)
     return describe(session, env)
@@ -232,7 +237,7 @@ def delete_environment(
         detail={"name": env.name},
     )
     session.commit()
-    publisher.send(TEARDOWN_TASK, env.id)
+    publisher.send(TEARDOWN_TASK, env.id, host=env.host_name)
 
 
 # -- apps ------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import docker
 from docker.errors import APIError
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from catalog.auth import Principal
 from catalog.errors import NotFound, ServiceUnavailable
-from catalog.models import App
+from catalog.models import App, Host
 from catalog.services.environments import get_environment
 
 MAX_TAIL = 10_000
@@ -33,15 +33,16 @@ def _containers(client: docker.DockerClient, env_id: str, app: str, service: str
 def app_containers(
     session: Session,
     principal: Principal,
-    client: docker.DockerClient,
+    engine: Callable[[Host | None], docker.DockerClient],
     env_name: str,
     app_name: str,
     service: str | None,
 ):
+    """The app's containers on its environment's engine (`engine(host)` gives the client)."""
     environment = get_environment(session, principal, env_name)
     if not any(a.name == app_name for a in environment.apps if isinstance(a, App)):
         raise NotFound(f"environment {env_name!r} has no app {app_name!r}")
-    containers = _containers(client, environment.id, app_name, service)
+    containers = _containers(engine(environment.host), environment.id, app_name, service)
     if not containers:
         what = f"service {service!r} of app {app_name!r}" if service else f"app {app_name!r}"
         raise NotFound(f"{what} has no containers (is it deployed?)")

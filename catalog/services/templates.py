@@ -234,4 +234,5 @@ def create_environment_from(
             for a, r in zip(apps, resolved, strict=True)
         ],
         template=template.name,
+        host=body["host"],
     )

@@ -1,4 +1,4 @@
-"""`catalogctl admin` through the API: tenants, tokens, health and metrics.
+"""`catalogctl admin` through the API: tenants, tokens, hosts, health and metrics.
 
 `admin bootstrap` (the first token, written straight into this machine's database) lives in
 catalogctl/server.py with the other commands that run the service itself.
@@ -108,6 +108,76 @@ def token_revoke(token_id: str, yes: bool) -> None:
     confirm(f"Revoke token {token_id}", yes)
     api().json("DELETE", path("tokens", token_id))
     done(f"revoked token {token_id}")
+
+
+HOST_COLUMNS = (
+    ("NAME", "name"),
+    ("PUBLIC HOST", "public_host"),
+    ("ENGINE", "docker_url"),
+    ("ENABLED", "enabled"),
+    ("ENVIRONMENTS", "environments"),
+)
+
+
+@admin.group("host")
+def host() -> None:
+    """Docker hosts: the engines environments are placed on.
+
+    \b
+    On each host run its worker and tracker with its name:
+      catalogctl worker --host-name NAME
+      catalogctl tracker --host-name NAME
+    """
+
+
+@host.command("add")
+@click.argument("name")
+@click.option("--public-host", required=True, help="The address shown in endpoints.")
+@click.option("--docker-url", default="", help="Where the API reads logs (tcp://...:2376).")
+@click.option("--disabled", is_flag=True, help="Place no new environments here yet.")
+@api_options
+def host_add(name: str, public_host: str, docker_url: str, disabled: bool) -> None:
+    """Register a Docker host (admin)."""
+    body = {"name": name, "public_host": public_host, "docker_url": docker_url,
+            "enabled": not disabled}  # fmt: skip
+    created = api().json("POST", "/hosts", json=body)
+    done(f"added host {created['name']}; on it run `catalogctl worker --host-name {name}` and "
+         f"`catalogctl tracker --host-name {name}`", created)  # fmt: skip
+
+
+@host.command("list")
+@api_options
+def host_list() -> None:
+    """Registered hosts and how many environments each runs (admin)."""
+    show_list(api().json("GET", "/hosts")["items"], HOST_COLUMNS)
+
+
+@host.command("update")
+@click.argument("name")
+@click.option("--public-host", help="The address shown in endpoints.")
+@click.option("--docker-url", help="Where the API reads logs.")
+@click.option("--enable/--disable", "enabled", default=None,
+              help="Whether new environments may be placed here.")  # fmt: skip
+@api_options
+def host_update(name: str, public_host, docker_url, enabled) -> None:
+    """Change a host's addresses, or stop placing new environments on it (admin)."""
+    changes = {k: v for k, v in (("public_host", public_host), ("docker_url", docker_url),
+                                 ("enabled", enabled)) if v is not None}  # fmt: skip
+    if not changes:
+        raise click.UsageError("nothing to change: give at least one option")
+    updated = api().json("PATCH", path("hosts", name), json=changes)
+    done(f"updated host {updated['name']}", updated)
+
+
+@host.command("remove")
+@click.argument("name")
+@yes_option
+@api_options
+def host_remove(name: str, yes: bool) -> None:
+    """Unregister a host with no environments (admin)."""
+    confirm(f"Remove host {name}", yes)
+    api().json("DELETE", path("hosts", name))
+    done(f"removed host {name}")
 
 
 @admin.command("health")

@@ -49,8 +49,11 @@ def env() -> None:
 @click.option("--description", default="", help="What it is for.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="A setting.")
 @click.option("--settings-file", type=FILE, help="Settings from a YAML or JSON mapping.")
+@click.option("--host", help="The Docker host to run on; default: the least busy one.")
 @api_options
-def create_command(name: str, description: str, settings: tuple[str, ...], settings_file) -> None:
+def create_command(
+    name: str, description: str, settings: tuple[str, ...], settings_file, host
+) -> None:
     """Create an empty environment in the token's tenant.
 
     Settings are visible to every app's templates; a VALUE is JSON when it parses as JSON
@@ -62,6 +65,8 @@ def create_command(name: str, description: str, settings: tuple[str, ...], setti
         "settings": {**mapping_file(settings_file, "--settings-file"),
                      **key_values(settings, "--set")},
     }  # fmt: skip
+    if host is not None:
+        body["host"] = host
     created = api().json("POST", "/environments", json=body)
     done(f"created environment {created['name']}", created)
 
@@ -80,6 +85,7 @@ def show_environment(item: dict) -> None:
         (
             ("name", "name"),
             ("tenant", "tenant"),
+            ("host", lambda e: e.get("host") or "default"),
             ("status", lambda e: e["status"] + (f" ({e['status_detail']})"
                                                 if e.get("status_detail") else "")),
             ("revision", "current_revision"),

@@ -162,6 +162,7 @@ def app_parameters(pairs: tuple[str, ...], files: tuple[str, ...]) -> dict[str, 
 @template_argument
 @click.argument("env")
 @click.option("--description", help="What it is for; default: the template's description.")
+@click.option("--host", help="The Docker host to run on; default: the least busy one.")
 @click.option(
     "--set", "settings", multiple=True, metavar="KEY=VALUE", help="A setting, over the template's."
 )
@@ -181,7 +182,7 @@ def app_parameters(pairs: tuple[str, ...], files: tuple[str, ...]) -> dict[str, 
     help="Parameters of one app from a YAML or JSON mapping, over the template's.",
 )
 @api_options
-def use_command(template: str, env: str, description, settings, params, params_files) -> None:
+def use_command(template: str, env: str, description, host, settings, params, params_files) -> None:
     """Make environment ENV from TEMPLATE; `catalogctl deploy ENV` then runs it.
 
     The parameters given here replace the template's app by app, key by key (top-level keys).
@@ -193,6 +194,8 @@ def use_command(template: str, env: str, description, settings, params, params_f
     }
     if description is not None:
         body["description"] = description
+    if host is not None:
+        body["host"] = host
     created = api().json("POST", path("templates", template, "environments"), json=body)
     apps = apps_text(len(created["apps"]))
     done(f"created environment {created['name']} from template {template} ({apps}); "

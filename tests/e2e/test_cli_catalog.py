@@ -188,6 +188,25 @@ def test_tenants_and_tokens(cli, live_server):
     assert "# TYPE" in cli("admin", "metrics").stdout
 
 
+def test_docker_hosts(cli):
+    added = cli("admin", "host", "add", "east", "--public-host", "east.example.com")
+    assert added.stdout.strip() == (
+        "added host east; on it run `catalogctl worker --host-name east` and "
+        "`catalogctl tracker --host-name east`"
+    )
+    cli("env", "create", "shop")
+    assert cli.json("env", "show", "shop")["host"] == "east"
+    assert "host:            east" in cli("env", "show", "shop").stdout
+    listed = cli("admin", "host", "list").stdout.splitlines()
+    assert listed[1].split() == ["east", "east.example.com", "-", "yes", "1"]
+    cli("admin", "host", "update", "east", "--disable")
+    assert cli.json("admin", "host", "list")[0]["enabled"] is False
+    refused = cli("admin", "host", "remove", "east", "--yes", code=1)
+    assert "runs 1 environment(s)" in refused.stderr
+    cli("admin", "host", "add", "west", "--public-host", "west.example.com", "--disabled")
+    assert cli("admin", "host", "remove", "west", "--yes").stdout.strip() == "removed host west"
+
+
 def test_an_invalid_request_lists_each_problem_on_its_own_line(cli):
     result = cli("env", "create", "Not_A_Label", "--set", "x=1", code=1)
     lines = result.stderr.strip().splitlines()

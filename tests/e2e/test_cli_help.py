@@ -40,6 +40,7 @@ def test_the_command_tree_has_every_group_the_api_needs():
         "events", "logs", "action run", "action show",
         "admin bootstrap", "admin tenant create", "admin tenant list", "admin token create",
         "admin token list", "admin token revoke", "admin health", "admin metrics",
+        "admin host add", "admin host list", "admin host update", "admin host remove",
         "login", "profile list", "profile use", "profile delete",
         "up", "serve", "worker", "beat", "tracker", "db upgrade", "spec", "completion",
     ):  # fmt: skip

@@ -40,8 +40,7 @@ def app(database_url, tmp_path, app_config):
         }
     )
     yield app
-    docker_client = app.extensions["catalog"].get("docker")
-    if docker_client is not None:
+    for docker_client in app.extensions["catalog"].get("docker", {}).values():
         docker_client.close()
     engine = app.extensions["catalog"]["engine"]
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
@@ -132,16 +131,17 @@ def package_bytes(name: str = "org.acme.web", version: str = "1.0.0", **extra) -
 
 @pytest.fixture
 def published_tasks():
-    """A function returning [(task name, args)] published to this run's queue since the last call.
+    """A function returning [(task name, args)] published to this run's queue (or the queue
+    named) since the last call.
 
     Reads the real RabbitMQ queue; the queue is emptied first so earlier tests don't count.
     """
     from kombu import Connection
 
-    def drain() -> list[tuple[str, list]]:
+    def drain(name: str = TASK_QUEUE) -> list[tuple[str, list]]:
         found = []
         with Connection(BROKER_URL) as conn:
-            queue = conn.SimpleQueue(TASK_QUEUE)
+            queue = conn.SimpleQueue(name)
             try:
                 while True:
                     try:

@@ -158,6 +158,7 @@ CHECKED_BEYOND_THE_SCHEMA = {
     "categories": "names of existing categories",
     "apps": "apps of packages the tenant may deploy, bound to each other",
     "environment": "the name of an existing environment",
+    "host": "the name of a registered Docker host",
 }
 
 

@@ -214,7 +214,7 @@ def test_an_environment_from_a_template_gets_its_apps_settings_and_secrets(world
     with session(app) as s:
         last = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
     assert last.action == "environment.create"
-    assert last.detail == {"name": "shop2", "template": "shop-tpl"}
+    assert last.detail == {"name": "shop2", "host": None, "template": "shop-tpl"}
 
 
 def test_a_masked_secret_keeps_the_templates_value_and_a_new_one_replaces_it(world, app):

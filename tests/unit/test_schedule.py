@@ -1,26 +1,27 @@
-"""What `catalogctl beat` runs, and how often, from the settings."""
+"""What `catalogctl beat` runs, how often, and on which queue."""
 
 from __future__ import annotations
 
 from catalog import config
-from catalog.queue import PRUNE_IMAGES_TASK, RESYNC_TASK, make_celery
+from catalog.queue import RESYNC_TASK, host_queue, maintenance_queue, make_celery
 
 
-def schedule(**environ: str) -> dict[str, tuple[str, float]]:
+def schedule(**environ: str) -> dict[str, dict]:
     settings = config.load({"CATALOG_HOME": "/nonexistent", **environ})
-    entries = make_celery(settings).conf.beat_schedule
-    return {name: (entry["task"], entry["schedule"]) for name, entry in entries.items()}
+    return make_celery(settings).conf.beat_schedule
 
 
-def test_beat_resyncs_often_and_prunes_images_hourly_by_default():
-    assert schedule() == {
-        "resync": (RESYNC_TASK, 10.0),
-        "prune-images": (PRUNE_IMAGES_TASK, 3600.0),
+def test_beat_resyncs_on_the_queue_every_worker_consumes():
+    assert schedule(CATALOG_TASK_QUEUE="cat", CATALOG_RESYNC_SECONDS="4") == {
+        "resync": {
+            "task": RESYNC_TASK,
+            "schedule": 4.0,
+            "options": {"queue": "cat.maintenance", "expires": 4.0},
+        }
     }
 
 
-def test_image_pruning_follows_its_setting_and_zero_turns_it_off():
-    assert schedule(CATALOG_PRUNE_IMAGES_SECONDS="600")["prune-images"] == (
-        PRUNE_IMAGES_TASK, 600.0,
-    )  # fmt: skip
-    assert "prune-images" not in schedule(CATALOG_PRUNE_IMAGES_SECONDS="0")
+def test_each_host_has_a_queue_of_its_own_and_the_default_engine_the_base_one():
+    assert host_queue("cat", None) == "cat"
+    assert host_queue("cat", "east") == "cat.host.east"
+    assert maintenance_queue("cat") not in {host_queue("cat", None), host_queue("cat", "x")}

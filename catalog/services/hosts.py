@@ -1,0 +1,145 @@
+"""Docker hosts (admin) and where new environments are placed.
+
+With no host registered, every environment runs on the default engine, served by the
+workers and the tracker started without a host name. Once hosts are registered, a new
+environment goes to the host it names, or to the enabled host with the fewest environments;
+it stays there. Its deployments, teardown and actions are published to that host's queue,
+its endpoints show that host's public address, and the API reads its logs from that host's
+engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from catalog.auth import Principal, require_role
+from catalog.errors import Conflict, NotFound, ValidationFailed
+from catalog.models import Environment, Host
+from catalog.services import audit
+from catalog.services.lookup import commit_or_conflict
+
+FIELDS = ("public_host", "docker_url", "enabled")
+
+
+@dataclass(frozen=True)
+class HostView:
+    id: str
+    name: str
+    public_host: str
+    docker_url: str
+    enabled: bool
+    environments: int
+    created_at: datetime
+
+
+def _counts(session: Session) -> dict[str, int]:
+    return dict(
+        session.execute(
+            select(Environment.host_id, func.count())
+            .where(Environment.host_id.is_not(None))
+            .group_by(Environment.host_id)
+        ).all()
+    )
+
+
+def _view(host: Host, counts: dict[str, int]) -> HostView:
+    return HostView(
+        id=host.id,
+        name=host.name,
+        public_host=host.public_host,
+        docker_url=host.docker_url,
+        enabled=host.enabled,
+        environments=counts.get(host.id, 0),
+        created_at=host.created_at,
+    )
+
+
+def _get(session: Session, name: str) -> Host:
+    host = session.scalar(select(Host).where(Host.name == name))
+    if host is None:
+        raise NotFound(f"no host {name!r}")
+    return host
+
+
+def add_host(session: Session, principal: Principal, body: dict[str, Any]) -> HostView:
+    require_role(principal, "admin")
+    taken = f"a host named {body['name']!r} exists already"
+    if session.scalar(select(Host.id).where(Host.name == body["name"])):
+        raise Conflict(taken)
+    host = Host(name=body["name"], **{f: body[f] for f in FIELDS})
+    session.add(host)
+    session.flush()
+    audit.record(session, principal, "host.create", "host", host.id, detail={"name": host.name})
+    commit_or_conflict(session, taken)
+    return _view(host, {})
+
+
+def list_hosts(session: Session, principal: Principal) -> list[HostView]:
+    require_role(principal, "admin")
+    counts = _counts(session)
+    return [_view(h, counts) for h in session.scalars(select(Host).order_by(Host.name))]
+
+
+def show_host(session: Session, principal: Principal, name: str) -> HostView:
+    require_role(principal, "admin")
+    return _view(_get(session, name), _counts(session))
+
+
+def update_host(
+    session: Session, principal: Principal, name: str, changes: dict[str, Any]
+) -> HostView:
+    """Change a host's public address, engine address, or whether it takes new environments."""
+    require_role(principal, "admin")
+    host = _get(session, name)
+    changed = sorted(f for f, value in changes.items() if getattr(host, f) != value)
+    for field in changed:
+        setattr(host, field, changes[field])
+    audit.record(
+        session, principal, "host.update", "host", host.id,
+        detail={"name": host.name, "fields": changed},
+    )  # fmt: skip
+    session.commit()
+    return _view(host, _counts(session))
+
+
+def remove_host(session: Session, principal: Principal, name: str) -> None:
+    """Unregister a host; refused while environments are placed on it."""
+    require_role(principal, "admin")
+    host = _get(session, name)
+    placed = _counts(session).get(host.id, 0)
+    if placed:
+        raise Conflict(
+            f"host {name!r} runs {placed} environment(s); delete them, or disable the host "
+            "so that no new ones are placed on it"
+        )
+    audit.record(session, principal, "host.delete", "host", host.id, detail={"name": name})
+    session.delete(host)
+    session.commit()
+
+
+def place(session: Session, requested: str | None) -> Host | None:
+    """The host a new environment goes to: the one named, else the enabled host with the
+    fewest environments (by name on a tie), else None (the default engine) when none is
+    registered. Read with the environment's insert, so concurrent ones may share a host."""
+    if requested is not None:
+        host = session.scalar(select(Host).where(Host.name == requested))
+        problem = (
+            f"no host {requested!r}" if host is None
+            else f"host {requested!r} takes no new environments (disabled)" if not host.enabled
+            else None
+        )  # fmt: skip
+        if problem:
+            raise ValidationFailed(problem, errors=[{"path": "host", "message": problem}])
+        return host
+    hosts = list(session.scalars(select(Host).where(Host.enabled.is_(True))))
+    if not hosts:
+        if session.scalar(select(func.count()).select_from(Host)):
+            raise Conflict("every registered host is disabled: no host takes new environments")
+        return None
+    counts = _counts(session)
+    return min(hosts, key=lambda h: (counts.get(h.id, 0), h.name))

@@ -1,0 +1,266 @@
+"""Docker hosts: registered by admins, environments placed on them, their tasks routed to each
+host's workers, their endpoints and logs from that host, and each tracker minding only its own
+host's environments.
+
+The tests have one engine; two "hosts" here are two names for it, each with workers and a
+tracker of its own, which is all the catalog can tell of a host.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+
+import pytest
+from sqlalchemy import func, select
+
+from catalog.models import AuditEvent
+from catalog.queue import DEPLOY_TASK, TEARDOWN_TASK, host_queue
+from tests.conftest import TASK_QUEUE
+from tests.integration import test_tracker as tracker_tests
+from tests.integration.conftest import package_bytes
+from tests.integration.stack import BIN
+from tests.integration.test_tracker import SLEEPER, running_ids, throughout
+from tests.polling import eventually
+
+EAST = host_queue(TASK_QUEUE, "east")
+start_tracker = tracker_tests.start_tracker  # a fixture: the tracker as a real process
+
+
+@pytest.fixture
+def admin(make_caller):
+    return make_caller("root", "admin")
+
+
+def call(client, caller, method, path, body=None):
+    headers = caller.headers if caller is not None else {}
+    return client.open(f"/v1{path}", method=method, json=body, headers=headers)
+
+
+def add_host(client, admin, name, **body):
+    response = call(client, admin, "POST", "/hosts", {"name": name, "public_host": name, **body})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def audit_count(app) -> int:
+    with app.extensions["catalog"]["sessionmaker"]() as session:
+        return session.scalar(select(func.count()).select_from(AuditEvent))
+
+
+# -- registering -------------------------------------------------------------------------------
+
+
+def test_an_admin_adds_lists_changes_and_removes_hosts(client, app, admin, make_caller):
+    deployer = make_caller("acme", "deployer")
+    created = add_host(client, admin, "east", public_host="east.example.com")
+    assert {k: created[k] for k in ("name", "public_host", "docker_url", "enabled")} == {
+        "name": "east", "public_host": "east.example.com", "docker_url": "", "enabled": True,
+    }  # fmt: skip
+    assert (
+        call(client, admin, "POST", "/hosts", {"name": "east", "public_host": "x"}).status_code
+        == 409
+    )
+    env = call(client, deployer, "POST", "/environments", {"name": "shop"}).get_json()
+    assert env["host"] == "east"
+
+    listed = call(client, admin, "GET", "/hosts").get_json()["items"]
+    assert [(h["name"], h["environments"]) for h in listed] == [("east", 1)]
+    changed = call(
+        client, admin, "PATCH", "/hosts/east", {"enabled": False, "docker_url": "tcp://e:2376"}
+    )
+    assert changed.status_code == 200
+    assert (changed.get_json()["enabled"], changed.get_json()["docker_url"]) == (
+        False,
+        "tcp://e:2376",
+    )
+
+    refused = call(client, admin, "DELETE", "/hosts/east")
+    assert refused.status_code == 409
+    assert "runs 1 environment(s)" in refused.get_json()["detail"]
+    assert call(client, admin, "GET", "/hosts/nowhere").status_code == 404
+    add_host(client, admin, "west")
+    assert call(client, admin, "DELETE", "/hosts/west").status_code == 204
+    assert call(client, admin, "GET", "/hosts/west").status_code == 404
+    with app.extensions["catalog"]["sessionmaker"]() as session:
+        actions = session.scalars(
+            select(AuditEvent.action)
+            .where(AuditEvent.object_type == "host")
+            .order_by(AuditEvent.id)
+        ).all()
+    assert actions == ["host.create", "host.update", "host.create", "host.delete"]
+
+
+@pytest.mark.parametrize(
+    ("role", "status"), [("publisher", 403), ("deployer", 403), ("viewer", 403), (None, 401)]
+)
+def test_only_an_admin_sees_or_touches_hosts(client, app, admin, make_caller, role, status):
+    add_host(client, admin, "east")
+    caller = make_caller("acme", role) if role else None
+    before = audit_count(app)
+
+    for method, path, body in (
+        ("POST", "/hosts", {"name": "west", "public_host": "w"}),
+        ("GET", "/hosts", None),
+        ("GET", "/hosts/east", None),
+        ("PATCH", "/hosts/east", {"enabled": False}),
+        ("DELETE", "/hosts/east", None),
+    ):
+        assert call(client, caller, method, path, body).status_code == status, (method, path)
+    assert audit_count(app) == before
+    assert call(client, admin, "GET", "/hosts/east").get_json()["enabled"] is True
+
+
+# -- placement ---------------------------------------------------------------------------------
+
+
+def test_without_hosts_environments_run_on_the_default_engine(client, make_caller):
+    deployer = make_caller("acme", "deployer")
+
+    env = call(client, deployer, "POST", "/environments", {"name": "shop"}).get_json()
+
+    assert env["host"] is None
+
+
+def test_new_environments_go_to_the_named_or_the_least_busy_enabled_host(
+    client, admin, make_caller
+):
+    deployer = make_caller("acme", "deployer")
+    for name in ("west", "east", "north"):
+        add_host(client, admin, name)
+    call(client, admin, "PATCH", "/hosts/north", {"enabled": False})
+
+    def create(name, **body):
+        response = call(client, deployer, "POST", "/environments", {"name": name, **body})
+        return response.status_code, (response.get_json() or {}).get("host")
+
+    assert create("a") == (201, "east")  # both empty: by name
+    assert create("b") == (201, "west")
+    assert create("c", host="east") == (201, "east")
+    assert create("d") == (201, "west")  # east has 2, west 1
+    status, _ = create("e", host="north")
+    assert status == 400
+    gone = call(client, deployer, "POST", "/environments", {"name": "f", "host": "south"})
+    assert gone.get_json()["errors"] == [{"path": "host", "message": "no host 'south'"}]
+    for name in ("east", "west"):
+        call(client, admin, "PATCH", f"/hosts/{name}", {"enabled": False})
+    full = call(client, deployer, "POST", "/environments", {"name": "g"})
+    assert full.status_code == 409
+    assert "every registered host is disabled" in full.get_json()["detail"]
+
+
+# -- routing -----------------------------------------------------------------------------------
+
+
+def test_an_environments_tasks_go_to_its_hosts_queue_only(
+    client, admin, make_caller, published_tasks
+):
+    publisher = make_caller("acme", "publisher")
+    add_host(client, admin, "east")
+    published_tasks(EAST)
+    gzip = {**publisher.headers, "Content-Type": "application/gzip"}
+    assert (
+        client.post(
+            "/v1/packages", data=package_bytes("org.test.app", "1.0.0"), headers=gzip
+        ).status_code
+        == 201
+    )
+    env = call(client, publisher, "POST", "/environments", {"name": "shop"}).get_json()
+    call(
+        client,
+        publisher,
+        "POST",
+        "/environments/shop/apps",
+        {"name": "web", "package": "org.test.app"},
+    )
+
+    assert call(client, publisher, "POST", "/environments/shop/deployments", {}).status_code == 202
+    assert call(client, publisher, "DELETE", "/environments/shop").status_code == 202
+
+    assert published_tasks(EAST) == [(DEPLOY_TASK, [env["id"], 1]), (TEARDOWN_TASK, [env["id"]])]
+    assert published_tasks() == []
+
+
+def test_a_hosts_worker_deploys_its_environments_and_they_show_its_address(
+    client, admin, deployer, start_worker, docker_client
+):
+    add_host(client, admin, "east", public_host="localhost")
+    start_worker()  # the default engine's: it must not take east's work
+    deployer.publish(package_bytes("org.test.web", "1.0.0"))
+    env = deployer.call("POST", "/environments", json={"name": "shop", "host": "east"})
+    deployer.env_ids.append(env["id"])
+    deployer.add_app("shop", "web", "org.test.web")
+    revision = deployer.deploy("shop")
+    throughout(
+        lambda: deployer.deployment("shop", revision)["status"] == "queued", 3,
+        "east's deployment waits for east's worker",
+    )  # fmt: skip
+
+    start_worker(CATALOG_HOST_NAME="east")
+
+    assert deployer.wait("shop", revision)["status"] == "succeeded"
+    (endpoint,) = deployer.environment("shop")["apps"][0]["endpoints"]
+    assert endpoint["host"] == "localhost"
+    socket.create_connection((endpoint["host"], endpoint["port"]), timeout=5).close()
+    # The API reads logs from a host's engine only once it knows the engine's address.
+    away = client.get("/v1/environments/shop/apps/web/logs", headers=deployer.headers)
+    assert away.status_code == 503
+    assert "--docker-url" in away.get_json()["detail"]
+    call(client, admin, "PATCH", "/hosts/east", {"docker_url": "unix:///var/run/docker.sock"})
+    assert (
+        client.get("/v1/environments/shop/apps/web/logs", headers=deployer.headers).status_code
+        == 200
+    )
+
+
+def test_a_tracker_minds_only_its_own_hosts_environments(
+    client, admin, deployer, start_worker, start_tracker, docker_client
+):
+    start_worker()
+    start_worker(CATALOG_HOST_NAME="east")
+    deployer.publish(package_bytes("org.test.steady", "1.0.0", services={"main": SLEEPER}))
+    ids = {}
+    # `home` is made before any host is registered: it stays on the default engine.
+    for name, host in (("home", None), ("away", "east")):
+        if host is not None:
+            add_host(client, admin, host)
+        env = deployer.call("POST", "/environments", json={"name": name})
+        assert env["host"] == host
+        deployer.env_ids.append(env["id"])
+        deployer.add_app(name, "steady", "org.test.steady")
+        assert deployer.wait(name, deployer.deploy(name))["status"] == "succeeded"
+        ids[name] = running_ids(docker_client, env["id"])[("steady", "main")]
+    start_tracker(HOST_NAME="east")
+
+    started = docker_client.containers.get(ids["away"]).attrs["State"]["StartedAt"]
+    for name in ("home", "away"):
+        docker_client.containers.get(ids[name]).kill()
+        eventually(
+            lambda name=name: docker_client.containers.get(ids[name]).status == "exited", 10,
+            f"{name} killed",
+        )  # fmt: skip
+
+    # East's tracker restarts east's container; the default engine's environment is not its.
+    def restarted() -> bool:
+        state = docker_client.containers.get(ids["away"]).attrs["State"]
+        return state["Running"] and state["StartedAt"] != started
+
+    eventually(restarted, 15, "away restarted by east's tracker")
+    throughout(
+        lambda: (
+            docker_client.containers.get(ids["home"]).status == "exited"
+            and deployer.environment("home")["apps"][0]["status"] == "running"
+        ),
+        3,
+        "home left alone by east's tracker",
+    )
+
+
+def test_a_tracker_for_an_unregistered_host_refuses_to_start(worker_env):
+    done = subprocess.run(
+        [BIN / "catalogctl", "tracker", "--host-name", "nowhere"],
+        env=worker_env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    assert done.returncode != 0
+    assert "no registered host 'nowhere'" in done.stderr
