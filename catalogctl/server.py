@@ -119,10 +119,11 @@ def worker(concurrency: int, beat: bool, loglevel: str) -> None:
     from catalog.queue import host_queue, maintenance_queue
     from workers.celery_app import celery
 
+    host = os.environ.get("CATALOG_HOST_NAME") or None
+    if host is not None:
+        _check_host(host)
     base = celery.conf.task_default_queue
-    queues = (
-        f"{host_queue(base, os.environ.get('CATALOG_HOST_NAME') or None)},{maintenance_queue(base)}"
-    )
+    queues = f"{host_queue(base, host)},{maintenance_queue(base)}"
     # A node name of its own: two workers on one machine would otherwise both be celery@host
     # and the second dies on the first one's exclusive remote-control queue.
     argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", queues,
@@ -131,6 +132,21 @@ def worker(concurrency: int, beat: bool, loglevel: str) -> None:
         _schedule_directory(celery)
         argv.append("--beat")
     celery.worker_main(argv)
+
+
+def _check_host(name: str) -> None:
+    """Refuse to serve a host the catalog does not know: its queue would stay empty."""
+    from catalog import config
+    from catalog.db import make_engine, make_sessionmaker
+    from workers.runtime import UnknownHost, host_id
+
+    engine = make_engine(config.load()["DATABASE_URL"], pool_size=1)
+    try:
+        host_id(make_sessionmaker(engine), name)
+    except UnknownHost as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
 
 
 def _schedule_directory(celery) -> None:

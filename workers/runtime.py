@@ -8,11 +8,12 @@ import socket
 import threading
 from functools import cache
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import configure_mappers
 
 from catalog import config as catalog_config
 from catalog.db import make_engine, make_sessionmaker
+from catalog.models import Host
 from catalog.services.blobs import BlobStore
 from workers.deploy import Runtime
 from workers.driver import Driver, connect
@@ -20,20 +21,40 @@ from workers.driver import Driver, connect
 log = logging.getLogger(__name__)
 
 
+class UnknownHost(RuntimeError):
+    """HOST_NAME names no registered host."""
+
+
+def host_id(sessions, name: str | None) -> str | None:
+    """The id of the registered host `name` (None: the default engine); UnknownHost else."""
+    if not name:
+        return None
+    with sessions() as session:
+        found = session.scalar(select(Host.id).where(Host.name == name))
+    if found is None:
+        raise UnknownHost(
+            f"no registered host {name!r}: `catalogctl admin host add {name} ...` first"
+        )
+    return found
+
+
 @cache
-def _shared() -> tuple[dict, object, Driver, BlobStore]:
+def _shared() -> tuple[dict, object, Driver, BlobStore, str | None]:
     settings = catalog_config.load()
     sessions = make_sessionmaker(make_engine(settings["DATABASE_URL"], pool_size=4))
+    host = host_id(sessions, settings["HOST_NAME"])
     driver = Driver(connect(settings["DOCKER_URL"]))
-    return settings, sessions, driver, BlobStore(settings["BLOB_DIR"])
+    return settings, sessions, driver, BlobStore(settings["BLOB_DIR"]), host
 
 
 def runtime() -> Runtime:
-    settings, sessions, driver, blobs = _shared()
+    """What a task or the tracker works with: settings, database, engine, blobs, its host."""
+    settings, sessions, driver, blobs, host = _shared()
     owner = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
     return Runtime(
-        sessions=sessions, driver=driver, blob_path=blobs.path_for, settings=settings, owner=owner
-    )
+        sessions=sessions, driver=driver, blob_path=blobs.path_for, settings=settings,
+        owner=owner, host_id=host,
+    )  # fmt: skip
 
 
 def warm_up() -> None:
@@ -45,7 +66,7 @@ def warm_up() -> None:
     """
     try:
         configure_mappers()
-        _settings, sessions, _driver, _blobs = _shared()
+        sessions = _shared()[1]
         with sessions() as session:
             session.execute(text("SELECT 1"))
     except Exception as exc:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 
 from docker.errors import DockerException
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from catalog.queue import ACTION_TASK, DEPLOY_TASK, RESYNC_TASK, TEARDOWN_TASK
+from catalog.models import Environment, Host, Task
+from catalog.queue import ACTION_TASK, DEPLOY_TASK, RESYNC_TASK, TEARDOWN_TASK, Publisher
 from workers import actions
 from workers.celery_app import celery
 from workers.deploy import DatabaseAway, LeaseBusy, deploy
@@ -35,11 +37,31 @@ def _runtime_or_retry(task):
         raise task.retry(countdown=ENGINE_RETRY_SECONDS) from None
 
 
+def _rerouted(rt, env_id: str, task: str, *args) -> bool:
+    """Whether the environment is placed on another host than this worker's engine; then the
+    task goes on to that host's queue (sent here by an older API, or a worker moved)."""
+    with rt.sessions() as session:
+        found = session.execute(
+            select(Environment.host_id, Host.name)
+            .outerjoin(Host, Host.id == Environment.host_id)
+            .where(Environment.id == env_id)
+        ).first()
+    if found is None or found.host_id == rt.host_id:
+        return False  # here, or gone (the task itself finds nothing to do)
+    log.warning("%s of %s belongs to host %s's workers; sending it there",
+                task, env_id, found.name or "(default)")  # fmt: skip
+    if not Publisher(celery).send(task, *args, host=found.name):
+        raise RuntimeError("the broker did not take the rerouted task")
+    return True
+
+
 @celery.task(name=DEPLOY_TASK, bind=True, max_retries=None, acks_late=True)
 def deploy_environment(self, env_id: str, revision: int) -> str:
     """Bring environment `env_id` to `revision`; retried while another worker holds it."""
     rt = _runtime_or_retry(self)
     try:
+        if _rerouted(rt, env_id, DEPLOY_TASK, env_id, revision):
+            return "rerouted"
         return deploy(rt, env_id, revision)
     except LeaseBusy:
         raise self.retry(countdown=BUSY_RETRY_SECONDS) from None
@@ -52,6 +74,8 @@ def deploy_environment(self, env_id: str, revision: int) -> str:
 def delete_environment(self, env_id: str) -> str:
     """Remove every container, network and volume of an environment, then its rows."""
     rt = _runtime_or_retry(self)
+    if _rerouted(rt, env_id, TEARDOWN_TASK, env_id):
+        return "rerouted"
     try:
         return teardown(rt, env_id)
     except TeardownBusy:
@@ -61,8 +85,13 @@ def delete_environment(self, env_id: str) -> str:
 @celery.task(name=ACTION_TASK, bind=True, max_retries=None, acks_late=True)
 def run_action(self, task_id: str) -> str:
     """Carry out an action's task; a built-in one waits while a deployment holds the env."""
+    rt = runtime()
+    with rt.sessions() as session:
+        env_id = session.scalar(select(Task.environment_id).where(Task.id == task_id))
+    if env_id is not None and _rerouted(rt, env_id, ACTION_TASK, task_id):
+        return "rerouted"
     try:
-        return actions.run(runtime(), task_id)
+        return actions.run(rt, task_id)
     except actions.ActionBusy:
         raise self.retry(countdown=BUSY_RETRY_SECONDS) from None
 

@@ -40,7 +40,7 @@ from typing import Any
 import docker
 from sqlalchemy import select
 
-from catalog.models import ContainerRecord, Environment, Host
+from catalog.models import ContainerRecord, Environment
 from catalog.models.common import utcnow
 from catalog.models.environment import placed_on
 from workers.deploy import Runtime
@@ -70,6 +70,7 @@ log = logging.getLogger("catalog.tracker")
 EVENT_ACTIONS = ("start", "die", "oom", "kill", "health_status", "destroy", "restart", "stop")
 EVENT_FILTERS = {"type": "container", "label": [ENV_LABEL], "event": list(EVENT_ACTIONS)}
 TICK_SECONDS = 0.1  # how often timers are looked at when no event comes
+FIRST_PRUNE_SECONDS = 60.0
 BUSY_RETRY_SECONDS = 1.0  # another holder has an environment's lease
 
 
@@ -174,12 +175,24 @@ class Tracker:
     def run(self) -> None:
         self.reader.start()
         next_relist = 0.0
-        next_prune = time.monotonic() + self.prune_seconds
+        # The first pass soon after the start: a tracker restarted more often than the
+        # interval would otherwise never prune.
+        next_prune = time.monotonic() + min(self.prune_seconds, FIRST_PRUNE_SECONDS)
+        pruning = None
         while not self._stopping.is_set():
             now = time.monotonic()
-            if self.prune_seconds > 0 and now >= next_prune:
+            if (
+                self.prune_seconds > 0
+                and now >= next_prune
+                and not (pruning and pruning.is_alive())
+            ):
                 next_prune = now + self.prune_seconds
-                self._pool.submit(self._guard, "image prune", prune_images, self.rt)
+                # A thread of its own: a slow pass takes no repair slot, and none overlaps.
+                pruning = threading.Thread(
+                    target=self._guard, args=("image prune", prune_images, self.rt),
+                    name="prune", daemon=True,
+                )  # fmt: skip
+                pruning.start()
             if self._relist_needed.is_set() or now >= next_relist:
                 self._relist_needed.clear()
                 dropped = self.reader.take_dropped()
@@ -412,33 +425,21 @@ def _differs(record: ContainerRecord, summary: dict) -> bool:
     return state == "running" and record.health != _health(summary.get("Status") or "")
 
 
-def _host_id(rt: Runtime) -> str | None:
-    """The id of the registered host named HOST_NAME (None for the default engine); exits
-    when there is no such host."""
-    name = rt.settings.get("HOST_NAME") or None
-    if name is None:
-        return None
-    with rt.sessions() as session:
-        host_id = session.scalar(select(Host.id).where(Host.name == name))
-    if host_id is None:
-        raise SystemExit(f"no registered host {name!r}: `catalogctl admin host add {name}` first")
-    return host_id
-
-
 def main() -> None:
     """Run until SIGTERM or SIGINT; waits for the engine and the database when they are away."""
-    from workers.runtime import runtime
+    from workers.runtime import UnknownHost, runtime
 
     delay = 0.5
     while True:
         try:
             rt = runtime()
             break
+        except UnknownHost as exc:
+            raise SystemExit(str(exc)) from None
         except Exception as exc:
             log.warning("waiting for the engine and the database: %s", exc)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
-    rt = replace(rt, host_id=_host_id(rt))
     tracker = Tracker(rt, rt.settings)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: tracker.stop())

@@ -76,7 +76,12 @@ def engine(host=None):
         from docker.errors import DockerException
 
         try:
-            clients[url] = docker.DockerClient(base_url=url) if url else docker.from_env()
+            clients[url] = (
+                # ssh://user@host: through the machine's own ssh client and its keys.
+                docker.DockerClient(base_url=url, use_ssh_client=url.startswith("ssh://"))
+                if url
+                else docker.from_env()
+            )
         except DockerException as exc:  # the client asks the engine its version
             raise ServiceUnavailable(f"the Docker engine does not answer: {exc}") from None
     return clients[url]

@@ -6,7 +6,7 @@ from flask import url_for
 from marshmallow import Schema, fields, validate
 from webargs.fields import DelimitedList
 
-from catalog.schemas.common import NAME, JsonBoolean, PageArgs
+from catalog.schemas.common import NAME, PageArgs
 
 TAG = validate.Regexp(r"^[a-z0-9][a-z0-9._-]{0,31}$", error="a short lower-case tag")
 VISIBILITY = validate.OneOf(("private", "public"))
@@ -122,11 +122,11 @@ class PackagePatch(Schema):
         fields.String(validate=validate.Length(1, 64)), validate=validate.Length(max=16)
     )
     visibility = fields.String(validate=VISIBILITY)
-    enabled = JsonBoolean()
+    enabled = fields.Boolean()
 
 
 class VersionPatch(Schema):
-    yanked = JsonBoolean(required=True)
+    yanked = fields.Boolean(required=True)
 
 
 class VersionList(Schema):

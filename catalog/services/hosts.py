@@ -59,8 +59,9 @@ def _view(host: Host, counts: dict[str, int]) -> HostView:
     )
 
 
-def _get(session: Session, name: str) -> Host:
-    host = session.scalar(select(Host).where(Host.name == name))
+def _get(session: Session, name: str, *, lock: bool = False) -> Host:
+    query = select(Host).where(Host.name == name)
+    host = session.scalar(query.with_for_update() if lock else query)
     if host is None:
         raise NotFound(f"no host {name!r}")
     return host
@@ -110,7 +111,7 @@ def update_host(
 def remove_host(session: Session, principal: Principal, name: str) -> None:
     """Unregister a host; refused while environments are placed on it."""
     require_role(principal, "admin")
-    host = _get(session, name)
+    host = _get(session, name, lock=True)  # an environment being placed here commits first
     placed = _counts(session).get(host.id, 0)
     if placed:
         raise Conflict(
@@ -125,9 +126,10 @@ def remove_host(session: Session, principal: Principal, name: str) -> None:
 def place(session: Session, requested: str | None) -> Host | None:
     """The host a new environment goes to: the one named, else the enabled host with the
     fewest environments (by name on a tie), else None (the default engine) when none is
-    registered. Read with the environment's insert, so concurrent ones may share a host."""
+    registered. The hosts are locked until the environment is committed: a host is not
+    removed under it, and concurrent placements are counted one after the other."""
     if requested is not None:
-        host = session.scalar(select(Host).where(Host.name == requested))
+        host = session.scalar(select(Host).where(Host.name == requested).with_for_update())
         problem = (
             f"no host {requested!r}" if host is None
             else f"host {requested!r} takes no new environments (disabled)" if not host.enabled
@@ -136,7 +138,11 @@ def place(session: Session, requested: str | None) -> Host | None:
         if problem:
             raise ValidationFailed(problem, errors=[{"path": "host", "message": problem}])
         return host
-    hosts = list(session.scalars(select(Host).where(Host.enabled.is_(True))))
+    hosts = list(
+        session.scalars(
+            select(Host).where(Host.enabled.is_(True)).order_by(Host.name).with_for_update()
+        )
+    )
     if not hosts:
         if session.scalar(select(func.count()).select_from(Host)):
             raise Conflict("every registered host is disabled: no host takes new environments")

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import socket
 import subprocess
+from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from catalog.models import AuditEvent
-from catalog.queue import DEPLOY_TASK, TEARDOWN_TASK, host_queue
+from catalog.models import AuditEvent, Deployment
+from catalog.queue import ACTION_TASK, DEPLOY_TASK, TEARDOWN_TASK, host_queue
 from tests.conftest import TASK_QUEUE
 from tests.integration import test_tracker as tracker_tests
 from tests.integration.conftest import package_bytes
 from tests.integration.stack import BIN
 from tests.integration.test_tracker import SLEEPER, running_ids, throughout
 from tests.polling import eventually
+from workers.resync import republish_stale
 
 EAST = host_queue(TASK_QUEUE, "east")
 start_tracker = tracker_tests.start_tracker  # a fixture: the tracker as a real process
@@ -217,43 +219,49 @@ def test_a_tracker_minds_only_its_own_hosts_environments(
     client, admin, deployer, start_worker, start_tracker, docker_client
 ):
     start_worker()
-    start_worker(CATALOG_HOST_NAME="east")
     deployer.publish(package_bytes("org.test.steady", "1.0.0", services={"main": SLEEPER}))
     ids = {}
     # `home` is made before any host is registered: it stays on the default engine.
     for name, host in (("home", None), ("away", "east")):
         if host is not None:
             add_host(client, admin, host)
+            start_worker(CATALOG_HOST_NAME=host)
         env = deployer.call("POST", "/environments", json={"name": name})
         assert env["host"] == host
         deployer.env_ids.append(env["id"])
         deployer.add_app(name, "steady", "org.test.steady")
         assert deployer.wait(name, deployer.deploy(name))["status"] == "succeeded"
         ids[name] = running_ids(docker_client, env["id"])[("steady", "main")]
-    start_tracker(HOST_NAME="east")
+    east_tracker = start_tracker(HOST_NAME="east")
 
-    started = docker_client.containers.get(ids["away"]).attrs["State"]["StartedAt"]
-    for name in ("home", "away"):
-        docker_client.containers.get(ids[name]).kill()
-        eventually(
-            lambda name=name: docker_client.containers.get(ids[name]).status == "exited", 10,
-            f"{name} killed",
-        )  # fmt: skip
+    def kill(name: str) -> str:
+        container = docker_client.containers.get(ids[name])
+        started = container.attrs["State"]["StartedAt"]
+        container.kill()
+        eventually(lambda: container.reload() or container.status == "exited", 10, f"{name} dead")
+        return started
 
-    # East's tracker restarts east's container; the default engine's environment is not its.
-    def restarted() -> bool:
-        state = docker_client.containers.get(ids["away"]).attrs["State"]
+    def restarted(name: str, started: str) -> bool:
+        state = docker_client.containers.get(ids[name]).attrs["State"]
         return state["Running"] and state["StartedAt"] != started
 
-    eventually(restarted, 15, "away restarted by east's tracker")
-    throughout(
-        lambda: (
-            docker_client.containers.get(ids["home"]).status == "exited"
-            and deployer.environment("home")["apps"][0]["status"] == "running"
-        ),
-        3,
-        "home left alone by east's tracker",
-    )
+    def left_alone(name: str) -> bool:
+        return (
+            docker_client.containers.get(ids[name]).status == "exited"
+            and deployer.environment(name)["apps"][0]["status"] == "running"
+        )
+
+    # East's tracker restarts east's container; the default engine's environment is not its.
+    home_started, away_started = kill("home"), kill("away")
+    eventually(lambda: restarted("away", away_started), 15, "away restarted by east's tracker")
+    throughout(lambda: left_alone("home"), 3, "home left alone by east's tracker")
+
+    # And the default engine's tracker the other way round.
+    east_tracker.stop()
+    start_tracker()
+    eventually(lambda: restarted("home", home_started), 15, "home restarted by its tracker")
+    kill("away")
+    throughout(lambda: left_alone("away"), 3, "away left alone by the default tracker")
 
 
 def test_a_tracker_for_an_unregistered_host_refuses_to_start(worker_env):
@@ -264,3 +272,65 @@ def test_a_tracker_for_an_unregistered_host_refuses_to_start(worker_env):
 
     assert done.returncode != 0
     assert "no registered host 'nowhere'" in done.stderr
+
+
+def test_tasks_reach_their_hosts_workers_whoever_sends_them(
+    app, client, admin, deployer, start_worker, published_tasks
+):
+    add_host(client, admin, "east")
+    deployer.publish(package_bytes("org.test.web", "1.0.0"))
+    env = deployer.call("POST", "/environments", json={"name": "shop"})
+    deployer.env_ids.append(env["id"])
+    deployer.add_app("shop", "web", "org.test.web")
+    east = start_worker(CATALOG_HOST_NAME="east")
+    assert deployer.wait("shop", deployer.deploy("shop"))["status"] == "succeeded"
+    east.terminate()
+    east.stop()
+    published_tasks(EAST), published_tasks()
+
+    # An action, and a deployment the resync sends again, go to east's queue.
+    task = deployer.call("POST", "/environments/shop/apps/web/actions/restart", json={})
+    assert published_tasks(EAST) == [(ACTION_TASK, [task["id"]])]
+    revision = deployer.deploy("shop")
+    assert published_tasks(EAST) == [(DEPLOY_TASK, [env["id"], revision])]
+    with app.extensions["catalog"]["sessionmaker"]() as session:
+        session.execute(update(Deployment).values(published_at=None))
+        session.commit()
+    publisher = app.extensions["catalog"]["publisher"]
+    worker = SimpleNamespace(sessions=app.extensions["catalog"]["sessionmaker"], settings={})
+    assert republish_stale(worker, publisher.celery) == 1
+    assert published_tasks(EAST) == [(DEPLOY_TASK, [env["id"], revision])]
+    assert published_tasks() == []
+
+    # A deploy sent to the default engine's queue (by an API that knows no hosts): the
+    # default engine's worker passes it on to east instead of running it.
+    start_worker()
+    assert publisher.send(DEPLOY_TASK, env["id"], revision)
+    eventually(
+        lambda: published_tasks(EAST) == [(DEPLOY_TASK, [env["id"], revision])], 20,
+        "the default engine's worker passes east's deploy on",
+    )  # fmt: skip
+    assert deployer.deployment("shop", revision)["status"] == "queued"
+
+
+@pytest.mark.parametrize(
+    "app_config", [{"LOG_BUDGET_BYTES": 25 * 1024**2, "LOG_SHARE_BYTES": 10 * 1024**2}]
+)
+def test_each_hosts_log_budget_counts_its_own_containers(client, admin, deployer, start_worker):
+    start_worker()
+    deployer.publish(package_bytes("org.test.pair", "1.0.0", services={"a": SLEEPER, "b": SLEEPER}))
+    deployer.publish(package_bytes("org.test.one", "1.0.0", services={"a": SLEEPER}))
+    for name, package in (("first", "org.test.pair"), ("second", "org.test.one")):
+        env = deployer.create_env(name)
+        deployer.add_app(name, "app", package)
+    # 20 MiB of the default engine's 25 are taken: a 10 MiB container does not fit there.
+    assert deployer.wait("first", deployer.deploy("first"))["status"] == "succeeded"
+    deployer.call("POST", "/environments/second/deployments", expect=507, json={})
+
+    add_host(client, admin, "east")
+    env = deployer.call("POST", "/environments", json={"name": "third"})
+    deployer.env_ids.append(env["id"])
+    deployer.add_app("third", "app", "org.test.one")
+
+    # East's budget is its own: nothing runs there yet.
+    assert deployer.call("POST", "/environments/third/deployments", expect=202, json={})

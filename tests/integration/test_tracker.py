@@ -27,7 +27,7 @@ import docker
 import pytest
 from sqlalchemy import select
 
-from catalog.models import ContainerRecord
+from catalog.models import ContainerRecord, Tenant
 from tests.conftest import TEST_IMAGE
 from tests.integration.conftest import package_bytes
 from tests.integration.stack import BIN, Deployer
@@ -544,3 +544,25 @@ def _engine_runs_afterwards():
     """Whatever a test did to dockerd, the next one finds it running."""
     yield
     ensure_engine()
+
+
+def test_the_tracker_prunes_images_nothing_needs(app, deployer, start_tracker, docker_client):
+    with app.extensions["catalog"]["sessionmaker"]() as session:
+        acme = session.scalar(select(Tenant.id).where(Tenant.name == "acme"))
+    image = docker_client.images.get(TEST_IMAGE).id
+    unneeded = f"catalog.local/{acme}/org.acme.gone:0123456789abcdef-01234567"
+    foreign = f"catalog.local/{uuid.uuid4().hex}/org.other.app:0123456789abcdef-01234567"
+    for name in (unneeded, foreign):
+        docker_client.api.tag(image, *name.rsplit(":", 1))
+    try:
+        start_tracker(PRUNE_IMAGES_SECONDS="1")
+
+        eventually(
+            lambda: unneeded not in docker_client.images.get(image).tags, 15, "unneeded pruned"
+        )
+        assert foreign in docker_client.images.get(image).tags
+        assert TEST_IMAGE in docker_client.images.get(image).tags
+    finally:
+        for name in (unneeded, foreign):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                docker_client.images.remove(name)
