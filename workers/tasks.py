@@ -26,33 +26,47 @@ ENGINE_RETRY_SECONDS = 2.0
 
 
 def _runtime_or_retry(task):
-    """The worker's runtime; while the Docker engine is unreachable (restarting), the task is
-    retried instead of failing: a failed task is acked, and its message would be lost until
-    a resync noticed."""
+    """The worker's runtime; while the Docker engine or the database is unreachable
+    (restarting), the task is retried instead of failing: a failed task is acked, and its
+    message would be lost until a resync noticed (never, for an action)."""
     try:
         return runtime()
-    except DockerException as exc:
-        log.warning("the Docker engine is unreachable, retrying in %.0f s: %s",
+    except (DockerException, DBAPIError) as exc:
+        log.warning("the Docker engine or the database is unreachable, retrying in %.0f s: %s",
                     ENGINE_RETRY_SECONDS, exc)  # fmt: skip
         raise task.retry(countdown=ENGINE_RETRY_SECONDS) from None
 
 
-def _rerouted(rt, env_id: str, task: str, *args) -> bool:
-    """Whether the environment is placed on another host than this worker's engine; then the
-    task goes on to that host's queue (sent here by an older API, or a worker moved)."""
-    with rt.sessions() as session:
-        found = session.execute(
-            select(Environment.host_id, Host.name)
-            .outerjoin(Host, Host.id == Environment.host_id)
-            .where(Environment.id == env_id)
-        ).first()
-    if found is None or found.host_id == rt.host_id:
-        return False  # here, or gone (the task itself finds nothing to do)
-    log.warning("%s of %s belongs to host %s's workers; sending it there",
-                task, env_id, found.name or "(default)")  # fmt: skip
-    if not Publisher(celery).send(task, *args, host=found.name):
-        raise RuntimeError("the broker did not take the rerouted task")
-    return True
+class _Rerouted(Exception):
+    """The task was passed on to the workers of the environment's host."""
+
+
+def _pass_on(task, rt, env_id: str | None, *args) -> None:
+    """Raise _Rerouted after sending the task to its environment's host's queue when that
+    host is not this worker's (an older API, or a worker started for another host, sent it
+    here); retried later when the database or the broker does not answer."""
+    if env_id is None:
+        return
+    try:
+        with rt.sessions() as session:
+            found = session.execute(
+                select(Host.name)
+                .select_from(Environment)
+                .outerjoin(Host, Host.id == Environment.host_id)
+                .where(Environment.id == env_id)
+            ).first()
+        mine = rt.settings.get("HOST_NAME") or None
+        if found is None or found.name == mine:  # by name: queues are named by host name
+            return  # here, or gone (the task itself finds nothing to do)
+        log.warning("%s of %s belongs to host %s's workers; sending it there",
+                    task.name, env_id, found.name or "(default)")  # fmt: skip
+        sent = Publisher(celery).send(task.name, *args, host=found.name)
+    except DBAPIError as exc:
+        log.warning("database away while checking where %s runs (%s); retrying", env_id, exc)
+        raise task.retry(countdown=DATABASE_RETRY_SECONDS) from None
+    if not sent:
+        raise task.retry(countdown=ENGINE_RETRY_SECONDS)
+    raise _Rerouted()
 
 
 @celery.task(name=DEPLOY_TASK, bind=True, max_retries=None, acks_late=True)
@@ -60,9 +74,10 @@ def deploy_environment(self, env_id: str, revision: int) -> str:
     """Bring environment `env_id` to `revision`; retried while another worker holds it."""
     rt = _runtime_or_retry(self)
     try:
-        if _rerouted(rt, env_id, DEPLOY_TASK, env_id, revision):
-            return "rerouted"
+        _pass_on(self, rt, env_id, env_id, revision)
         return deploy(rt, env_id, revision)
+    except _Rerouted:
+        return "rerouted"
     except LeaseBusy:
         raise self.retry(countdown=BUSY_RETRY_SECONDS) from None
     except (DatabaseAway, DBAPIError) as exc:
@@ -74,10 +89,11 @@ def deploy_environment(self, env_id: str, revision: int) -> str:
 def delete_environment(self, env_id: str) -> str:
     """Remove every container, network and volume of an environment, then its rows."""
     rt = _runtime_or_retry(self)
-    if _rerouted(rt, env_id, TEARDOWN_TASK, env_id):
-        return "rerouted"
     try:
+        _pass_on(self, rt, env_id, env_id)
         return teardown(rt, env_id)
+    except _Rerouted:
+        return "rerouted"
     except TeardownBusy:
         raise self.retry(countdown=BUSY_RETRY_SECONDS) from None
 
@@ -85,13 +101,17 @@ def delete_environment(self, env_id: str) -> str:
 @celery.task(name=ACTION_TASK, bind=True, max_retries=None, acks_late=True)
 def run_action(self, task_id: str) -> str:
     """Carry out an action's task; a built-in one waits while a deployment holds the env."""
-    rt = runtime()
-    with rt.sessions() as session:
-        env_id = session.scalar(select(Task.environment_id).where(Task.id == task_id))
-    if env_id is not None and _rerouted(rt, env_id, ACTION_TASK, task_id):
-        return "rerouted"
+    rt = _runtime_or_retry(self)
     try:
+        with rt.sessions() as session:
+            env_id = session.scalar(select(Task.environment_id).where(Task.id == task_id))
+    except DBAPIError:
+        raise self.retry(countdown=DATABASE_RETRY_SECONDS) from None
+    try:
+        _pass_on(self, rt, env_id, task_id)
         return actions.run(rt, task_id)
+    except _Rerouted:
+        return "rerouted"
     except actions.ActionBusy:
         raise self.retry(countdown=BUSY_RETRY_SECONDS) from None
 

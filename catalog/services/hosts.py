@@ -127,7 +127,8 @@ def place(session: Session, requested: str | None) -> Host | None:
     """The host a new environment goes to: the one named, else the enabled host with the
     fewest environments (by name on a tie), else None (the default engine) when none is
     registered. The hosts are locked until the environment is committed: a host is not
-    removed under it, and concurrent placements are counted one after the other."""
+    removed under it, and concurrent placements are counted one after the other (on
+    PostgreSQL; SQLite has one writer at a time anyway)."""
     if requested is not None:
         host = session.scalar(select(Host).where(Host.name == requested).with_for_update())
         problem = (
