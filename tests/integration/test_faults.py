@@ -767,7 +767,7 @@ def test_a9_a_message_dropped_by_the_publisher_is_republished_by_the_resync(
     env = chain_env(deployer, "a9", delay="0.3")
     start_worker(beat=True, CATALOG_RESYNC_SECONDS="1")
     publisher = app.extensions["catalog"]["publisher"]
-    monkeypatch.setattr(publisher, "send", lambda name, *args: False)  # the message is lost
+    monkeypatch.setattr(publisher, "send", lambda name, *args, **where: False)  # the message is lost
 
     revision = deployer.deploy("a9")
     # The worker's resync (every second) may already have republished it and the worker
@@ -793,9 +793,9 @@ def test_a9_a_resync_during_the_publish_does_not_publish_again(
     send = publisher.send
     resynced = []
 
-    def resync_then_send(name, *args):
+    def resync_then_send(name, *args, **where):
         resynced.append(republish_stale(worker, publisher.celery))
-        return send(name, *args)
+        return send(name, *args, **where)
 
     monkeypatch.setattr(publisher, "send", resync_then_send)
     revision = deployer.deploy("a9-window")
