@@ -767,7 +767,8 @@ def test_a9_a_message_dropped_by_the_publisher_is_republished_by_the_resync(
     env = chain_env(deployer, "a9", delay="0.3")
     start_worker(beat=True, CATALOG_RESYNC_SECONDS="1")
     publisher = app.extensions["catalog"]["publisher"]
-    monkeypatch.setattr(publisher, "send", lambda name, *args, **where: False)  # the message is lost
+    # The message is lost.
+    monkeypatch.setattr(publisher, "send", lambda name, *args, **where: False)
 
     revision = deployer.deploy("a9")
     # The worker's resync (every second) may already have republished it and the worker
