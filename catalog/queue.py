@@ -94,7 +94,6 @@ class Publisher:
 
     def __init__(self, celery: Celery) -> None:
         self.celery = celery
-        self.base_queue = celery.conf.task_default_queue
 
     def send(self, name: str, *args: Any, host: str | None = None) -> bool:
         """True when the broker confirmed the message; False when it could not be reached.
@@ -108,12 +107,13 @@ class Publisher:
         that is confirmed after the deadline is only a duplicate for the idempotent task.
         """
         outcome: dict[str, BaseException | None] = {}
+        queue = host_queue(self.celery.conf.task_default_queue, host)
 
         def publish() -> None:
             try:
                 # Each blocking step is bounded too, so an abandoned attempt ends on its own.
                 self.celery.send_task(
-                    name, args=list(args), queue=host_queue(self.base_queue, host),
+                    name, args=list(args), queue=queue,
                     timeout=PUBLISH_TIMEOUT, confirm_timeout=PUBLISH_TIMEOUT,
                 )  # fmt: skip
                 outcome["error"] = None

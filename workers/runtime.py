@@ -39,22 +39,20 @@ def host_id(sessions, name: str | None) -> str | None:
 
 
 @cache
-def _shared() -> tuple[dict, object, Driver, BlobStore, str | None]:
+def _shared() -> tuple[dict, object, Driver, BlobStore]:
     settings = catalog_config.load()
     sessions = make_sessionmaker(make_engine(settings["DATABASE_URL"], pool_size=4))
-    host = host_id(sessions, settings["HOST_NAME"])
     driver = Driver(connect(settings["DOCKER_URL"]))
-    return settings, sessions, driver, BlobStore(settings["BLOB_DIR"]), host
+    return settings, sessions, driver, BlobStore(settings["BLOB_DIR"])
 
 
 def runtime() -> Runtime:
-    """What a task or the tracker works with: settings, database, engine, blobs, its host."""
-    settings, sessions, driver, blobs, host = _shared()
+    """What a task or the tracker works with: settings, database, engine and blobs."""
+    settings, sessions, driver, blobs = _shared()
     owner = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
     return Runtime(
-        sessions=sessions, driver=driver, blob_path=blobs.path_for, settings=settings,
-        owner=owner, host_id=host,
-    )  # fmt: skip
+        sessions=sessions, driver=driver, blob_path=blobs.path_for, settings=settings, owner=owner
+    )
 
 
 def warm_up() -> None:
@@ -66,7 +64,7 @@ def warm_up() -> None:
     """
     try:
         configure_mappers()
-        sessions = _shared()[1]
+        _settings, sessions, _driver, _blobs = _shared()
         with sessions() as session:
             session.execute(text("SELECT 1"))
     except Exception as exc:

@@ -26,27 +26,23 @@ ENGINE_RETRY_SECONDS = 2.0
 
 
 def _runtime_or_retry(task):
-    """The worker's runtime; while the Docker engine or the database is unreachable
-    (restarting), the task is retried instead of failing: a failed task is acked, and its
-    message would be lost until a resync noticed (never, for an action)."""
+    """The worker's runtime; while the Docker engine is unreachable (restarting), the task is
+    retried instead of failing: a failed task is acked, and its message would be lost until
+    a resync noticed (never, for an action)."""
     try:
         return runtime()
-    except (DockerException, DBAPIError) as exc:
-        log.warning("the Docker engine or the database is unreachable, retrying in %.0f s: %s",
+    except DockerException as exc:
+        log.warning("the Docker engine is unreachable, retrying in %.0f s: %s",
                     ENGINE_RETRY_SECONDS, exc)  # fmt: skip
         raise task.retry(countdown=ENGINE_RETRY_SECONDS) from None
 
 
-class _Rerouted(Exception):
-    """The task was passed on to the workers of the environment's host."""
-
-
-def _pass_on(task, rt, env_id: str | None, *args) -> None:
-    """Raise _Rerouted after sending the task to its environment's host's queue when that
-    host is not this worker's (an older API, or a worker started for another host, sent it
-    here); retried later when the database or the broker does not answer."""
+def _passed_on(task, rt, env_id: str | None, *args) -> bool:
+    """Whether the task was sent on to its environment's host's queue, that host not being
+    this worker's (an older API, or a worker started for another host, sent it here);
+    retried later when the database or the broker does not answer."""
     if env_id is None:
-        return
+        return False
     try:
         with rt.sessions() as session:
             found = session.execute(
@@ -57,7 +53,7 @@ def _pass_on(task, rt, env_id: str | None, *args) -> None:
             ).first()
         mine = rt.settings.get("HOST_NAME") or None
         if found is None or found.name == mine:  # by name: queues are named by host name
-            return  # here, or gone (the task itself finds nothing to do)
+            return False  # here, or gone (the task itself finds nothing to do)
         log.warning("%s of %s belongs to host %s's workers; sending it there",
                     task.name, env_id, found.name or "(default)")  # fmt: skip
         sent = Publisher(celery).send(task.name, *args, host=found.name)
@@ -66,7 +62,7 @@ def _pass_on(task, rt, env_id: str | None, *args) -> None:
         raise task.retry(countdown=DATABASE_RETRY_SECONDS) from None
     if not sent:
         raise task.retry(countdown=ENGINE_RETRY_SECONDS)
-    raise _Rerouted()
+    return True
 
 
 @celery.task(name=DEPLOY_TASK, bind=True, max_retries=None, acks_late=True)
@@ -74,10 +70,9 @@ def deploy_environment(self, env_id: str, revision: int) -> str:
     """Bring environment `env_id` to `revision`; retried while another worker holds it."""
     rt = _runtime_or_retry(self)
     try:
-        _pass_on(self, rt, env_id, env_id, revision)
+        if _passed_on(self, rt, env_id, env_id, revision):
+            return "rerouted"
         return deploy(rt, env_id, revision)
-    except _Rerouted:
-        return "rerouted"
     except LeaseBusy:
         raise self.retry(countdown=BUSY_RETRY_SECONDS) from None
     except (DatabaseAway, DBAPIError) as exc:
@@ -90,10 +85,9 @@ def delete_environment(self, env_id: str) -> str:
     """Remove every container, network and volume of an environment, then its rows."""
     rt = _runtime_or_retry(self)
     try:
-        _pass_on(self, rt, env_id, env_id)
+        if _passed_on(self, rt, env_id, env_id):
+            return "rerouted"
         return teardown(rt, env_id)
-    except _Rerouted:
-        return "rerouted"
     except TeardownBusy:
         raise self.retry(countdown=BUSY_RETRY_SECONDS) from None
 
@@ -108,10 +102,9 @@ def run_action(self, task_id: str) -> str:
     except DBAPIError:
         raise self.retry(countdown=DATABASE_RETRY_SECONDS) from None
     try:
-        _pass_on(self, rt, env_id, task_id)
+        if _passed_on(self, rt, env_id, task_id):
+            return "rerouted"
         return actions.run(rt, task_id)
-    except _Rerouted:
-        return "rerouted"
     except actions.ActionBusy:
         raise self.retry(countdown=BUSY_RETRY_SECONDS) from None
 

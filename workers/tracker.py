@@ -427,12 +427,13 @@ def _differs(record: ContainerRecord, summary: dict) -> bool:
 
 def main() -> None:
     """Run until SIGTERM or SIGINT; waits for the engine and the database when they are away."""
-    from workers.runtime import UnknownHost, runtime
+    from workers.runtime import UnknownHost, host_id, runtime
 
     delay = 0.5
     while True:
         try:
             rt = runtime()
+            rt = replace(rt, host_id=host_id(rt.sessions, rt.settings["HOST_NAME"]))
             break
         except UnknownHost as exc:
             raise SystemExit(str(exc)) from None

@@ -106,15 +106,18 @@ class ResolvedApp:
 
 
 def _resolve_draft(
-    session: Session, env: Environment, kept: Mapping[str, dict] | None = None
+    session: Session,
+    env: Environment,
+    kept: Mapping[str, dict] | None = None,
+    index: PackageIndex | None = None,
 ) -> tuple[list[ResolvedApp], list[dict]]:
     """The draft's apps resolved, and every problem.
 
     `kept` is for apps given now rather than stored: by app, the stored parameters whose
     secrets a MASK keeps (an app without any: a MASK is refused). None: the apps are the
-    environment's stored draft.
+    environment's stored draft. `index`: the apps' packages, when the caller has them.
     """
-    index = PackageIndex(session, {a.package for a in env.apps})
+    index = index or PackageIndex(session, {a.package for a in env.apps})
     problems: list[dict[str, str]] = []
     resolved: list[ResolvedApp] = []
     drafts: dict[str, DraftApp] = {}
@@ -172,12 +175,13 @@ def resolve_spec(
     settings: dict,
     apps: list[Mapping[str, Any]],
     kept: Mapping[str, dict] | None = None,
+    index: PackageIndex | None = None,
 ) -> list[ResolvedApp]:
     """A spec not stored as an environment (a template's, or one made from it) resolved the
     way a deployment resolves a draft, or ValidationFailed with check_deployable's problems.
 
-    `apps` are {name, package, version, parameters, bindings}; `kept` as for _resolve_draft
-    (default: nothing kept, a MASK is refused).
+    `apps` are {name, package, version, parameters, bindings}; `kept` and `index` as for
+    _resolve_draft (default: nothing kept, a MASK is refused).
     """
     draft = Environment(tenant_id=tenant_id, name="", settings=settings)
     draft.apps = [
@@ -185,7 +189,7 @@ def resolve_spec(
             parameters=a.get("parameters") or {}, bindings=a.get("bindings") or {})
         for a in apps
     ]  # fmt: skip
-    resolved, problems = _resolve_draft(session, draft, {} if kept is None else kept)
+    resolved, problems = _resolve_draft(session, draft, {} if kept is None else kept, index)
     if problems:
         raise ValidationFailed("the apps cannot be deployed as given", errors=problems)
     return resolved

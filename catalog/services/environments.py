@@ -53,7 +53,7 @@ from catalog.services.environment_views import (
     etag_of,
 )
 from catalog.services.hosts import place
-from catalog.services.lookup import commit_or_conflict, find_owned
+from catalog.services.lookup import commit_or_conflict, find_owned, name_taken
 from catalog.services.pagination import page_by_name
 
 # The deployments service and the workers take check_deployable, draft_spec, app_status and
@@ -136,11 +136,7 @@ def create_environment(
     checked already (made from `template`), on the Docker host named or chosen by `place`."""
     require_role(principal, "deployer")
     taken = f"environment {name!r} exists already"
-    if session.scalar(
-        select(Environment.id).where(
-            Environment.tenant_id == principal.tenant_id, Environment.name == name
-        )
-    ):
+    if name_taken(session, Environment, principal.tenant_id, name):
         raise Conflict(taken)
     env = Environment(
         tenant_id=principal.tenant_id,
@@ -189,11 +185,7 @@ def update_environment(
     changed = sorted(f for f, value in changes.items() if getattr(env, f) != value)
     new_name = changes.get("name", env.name)
     taken = f"environment {new_name!r} exists already"
-    if "name" in changed and session.scalar(
-        select(Environment.id).where(
-            Environment.tenant_id == env.tenant_id, Environment.name == new_name
-        )
-    ):
+    if "name" in changed and name_taken(session, Environment, env.tenant_id, new_name):
         raise Conflict(taken)
     for field in changed:
         setattr(env, field, changes[field])

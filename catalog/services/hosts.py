@@ -18,9 +18,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, require_role
-from catalog.errors import Conflict, NotFound, ValidationFailed
+from catalog.errors import Conflict, NotFound
 from catalog.models import Environment, Host
 from catalog.services import audit
+from catalog.services.environment_checks import invalid
 from catalog.services.lookup import commit_or_conflict
 
 FIELDS = ("public_host", "docker_url", "enabled")
@@ -37,14 +38,11 @@ class HostView:
     created_at: datetime
 
 
-def _counts(session: Session) -> dict[str, int]:
-    return dict(
-        session.execute(
-            select(Environment.host_id, func.count())
-            .where(Environment.host_id.is_not(None))
-            .group_by(Environment.host_id)
-        ).all()
-    )
+def _counts(session: Session, *host_ids: str) -> dict[str, int]:
+    """Environments placed on each host (on those given, when some are)."""
+    placed = Environment.host_id.in_(host_ids) if host_ids else Environment.host_id.is_not(None)
+    query = select(Environment.host_id, func.count()).where(placed).group_by(Environment.host_id)
+    return dict(session.execute(query).all())
 
 
 def _view(host: Host, counts: dict[str, int]) -> HostView:
@@ -88,7 +86,8 @@ def list_hosts(session: Session, principal: Principal) -> list[HostView]:
 
 def show_host(session: Session, principal: Principal, name: str) -> HostView:
     require_role(principal, "admin")
-    return _view(_get(session, name), _counts(session))
+    host = _get(session, name)
+    return _view(host, _counts(session, host.id))
 
 
 def update_host(
@@ -105,14 +104,14 @@ def update_host(
         detail={"name": host.name, "fields": changed},
     )  # fmt: skip
     session.commit()
-    return _view(host, _counts(session))
+    return _view(host, _counts(session, host.id))
 
 
 def remove_host(session: Session, principal: Principal, name: str) -> None:
     """Unregister a host; refused while environments are placed on it."""
     require_role(principal, "admin")
     host = _get(session, name, lock=True)  # an environment being placed here commits first
-    placed = _counts(session).get(host.id, 0)
+    placed = _counts(session, host.id).get(host.id, 0)
     if placed:
         raise Conflict(
             f"host {name!r} runs {placed} environment(s); delete them, or disable the host "
@@ -130,14 +129,12 @@ def place(session: Session, requested: str | None) -> Host | None:
     removed under it, and concurrent placements are counted one after the other (on
     PostgreSQL; SQLite has one writer at a time anyway)."""
     if requested is not None:
-        host = session.scalar(select(Host).where(Host.name == requested).with_for_update())
-        problem = (
-            f"no host {requested!r}" if host is None
-            else f"host {requested!r} takes no new environments (disabled)" if not host.enabled
-            else None
-        )  # fmt: skip
-        if problem:
-            raise ValidationFailed(problem, errors=[{"path": "host", "message": problem}])
+        try:
+            host = _get(session, requested, lock=True)
+        except NotFound as missing:
+            raise invalid("host", missing.detail) from None
+        if not host.enabled:
+            raise invalid("host", f"host {requested!r} takes no new environments (disabled)")
         return host
     hosts = list(
         session.scalars(
@@ -148,5 +145,5 @@ def place(session: Session, requested: str | None) -> Host | None:
         if session.scalar(select(func.count()).select_from(Host)):
             raise Conflict("every registered host is disabled: no host takes new environments")
         return None
-    counts = _counts(session)
+    counts = _counts(session, *(h.id for h in hosts))
     return min(hosts, key=lambda h: (counts.get(h.id, 0), h.name))

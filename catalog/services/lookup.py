@@ -45,6 +45,12 @@ def find_owned(
     return chosen[0]
 
 
+def name_taken(session: Session, model: type, tenant_id: str, name: str) -> bool:
+    """Whether the tenant has a `model` row named `name` already."""
+    query = select(model.id).where(model.tenant_id == tenant_id, model.name == name)
+    return session.scalar(query) is not None
+
+
 def commit_or_conflict(session: Session, conflict: str) -> None:
     """Commit; a unique name taken meanwhile by a concurrent request is 409 `conflict`."""
     try:

@@ -37,7 +37,7 @@ from catalog.services.environment_checks import invalid, resolve_spec
 from catalog.services.environment_rules import SecretPath, mask_secrets
 from catalog.services.environment_views import EnvironmentView, PackageIndex
 from catalog.services.environments import create_environment, get_environment
-from catalog.services.lookup import commit_or_conflict, find_owned
+from catalog.services.lookup import commit_or_conflict, find_owned, name_taken
 from catalog.services.pagination import page_by_name
 
 APP_FIELDS = ("name", "package", "version", "parameters", "bindings")
@@ -57,9 +57,12 @@ class TemplateView:
     updated_at: datetime
 
 
-def _views(session: Session, templates: list[Template]) -> list[TemplateView]:
-    """Views with every secret masked; the packages of all of them are read at once."""
-    index = PackageIndex(session, {a["package"] for t in templates for a in t.apps})
+def _views(
+    session: Session, templates: list[Template], index: PackageIndex | None = None
+) -> list[TemplateView]:
+    """Views with every secret masked; the packages of all of them are read at once (unless
+    the caller has them in `index`)."""
+    index = index or PackageIndex(session, {a["package"] for t in templates for a in t.apps})
     return [
         TemplateView(
             id=t.id,
@@ -108,9 +111,7 @@ def create_template(session: Session, principal: Principal, body: dict[str, Any]
     require_role(principal, "deployer")
     name = body["name"]
     taken = f"template {name!r} exists already"
-    if session.scalar(
-        select(Template.id).where(Template.tenant_id == principal.tenant_id, Template.name == name)
-    ):
+    if name_taken(session, Template, principal.tenant_id, name):
         raise Conflict(taken)
     source = None
     if "environment" in body:
@@ -127,8 +128,8 @@ def create_template(session: Session, principal: Principal, body: dict[str, Any]
         apps = [_spec(a) for a in body["apps"]]
         settings = {}
     settings = body.get("settings", settings)
-    resolve_spec(session, principal.tenant_id, settings, apps)
     index = PackageIndex(session, {a["package"] for a in apps})
+    resolve_spec(session, principal.tenant_id, settings, apps, index=index)
     for app in apps:
         app[SECRETS] = sorted(list(path) for path in index.secrets(app["package"]))
     template = Template(
@@ -154,7 +155,7 @@ def create_template(session: Session, principal: Principal, body: dict[str, Any]
         },
     )
     commit_or_conflict(session, taken)
-    return _views(session, [template])[0]
+    return _views(session, [template], index)[0]
 
 
 def list_templates(
