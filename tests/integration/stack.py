@@ -15,11 +15,12 @@ from typing import Any
 from packages.build import write_archive
 
 BIN = Path(sys.executable).parent
-# Host ports for tests, away from the embedded default range.
-TEST_PORT_RANGE = "31000-31999"
+# Host ports for tests, away from the embedded default range (another range for a second run
+# on the same engine at the same time).
+TEST_PORT_RANGE = os.environ.get("CATALOG_TEST_PORT_RANGE", "31000-31999")
 # Subnets of environment networks for tests, away from the default pool: a subnet from it
 # shows the worker read its CATALOG_NETWORK_POOL.
-TEST_NETWORK_POOL = "10.214.0.0/16"
+TEST_NETWORK_POOL = os.environ.get("CATALOG_TEST_NETWORK_POOL", "10.214.0.0/16")
 
 
 class WorkerProcess:
