@@ -37,6 +37,7 @@ from referencing.jsonschema import DRAFT202012
 from packages.container import parse_bytes, parse_duration
 from packages.errors import ManifestValidationError, Problem
 from packages.limits import DEFAULT_LIMITS, Limits, MiB
+from packages.secrets import schema_problems as secret_schema_problems
 from packages.versions import is_range, is_version
 from packages.yamlload import load_yaml
 
@@ -618,6 +619,8 @@ def _schema_problems(schema: dict, echo: bool) -> tuple[tuple[Path, str], ...]:
     broken = [tuple(error.absolute_path) for error in errors]
     if schema.get("type") != "object" and ("type",) not in broken:
         found.add(("type",), 'must be "object": parameters are a mapping of names to values')
+    for where, message in secret_schema_problems(schema):
+        found.add(where, message)
     if _check_references(schema, (), found):
         _check_properties(schema, (), Draft202012Validator(schema), broken, found)
     return tuple(found.items)
@@ -676,8 +679,6 @@ def _check_properties(
         if not isinstance(sub, dict):
             continue
         sub_path = (*path, "properties", name)
-        if "x-secret" in sub and not isinstance(sub["x-secret"], bool):
-            found.add((*sub_path, "x-secret"), "must be true or false")
         # A default is checked against its property only when the property itself is sound.
         sound = not any(b[: len(sub_path)] == sub_path for b in broken)
         if "default" in sub and sound:

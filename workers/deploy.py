@@ -27,6 +27,7 @@ from catalog.models.common import utcnow
 from packages.archive import PackageArchive, open_archive
 from packages.container import ContainerTarget, RuntimeDefaults, container_params
 from packages.errors import PackageError
+from packages.secrets import redact
 from workers import lease
 from workers.driver import (
     APP_LABEL,
@@ -195,6 +196,7 @@ class Execution:
         if started is None:
             return "skipped"
         spec, env_name, tenant_id, had_revision = started
+        self.events.hide(spec)
         self.log_share = spec.get("log_share") or self.rt.settings["LOG_SHARE_BYTES"]
         try:
             status = self._converge(spec, env_name, tenant_id)
@@ -601,6 +603,7 @@ class Execution:
         with self.rt.sessions() as session:
             deployment = _deployment(session, self.env_id, self.revision)
             environment = session.get(Environment, self.env_id)
+            detail = redact(detail, self.events.hidden)
             if deployment is not None:
                 deployment.status, deployment.finished_at = status, utcnow()
                 deployment.error = detail

@@ -16,11 +16,11 @@ from catalog.models import App, Deployment, Environment, Package, PackageVersion
 from catalog.services import packages as package_service
 from catalog.services.environment_rules import (
     DraftApp,
-    SecretPath,
     cycle_problems,
     missing_required,
     outgoing_problems,
     restore_secrets,
+    secret_paths,
 )
 from catalog.services.environment_views import PackageIndex
 from packages.errors import ManifestValidationError
@@ -60,10 +60,12 @@ def resolve_version(index: PackageIndex, package: str, constraint: str | None) -
 
 
 def checked_parameters(
-    resolved: PackageVersion, values: dict, stored: dict, secrets: frozenset[SecretPath]
+    resolved: PackageVersion, values: dict, stored: dict, secrets: tuple[dict, ...]
 ) -> tuple[dict, list[dict[str, str]]]:
-    """Parameters with kept secrets restored and defaults applied, and every problem."""
-    values, unkept = restore_secrets(values, stored, secrets)
+    """Parameters with kept secrets restored and defaults applied, and every problem.
+
+    `secrets`: the parameter schemas whose secrets a MASK may keep (empty: none)."""
+    values, unkept = restore_secrets(values, stored, secret_paths(values, secrets))
     problems = [
         {
             "path": format_path(("parameters", *path)),
@@ -131,7 +133,7 @@ def _resolve_draft(
             drafts[app.name] = index.draft_app(app, resolved=None)
             continue
         if kept is None:
-            stored, secrets = app.parameters, frozenset()
+            stored, secrets = app.parameters, ()
         else:
             stored, secrets = kept.get(app.name, {}), index.secrets(app.package)
         parameters, errors = checked_parameters(version, app.parameters, stored, secrets)

@@ -7,16 +7,18 @@ without one (tests/unit/test_environment_rules.py).
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Iterable, Iterator, Mapping
+import json
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from packages.secrets import Location, secret_locations
 from packages.versions import parse_range, parse_version
 
 # What the API shows instead of an `x-secret` parameter; sent back, it keeps the stored value.
 MASK = "********"
 
-SecretPath = tuple[str, ...]
+SecretPath = Location  # keys of mappings and indexes of lists
 
 APP_STATUSES = (
     "pending", "deploying", "running", "healthy", "unhealthy", "crashloop", "stopped", "failed",
@@ -26,28 +28,27 @@ APP_STATUSES = (
 # -- secrets ---------------------------------------------------------------------------------
 
 
-def secret_paths(schema: Any) -> frozenset[SecretPath]:
-    """Paths of the properties marked `x-secret: true` in a parameter schema, nested ones too.
+def secret_paths(values: Any, schemas: Iterable[Any]) -> frozenset[SecretPath]:
+    """Places in `values` that any of `schemas` marks `x-secret`, wherever the schema puts it
+    (packages/secrets.py). Tuples rather than dotted names: a key may itself contain a dot.
 
-    Tuples rather than dotted names: a property name may itself contain a dot.
+    A schema marking the whole of the parameters secret hides each of them.
     """
-    return frozenset(_secret_paths(schema, ()))
+    found = secret_locations(values, schemas)
+    if () in found:
+        return frozenset((key,) for key in values) if isinstance(values, dict) else frozenset()
+    return found
 
 
-def _secret_paths(schema: Any, prefix: SecretPath) -> Iterator[SecretPath]:
-    properties = schema.get("properties") if isinstance(schema, dict) else None
-    if not isinstance(properties, dict):
-        return
-    for name, sub in properties.items():
-        if isinstance(sub, dict):
-            if sub.get("x-secret") is True:
-                yield (*prefix, name)
-            yield from _secret_paths(sub, (*prefix, name))
+def _has(values: Any, part: str | int) -> bool:
+    if isinstance(values, dict):
+        return isinstance(part, str) and part in values
+    return isinstance(values, list) and isinstance(part, int) and 0 <= part < len(values)
 
 
 def _lookup(values: Any, path: SecretPath) -> tuple[bool, Any]:
     for part in path:
-        if not isinstance(values, dict) or part not in values:
+        if not _has(values, part):
             return False, None
         values = values[part]
     return True, values
@@ -62,7 +63,7 @@ def _replace(values: dict, path: SecretPath, value: Any) -> None:
 def mask_secrets(values: Mapping[str, Any], secrets: Collection[SecretPath]) -> dict[str, Any]:
     """A copy of `values` where every secret that is set reads MASK."""
     masked = copy.deepcopy(dict(values))
-    for path in sorted(secrets, key=lambda p: (-len(p), p)):  # innermost first: outer ones win
+    for path in sorted(secrets, key=lambda p: (-len(p), json.dumps(p))):  # innermost first
         if _lookup(masked, path)[0]:
             _replace(masked, path, MASK)
     return masked
@@ -77,7 +78,7 @@ def restore_secrets(
     """
     restored = copy.deepcopy(dict(values))
     missing = []
-    for path in sorted(secrets, key=lambda p: (len(p), p)):  # outermost first
+    for path in sorted(secrets, key=lambda p: (len(p), json.dumps(p))):  # outermost first
         present, value = _lookup(restored, path)
         if not present or value != MASK:
             continue

@@ -960,3 +960,82 @@ def test_another_tenants_use_is_counted_not_named(world):
         "package org.acme.db is used by 1 environment(s) of other tenants"
     )
     assert "secret-project" not in refused.get_data(as_text=True)
+
+
+# x-secret placed everywhere a JSON Schema can place it: a viewer never reads one of these.
+HIDDEN = {
+    "ref": "via-ref-1",
+    "item": "via-items-2",
+    "extra": "via-additional-3",
+    "pattern": "via-pattern-4",
+    "any": "via-anyof-5",
+}
+NESTED_SECRETS = {
+    "type": "object",
+    "$defs": {"secret": {"type": "string", "x-secret": True}},
+    "properties": {
+        "db": {"type": "object", "properties": {"password": {"$ref": "#/$defs/secret"}}},
+        "keys": {"type": "array", "items": {"type": "string", "x-secret": True}},
+        "users": {"type": "object", "additionalProperties": {"$ref": "#/$defs/secret"}},
+        "env": {
+            "type": "object",
+            "patternProperties": {"_TOKEN$": {"type": "string", "x-secret": True}},
+            "additionalProperties": {"type": "string"},
+        },
+        "auth": {"anyOf": [{"type": "null"}, {"type": "string", "x-secret": True}]},
+    },
+}
+NESTED_VALUES = {
+    "db": {"password": HIDDEN["ref"]},
+    "keys": [HIDDEN["item"]],
+    "users": {"alice": HIDDEN["extra"]},
+    "env": {"API_TOKEN": HIDDEN["pattern"], "HOME": "/srv"},
+    "auth": HIDDEN["any"],
+}
+NESTED_MASKED = {
+    "db": {"password": MASK},
+    "keys": [MASK],
+    "users": {"alice": MASK},
+    "env": {"API_TOKEN": MASK, "HOME": "/srv"},
+    "auth": MASK,
+}
+
+
+def test_secrets_nested_anywhere_in_the_schema_are_masked_on_every_read(world, app):
+    publish(world.client, world.publisher, "org.acme.vault", "1.0.0", parameters=NESTED_SECRETS)
+    world.create_env("vault")
+    body = world.added(env="vault", name="v", package="org.acme.vault", parameters=NESTED_VALUES)
+    assert body["parameters"] == NESTED_MASKED
+    template = world.client.post(
+        "/v1/templates",
+        json={"name": "vault-t", "description": "", "environment": "vault"},
+        headers=world.deployer.headers,
+    )
+    assert template.status_code == 201, template.get_json()
+
+    reads = [
+        world.get(path, caller)
+        for caller in (world.viewer, world.deployer)
+        for path in (
+            "/environments/vault",
+            "/environments/vault/apps/v",
+            "/environments",
+            "/templates/vault-t",
+            "/templates",
+        )
+    ]
+    for response in [template, *reads]:
+        assert response.status_code == 200 or response is template
+        text = response.get_data(True)
+        assert not [value for value in HIDDEN.values() if value in text], response.request.path
+    assert reads[1].get_json()["parameters"] == NESTED_MASKED
+    assert reads[3].get_json()["apps"][0]["parameters"] == NESTED_MASKED
+    assert not [value for value in HIDDEN.values() if value in audit_text(app)]
+
+    # Sent back masked, each nested secret keeps its stored value; a new one replaces it.
+    changed = {**NESTED_MASKED, "keys": [MASK, "a-new-key"]}
+    response = world.patch("/environments/vault/apps/v", {"parameters": changed})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["parameters"]["keys"] == [MASK, MASK]
+    stored = stored_app(app, "vault", "v").parameters
+    assert stored == {**NESTED_VALUES, "keys": [HIDDEN["item"], "a-new-key"]}
