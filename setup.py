@@ -37,6 +37,7 @@ setup(
         "requests>=2.31,<3",
         "rich>=13.7,<16",
         "orjson>=3.9,<4",
+        "cryptography>=42,<47",  # Fernet: secret parameters encrypted at rest
     ],
     extras_require={
         "test": [

@@ -188,6 +188,21 @@ def _item(scoped: _Scoped, index: int) -> Iterator[_Scoped]:
     yield root, sub.get("contains")
 
 
+def lookup(values: Any, location: Location) -> tuple[bool, Any]:
+    """(True, the value at `location`) or (False, None) when `values` has no such place."""
+    for part in location:
+        if not _has(values, part):
+            return False, None
+        values = values[part]
+    return True, values
+
+
+def _has(values: Any, part: str | int) -> bool:
+    if isinstance(values, dict):
+        return isinstance(part, str) and part in values
+    return isinstance(values, list) and isinstance(part, int) and 0 <= part < len(values)
+
+
 # -- secrets in messages ----------------------------------------------------------------------
 
 # Shorter secret values are not looked for in messages: hiding every "1" or "on" would garble
@@ -201,10 +216,7 @@ def secret_strings(values: Any, schemas: Iterable[Any]) -> frozenset[str]:
     too), to keep them out of messages that quote what the engine or a command said."""
     found: set[str] = set()
     for location in secret_locations(values, schemas):
-        node: Any = values
-        for part in location:
-            node = node[part]
-        found.update(_texts(node))
+        found.update(_texts(lookup(values, location)[1]))
     return frozenset(text for text in found if len(text) >= REDACT_MIN_CHARS)
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.models import ContainerRecord, Deployment, Environment
 from catalog.models.common import utcnow
+from catalog.secretbox import SecretBox, SecretKeyError, open_all
 from packages.archive import PackageArchive, open_archive
 from packages.container import ContainerTarget, RuntimeDefaults, container_params
 from packages.errors import PackageError
@@ -86,6 +87,8 @@ class Runtime:
     defaults: RuntimeDefaults = field(default_factory=RuntimeDefaults)
     # The registered host whose engine `driver` drives (the tracker's); None: the default one.
     host_id: str | None = None
+    # Opens the secret parameters of a snapshot, only to build its containers.
+    secrets: SecretBox = field(default_factory=SecretBox)
 
 
 def network_name(env_id: str) -> str:
@@ -196,7 +199,6 @@ class Execution:
         if started is None:
             return "skipped"
         spec, env_name, tenant_id, had_revision = started
-        self.events.hide(spec)
         self.log_share = spec.get("log_share") or self.rt.settings["LOG_SHARE_BYTES"]
         try:
             status = self._converge(spec, env_name, tenant_id)
@@ -208,7 +210,9 @@ class Execution:
         except Interrupted as exc:
             self._undo()
             return self._finish_cancelled(str(exc), had_revision)
-        except (PrepareError, PackageError, EngineError, NotReady, PortsExhausted) as exc:
+        except (
+            PrepareError, PackageError, EngineError, NotReady, PortsExhausted, SecretKeyError,
+        ) as exc:  # fmt: skip
             self._undo()
             return self._finish_failed(str(exc), had_revision)
         except Exception as exc:
@@ -274,6 +278,8 @@ class Execution:
         return self._finish_succeeded()
 
     def _prepare(self, spec: dict, env_name: str, tenant_id: str) -> list[Prepared]:
+        spec = {**spec, "apps": open_all(spec["apps"], self.rt.secrets)}
+        self.events.hide(spec)
         host_ports = allocate(
             self.rt.sessions,
             self.env_id,

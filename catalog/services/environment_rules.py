@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from packages.secrets import Location, secret_locations
+from catalog.secretbox import is_sealed
+from packages.secrets import Location, lookup, secret_locations
 from packages.versions import parse_range, parse_version
 
 # What the API shows instead of an `x-secret` parameter; sent back, it keeps the stored value.
@@ -40,20 +41,6 @@ def secret_paths(values: Any, schemas: Iterable[Any]) -> frozenset[SecretPath]:
     return found
 
 
-def _has(values: Any, part: str | int) -> bool:
-    if isinstance(values, dict):
-        return isinstance(part, str) and part in values
-    return isinstance(values, list) and isinstance(part, int) and 0 <= part < len(values)
-
-
-def _lookup(values: Any, path: SecretPath) -> tuple[bool, Any]:
-    for part in path:
-        if not _has(values, part):
-            return False, None
-        values = values[part]
-    return True, values
-
-
 def _replace(values: dict, path: SecretPath, value: Any) -> None:
     for part in path[:-1]:
         values = values[part]
@@ -61,12 +48,23 @@ def _replace(values: dict, path: SecretPath, value: Any) -> None:
 
 
 def mask_secrets(values: Mapping[str, Any], secrets: Collection[SecretPath]) -> dict[str, Any]:
-    """A copy of `values` where every secret that is set reads MASK."""
-    masked = copy.deepcopy(dict(values))
+    """A copy of `values` where every secret that is set reads MASK, and so does every sealed
+    value wherever it is (a token is never shown either)."""
+    masked = _mask_sealed(dict(values))
     for path in sorted(secrets, key=lambda p: (-len(p), json.dumps(p))):  # innermost first
-        if _lookup(masked, path)[0]:
+        if lookup(masked, path)[0]:
             _replace(masked, path, MASK)
     return masked
+
+
+def _mask_sealed(values: Any) -> Any:
+    if is_sealed(values):
+        return MASK
+    if isinstance(values, dict):
+        return {key: _mask_sealed(item) for key, item in values.items()}
+    if isinstance(values, list):
+        return [_mask_sealed(item) for item in values]
+    return copy.deepcopy(values)
 
 
 def restore_secrets(
@@ -79,10 +77,10 @@ def restore_secrets(
     restored = copy.deepcopy(dict(values))
     missing = []
     for path in sorted(secrets, key=lambda p: (len(p), json.dumps(p))):  # outermost first
-        present, value = _lookup(restored, path)
+        present, value = lookup(restored, path)
         if not present or value != MASK:
             continue
-        kept, old = _lookup(stored, path)
+        kept, old = lookup(stored, path)
         if kept:
             _replace(restored, path, copy.deepcopy(old))
         else:
@@ -282,14 +280,21 @@ def canonical_spec(settings: Mapping[str, Any] | None, apps: Iterable[Mapping[st
     }
 
 
-def has_pending_changes(draft: dict, deployed: Mapping[str, Any] | None) -> bool:
+def has_pending_changes(
+    draft: dict, deployed: Mapping[str, Any] | None, reveal: Callable[[Any], Any] | None = None
+) -> bool:
     """Whether deploying `draft` (a canonical spec) would change what runs.
 
-    Never deployed: pending as soon as there is an app to deploy.
+    Never deployed: pending as soon as there is an app to deploy. Secrets sealed apart are
+    different tokens for the same value: when the specs differ, `reveal` (which opens sealed
+    values) decides.
     """
     if deployed is None:
         return bool(draft["apps"])
-    return draft != canonical_spec(deployed.get("settings"), deployed.get("apps") or [])
+    current = canonical_spec(deployed.get("settings"), deployed.get("apps") or [])
+    if draft == current:
+        return False
+    return reveal is None or reveal(draft) != reveal(current)
 
 
 # -- app status ------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from catalog.models import (
     Package,
     PackageVersion,
 )
+from catalog.secretbox import SecretBox, box_of, revealed
 from catalog.services.environment_rules import (
     DraftApp,
     app_status,
@@ -189,8 +190,9 @@ def describe_many(session: Session, envs: list[Environment]) -> list[Environment
         if host_ids
         else {}
     )
+    box = box_of(session)
     return [
-        _view(env, hosts.get(env.host_id), index, current.get(env.id), containers, ports)
+        _view(env, hosts.get(env.host_id), index, current.get(env.id), containers, ports, box)
         for env in envs
     ]
 
@@ -202,6 +204,7 @@ def _view(
     deployment: Deployment | None,
     containers: dict[tuple[str, str], list[ContainerRecord]],
     ports: dict[tuple[str, str], list[HostPort]],
+    box: SecretBox,
 ) -> EnvironmentView:
     spec = deployment.spec if deployment is not None else None
     deployed = {a["name"]: a for a in (spec or {}).get("apps", [])}
@@ -256,7 +259,9 @@ def _view(
         description=env.description,
         status=env.status,
         status_detail=env.status_detail,
-        has_pending_changes=has_pending_changes(canonical_spec(env.settings, draft), spec),
+        has_pending_changes=has_pending_changes(
+            canonical_spec(env.settings, draft), spec, lambda s: revealed(s, box)
+        ),
         current_revision=env.current_revision,
         settings=dict(env.settings),
         apps=apps,

@@ -11,7 +11,7 @@ transaction; nothing is deployed until `POST .../deployments`, as for any enviro
 Settings given then are merged over the template's, and each app's parameters over the
 template's, key by key at the top level.
 
-Secrets are kept the way environments keep them: stored, shown as MASK, and a MASK sent at a
+Secrets are kept the way environments keep them: stored sealed, shown as MASK, and a MASK sent at a
 secret's place when making an environment keeps the template's value. A template made from an
 environment keeps that environment's secrets (and the defaults applied when its apps were
 added); it is the same tenant's, like the environment, and an admin makes templates and
@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from catalog.auth import Principal, require_role
 from catalog.errors import Conflict, NotFound, ValidationFailed
 from catalog.models import App, Template, Tenant
+from catalog.secretbox import box_of, seal_at
 from catalog.services import audit
 from catalog.services.environment_checks import invalid, resolve_spec
 from catalog.services.environment_rules import SecretPath, mask_secrets, secret_paths
@@ -132,9 +133,11 @@ def create_template(session: Session, principal: Principal, body: dict[str, Any]
     settings = body.get("settings", settings)
     index = PackageIndex(session, {a["package"] for a in apps})
     resolve_spec(session, principal.tenant_id, settings, apps, index=index)
+    box = box_of(session)
     for app in apps:
         found = secret_paths(app["parameters"], index.secrets(app["package"]))
         app[SECRETS] = sorted((list(path) for path in found), key=json.dumps)
+        app["parameters"] = seal_at(app["parameters"], found, box)
     template = Template(
         tenant_id=principal.tenant_id,
         name=name,

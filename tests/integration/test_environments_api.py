@@ -13,6 +13,7 @@ from sqlalchemy import select
 from catalog.errors import ValidationFailed
 from catalog.models import App, AuditEvent, ContainerRecord, Deployment, Environment, HostPort
 from catalog.queue import TEARDOWN_TASK
+from catalog.secretbox import open_all
 from catalog.services import environments as env_service
 from tests.integration.conftest import package_bytes
 
@@ -80,6 +81,12 @@ def stored_app(app, env: str, name: str) -> App:
         return s.scalar(
             select(App).join(Environment).where(Environment.name == env, App.name == name)
         )
+
+
+def stored_parameters(app, env: str, name: str) -> dict:
+    """An app's stored parameters with its secrets decrypted."""
+    box = app.extensions["catalog"]["sessionmaker"].kw["info"]["secrets"]
+    return open_all(stored_app(app, env, name).parameters, box)
 
 
 @dataclass
@@ -321,8 +328,13 @@ def test_add_app_resolves_the_newest_release_applies_defaults_and_masks_secrets(
         "site": {"title": "demo", "api_key": MASK},
     }
     stored = stored_app(app, "shop", "web")
-    assert stored.parameters["admin_password"] == SECRET
-    assert stored.parameters["site"]["api_key"] == "key-123"
+    # At rest the secrets are Fernet tokens: the row holds neither of them in clear.
+    assert SECRET not in json.dumps(stored.parameters)
+    assert "key-123" not in json.dumps(stored.parameters)
+    assert set(stored.parameters["admin_password"]) == {"$secret"}
+    assert stored.parameters["replicas"] == 1  # what is not secret stays as it is
+    assert stored_parameters(app, "shop", "web")["admin_password"] == SECRET
+    assert stored_parameters(app, "shop", "web")["site"]["api_key"] == "key-123"
     assert stored.version == "^1.0.0"
     assert audit_actions(app)[-1] == "app.create"
 
@@ -470,14 +482,14 @@ def test_patch_replaces_parameters_and_a_masked_value_keeps_the_stored_secret(wo
         "site": {"title": "demo"},
     }
     assert kept.headers["ETag"] == '"4"'
-    assert stored_app(app, "shop", "web").parameters["admin_password"] == SECRET
+    assert stored_parameters(app, "shop", "web")["admin_password"] == SECRET
 
     changed = world.patch(
         "/environments/shop/apps/web", {"parameters": {"admin_password": "another long secret"}}
     )
     assert changed.status_code == 200
     assert changed.get_json()["parameters"]["replicas"] == 1  # replaced whole: default again
-    assert stored_app(app, "shop", "web").parameters["admin_password"] == "another long secret"
+    assert stored_parameters(app, "shop", "web")["admin_password"] == "another long secret"
 
     unkept = world.patch(
         "/environments/shop/apps/web",
@@ -1037,5 +1049,5 @@ def test_secrets_nested_anywhere_in_the_schema_are_masked_on_every_read(world, a
     response = world.patch("/environments/vault/apps/v", {"parameters": changed})
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["parameters"]["keys"] == [MASK, MASK]
-    stored = stored_app(app, "vault", "v").parameters
+    stored = stored_parameters(app, "vault", "v")
     assert stored == {**NESTED_VALUES, "keys": [HIDDEN["item"], "a-new-key"]}
