@@ -1051,3 +1051,39 @@ def test_secrets_nested_anywhere_in_the_schema_are_masked_on_every_read(world, a
     assert response.get_json()["parameters"]["keys"] == [MASK, MASK]
     stored = stored_parameters(app, "vault", "v")
     assert stored == {**NESTED_VALUES, "keys": [HIDDEN["item"], "a-new-key"]}
+
+
+def test_a_catastrophic_parameter_pattern_answers_at_once(world):
+    """G44: `^(a+)+$` on 30 characters: exponential for a backtracking engine, not for RE2."""
+    import time
+
+    pattern = "^(a+)+$"
+    schema = {"type": "object", "properties": {"name": {"type": "string", "pattern": pattern}}}
+    publish(world.client, world.publisher, "org.acme.regex", "1.0.0", parameters=schema)
+    world.create_env("regex")
+    world.added(env="regex", name="warm", package="org.acme.regex", parameters={"name": "aa"})
+
+    started = time.perf_counter()
+    response = world.add_app(
+        env="regex", name="hostile", package="org.acme.regex", parameters={"name": "a" * 30 + "!"}
+    )
+    took = time.perf_counter() - started
+
+    assert paths(response) == ["parameters.name"]
+    print(f"catastrophic pattern: the request answered in {took * 1000:.1f} ms")
+    assert took < 0.1, f"{took:.3f} s"  # the whole request: about 10 ms here
+
+
+def test_a_pattern_re2_cannot_match_is_refused_at_upload_naming_the_parameter(world):
+    schema = {"type": "object", "properties": {"name": {"type": "string", "pattern": "(a)\\1"}}}
+    response = world.client.post(
+        "/v1/packages",
+        data=package_bytes("org.acme.backref", "1.0.0", parameters=schema),
+        content_type="application/gzip",
+        headers=world.publisher.headers,
+    )
+
+    assert response.status_code == 400, response.get_json()
+    (error,) = response.get_json()["errors"]
+    assert error["path"] == "parameters.properties.name.pattern"
+    assert "RE2" in error["message"]
