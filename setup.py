@@ -37,6 +37,8 @@ setup(
         "requests>=2.31,<3",
         "rich>=13.7,<16",
         "orjson>=3.9,<4",
+        "cryptography>=42,<47",  # Fernet: secret parameters encrypted at rest
+        "google-re2>=1.1,<2",  # parameter schema patterns matched in linear time
     ],
     extras_require={
         "test": [

@@ -53,6 +53,7 @@ from catalog.db import make_engine, make_sessionmaker  # noqa: E402
 from catalog.migrate import upgrade  # noqa: E402
 from catalog.models import Package, PackageVersion, package_categories  # noqa: E402
 from catalog.models.common import new_id  # noqa: E402
+from catalog.secretbox import new_key  # noqa: E402
 from catalog.services.categories import create_category  # noqa: E402
 from catalog.services.tenants import bootstrap_admin, create_tenant, issue_token  # noqa: E402
 
@@ -352,6 +353,7 @@ def start_server(url: str, scratch: Path, port: int, log) -> subprocess.Popen:
         "CATALOG_DATABASE_URL": url,
         "CATALOG_BLOB_DIR": str(scratch / "blobs"),
         "CATALOG_UPLOAD_RATE_LIMIT": "1000000/minute",
+        "CATALOG_SECRET_KEY": new_key(),
     }
     command = [str(catalogctl), "serve", "--port", str(port), "--workers", "2", "--threads", "4"]
     return subprocess.Popen(

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 # The repository root is on sys.path: the bench scripts that import this module put it there.
 from catalog.models import FINISHED
+from catalog.secretbox import new_key
 from tests.polling import eventually
 
 MAINTENANCE_URL = os.environ.get(
@@ -212,6 +213,8 @@ class Stack:
             "CATALOG_BLOB_DIR": str(self.workdir / "blobs"),
             "CATALOG_HOME": str(self.workdir / "home"),
             "CATALOG_LOG_LEVEL": "WARNING",
+            # A key of this run's own: secret parameters are stored encrypted.
+            "CATALOG_SECRET_KEY": new_key(),
             **self.settings,
         }
         bootstrap = subprocess.run(

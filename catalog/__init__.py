@@ -25,6 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from catalog.jsonprovider import OrjsonProvider
     from catalog.queue import Publisher, make_celery
     from catalog.ratelimit import limiter
+    from catalog.secretbox import box_from
     from catalog.services.blobs import BlobStore
     from catalog.services.metrics import count_request
 
@@ -45,6 +46,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         RATELIMIT_HEADERS_ENABLED=True,
     )
     logging.basicConfig(level=app.config["LOG_LEVEL"])
+    secrets = box_from(app.config)
+    if not secrets.ready:
+        logging.getLogger(__name__).warning(
+            "CATALOG_SECRET_KEY is not set: apps with secret parameters cannot be stored"
+        )
 
     engine = make_engine(app.config["DATABASE_URL"], app.config["DB_POOL_SIZE"])
     # Reads (GET, HEAD) change nothing: no transaction, so no BEGIN and ROLLBACK round trips.
@@ -54,8 +60,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["catalog"] = {
         "engine": engine,
         "read_engine": read_engine,
-        "sessionmaker": make_sessionmaker(engine),
-        "read_sessionmaker": make_sessionmaker(read_engine),
+        "sessionmaker": make_sessionmaker(engine, secrets),
+        "read_sessionmaker": make_sessionmaker(read_engine, secrets),
         "blobs": BlobStore(app.config["BLOB_DIR"]),
         "publisher": Publisher(make_celery(app.config)),
         "docker": {},  # engine clients by address, made on first use (catalog.api.context)

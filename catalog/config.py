@@ -64,6 +64,11 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "TRACKER_RELIST_SECONDS": 5.0,  # full comparison of records with the engine
         "TRACKER_RECONNECT_MAX_SECONDS": 5.0,  # the cap of the reconnect backoff
         "TRACKER_REPAIR_WORKERS": 2,  # environments repaired at once
+        # Keys that encrypt secret parameters at rest (catalog/secretbox.py): comma-separated,
+        # the first encrypts, all decrypt. Unset: read from SECRET_KEY_FILE if it exists
+        # (`catalogctl up` creates one, mode 0600).
+        "SECRET_KEY": "",
+        "SECRET_KEY_FILE": str(home / "secret.key"),
     }
 
 
@@ -102,6 +107,8 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {
     "TRACKER_RELIST_SECONDS": float,
     "TRACKER_RECONNECT_MAX_SECONDS": float,
     "TRACKER_REPAIR_WORKERS": int,
+    "SECRET_KEY": str,
+    "SECRET_KEY_FILE": str,
 }
 
 
@@ -136,6 +143,17 @@ def check_network_pool(pool: str, prefix: int) -> None:
             f"CATALOG_NETWORK_PREFIX={prefix}: must lie between the pool's prefix "
             f"(/{network.prefixlen} for {pool}) and 29"
         )
+
+
+def secret_keys(settings: Mapping[str, Any]) -> str:
+    """The text of the secret keys: SECRET_KEY, else the SECRET_KEY_FILE's content if it
+    exists, else "" (no key)."""
+    if settings.get("SECRET_KEY"):
+        return settings["SECRET_KEY"]
+    path = Path(settings.get("SECRET_KEY_FILE") or "")
+    if settings.get("SECRET_KEY_FILE") and path.is_file():
+        return path.read_text()
+    return ""
 
 
 def load(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -69,8 +70,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, secrets: Any = None) -> sessionmaker[Session]:
+    """Sessions of `engine`; `secrets` (a catalog.secretbox.SecretBox) seals and opens the
+    secret parameters its services store and read."""
+    return sessionmaker(bind=engine, expire_on_commit=False, info={"secrets": secrets})
 
 
 # The server no longer has the statement (DISCARD ALL), already has it, or a migration

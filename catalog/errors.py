@@ -9,6 +9,7 @@ from flask import Flask, Response, current_app, json
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from catalog.secretbox import SecretKeyError
 from packages.errors import PackageError
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,9 @@ def handle_unexpected(error: Exception) -> Response:
         return problem_response(
             503, "Service Unavailable", "the database does not answer", headers={"Retry-After": "1"}
         )
+    if isinstance(error, SecretKeyError):  # the operator's to fix; says nothing secret
+        log.error("%s", error)
+        return problem_response(503, "Service Unavailable", str(error))
     log.exception("unhandled error", exc_info=error)
     return problem_response(500, "Internal Server Error")
 

@@ -224,6 +224,46 @@ def admin_bootstrap(description: str) -> None:
     click.echo(secret)
 
 
+@admin.command("new-secret-key")
+def admin_new_secret_key() -> None:
+    """Print a new key for CATALOG_SECRET_KEY (secret parameters are encrypted with it)."""
+    from catalog.secretbox import new_key
+
+    click.echo(new_key())
+
+
+@admin.command("rotate-secrets")
+def admin_rotate_secrets() -> None:
+    """Encrypt every stored secret parameter again with the first key of CATALOG_SECRET_KEY.
+
+    To rotate: put a new key first (CATALOG_SECRET_KEY=new,old), restart the API and the
+    workers, run this, then drop the old key. Secrets stored in clear by an older catalog are
+    encrypted too. Runs against this machine's database (CATALOG_DATABASE_URL).
+    """
+    from catalog import config
+    from catalog.db import make_engine
+    from catalog.secretbox import SecretKeyError, box_from
+    from catalog.secretstore import reseal_all
+
+    settings = config.load()
+    try:
+        box = box_from(settings)
+        if not box.ready:
+            box.seal(None)  # raises the error that says what to set
+        engine = make_engine(settings["DATABASE_URL"])
+        try:
+            with engine.begin() as connection:
+                counts = reseal_all(connection, box)
+        finally:
+            engine.dispose()
+    except SecretKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"{counts['rotated']} secret(s) encrypted again with the first key, "
+        f"{counts['sealed']} stored in clear encrypted"
+    )
+
+
 @click.command("spec")
 @click.option(
     "-o",

@@ -37,6 +37,9 @@ from referencing.jsonschema import DRAFT202012
 from packages.container import parse_bytes, parse_duration
 from packages.errors import ManifestValidationError, Problem
 from packages.limits import DEFAULT_LIMITS, Limits, MiB
+from packages.patterns import ParameterValidator, additional_keys, pattern_problem
+from packages.secrets import schema_problems as secret_schema_problems
+from packages.secrets import subschemas
 from packages.versions import is_range, is_version
 from packages.yamlload import load_yaml
 
@@ -167,7 +170,11 @@ def validate_parameters(schema: dict, values: dict) -> dict:
         )
     filled = _apply_defaults(schema, copy.deepcopy(values))
     found = _Problems(echo=False)
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    for where, message in _pattern_problems(schema):  # a schema stored before RE2 was required
+        found.add(("parameters",), f"the schema cannot be used: {format_path(where)} {message}")
+    if found:
+        raise ManifestValidationError(found.sorted())
+    validator = ParameterValidator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     try:
         for error in validator.iter_errors(filled):
             found.add_error(error, ("parameters",))
@@ -239,13 +246,7 @@ def _path_key(path: Path) -> tuple:
 
 
 def _extra_keys(instance: Any, schema: dict) -> list[str]:
-    if not isinstance(instance, dict):
-        return []
-    known = schema.get("properties", {})
-    patterns = schema.get("patternProperties", {})
-    return [
-        key for key in instance if key not in known and not any(re.search(p, key) for p in patterns)
-    ]
+    return additional_keys(instance, schema) if isinstance(instance, dict) else []
 
 
 def _is_property_name_error(error: ValidationError) -> bool:
@@ -618,9 +619,38 @@ def _schema_problems(schema: dict, echo: bool) -> tuple[tuple[Path, str], ...]:
     broken = [tuple(error.absolute_path) for error in errors]
     if schema.get("type") != "object" and ("type",) not in broken:
         found.add(("type",), 'must be "object": parameters are a mapping of names to values')
+    for where, message in (*secret_schema_problems(schema), *_pattern_problems(schema)):
+        if where not in broken:  # the meta-schema said what is wrong there already
+            found.add(where, message)
     if _check_references(schema, (), found):
-        _check_properties(schema, (), Draft202012Validator(schema), broken, found)
+        _check_properties(schema, (), ParameterValidator(schema), broken, found)
     return tuple(found.items)
+
+
+def _pattern_problems(schema: dict) -> Iterator[tuple[Path, str]]:
+    """Patterns RE2 cannot match (patterns.py), and the one keyword that would match them
+    with Python's backtracking `re`: unevaluatedProperties beside patternProperties."""
+    has_pattern_properties = False
+    for path, sub in subschemas(schema):
+        if isinstance(sub.get("pattern"), str):
+            problem = pattern_problem(sub["pattern"])
+            if problem:
+                yield (*path, "pattern"), f"{_RE2} ({problem})"
+        for key in sub.get("patternProperties") or {}:
+            has_pattern_properties = True
+            problem = pattern_problem(key)
+            if problem:
+                yield (*path, "patternProperties", key), f"{_RE2} ({problem})"
+    if has_pattern_properties:
+        for path, sub in subschemas(schema):
+            if "unevaluatedProperties" in sub:
+                yield (
+                    (*path, "unevaluatedProperties"),
+                    ("cannot be used with patternProperties; use additionalProperties"),
+                )
+
+
+_RE2 = "is not a pattern RE2 can match (no backreferences or lookaround)"
 
 
 # Checking a schema against the 2020-12 meta-schema is the dearest part of reading a manifest
@@ -668,7 +698,7 @@ def _references(node: Any, path: Path) -> Iterator[tuple[Path, str]]:
 def _check_properties(
     schema: dict,
     path: Path,
-    validator: Draft202012Validator,
+    validator: ParameterValidator,
     broken: list[Path],
     found: _Problems,
 ) -> None:
@@ -676,8 +706,6 @@ def _check_properties(
         if not isinstance(sub, dict):
             continue
         sub_path = (*path, "properties", name)
-        if "x-secret" in sub and not isinstance(sub["x-secret"], bool):
-            found.add((*sub_path, "x-secret"), "must be true or false")
         # A default is checked against its property only when the property itself is sound.
         sound = not any(b[: len(sub_path)] == sub_path for b in broken)
         if "default" in sub and sound:
@@ -686,7 +714,7 @@ def _check_properties(
 
 
 def _check_default(
-    path: Path, schema: dict, validator: Draft202012Validator, found: _Problems
+    path: Path, schema: dict, validator: ParameterValidator, found: _Problems
 ) -> None:
     try:
         # evolve keeps the root's resolver, so local $refs inside the property still work

@@ -18,6 +18,10 @@ DATABASE_URL = os.environ.get(
 )
 BROKER_URL = os.environ.get("CATALOG_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
+# The key of secret parameters at rest for every app, worker and CLI the suite starts (a
+# Fernet key: 32 bytes, url-safe base64).
+TEST_SECRET_KEY = "dGVzdC1zZWNyZXQta2V5LW9mLXRoZS1zdWl0ZS0wMDA="
+
 # This run's own broker queue, so no other run's messages reach its workers.
 TASK_QUEUE = f"catalog-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 

@@ -10,6 +10,8 @@ from sqlalchemy import select
 from catalog.models import ContainerRecord, Environment, Task
 from catalog.models.common import utcnow
 from catalog.models.deployment import deployed_app
+from catalog.secretbox import SecretKeyError, open_all
+from packages.secrets import redact, secret_strings
 from workers import lease
 from workers.deploy import STOP_TIMEOUT, Runtime
 
@@ -100,6 +102,12 @@ def _record_intent(rt: Runtime, container_ids: list[str], action: str) -> None:
         session.commit()
 
 
+def _secrets(app: dict, action: dict, parameters: dict) -> frozenset[str]:
+    """The app's secret parameters and the action's: a command that echoes one shows MASK."""
+    own = secret_strings(parameters, [action.get("parameters")])
+    return own | secret_strings(app.get("parameters", {}), [app["manifest"].get("parameters")])
+
+
 def _package_command(rt: Runtime, task: Task) -> str:
     with rt.sessions() as session:
         environment = session.get(Environment, task.environment_id)
@@ -112,14 +120,20 @@ def _package_command(rt: Runtime, task: Task) -> str:
         return _finish(
             rt, task.id, status="failed", error=f"service {task.service!r} is not running"
         )
+    try:
+        parameters = open_all(task.parameters, rt.secrets)
+        hidden = _secrets(open_all(app, rt.secrets), action, parameters)
+    except SecretKeyError as exc:
+        return _finish(rt, task.id, status="failed", error=str(exc))
     environment_vars = {
         f"PARAM_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
-        for name, value in task.parameters.items()
+        for name, value in parameters.items()
     }
     result = rt.driver.client.api.exec_create(
         running[0].id, action["command"], environment=environment_vars, stdout=True, stderr=True
     )
     output = rt.driver.client.api.exec_start(result["Id"]).decode("utf-8", errors="replace")
+    output = redact(output, hidden)
     exit_code = rt.driver.client.api.exec_inspect(result["Id"])["ExitCode"]
     if exit_code == 0:
         return _finish(rt, task.id, status="succeeded", exit_code=0, output=output)

@@ -24,9 +24,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.models import ContainerRecord, Deployment, Environment
 from catalog.models.common import utcnow
+from catalog.secretbox import SecretBox, SecretKeyError, open_all
 from packages.archive import PackageArchive, open_archive
 from packages.container import ContainerTarget, RuntimeDefaults, container_params
 from packages.errors import PackageError
+from packages.secrets import redact
 from workers import lease
 from workers.driver import (
     APP_LABEL,
@@ -85,6 +87,8 @@ class Runtime:
     defaults: RuntimeDefaults = field(default_factory=RuntimeDefaults)
     # The registered host whose engine `driver` drives (the tracker's); None: the default one.
     host_id: str | None = None
+    # Opens the secret parameters of a snapshot, only to build its containers.
+    secrets: SecretBox = field(default_factory=SecretBox)
 
 
 def network_name(env_id: str) -> str:
@@ -206,7 +210,9 @@ class Execution:
         except Interrupted as exc:
             self._undo()
             return self._finish_cancelled(str(exc), had_revision)
-        except (PrepareError, PackageError, EngineError, NotReady, PortsExhausted) as exc:
+        except (
+            PrepareError, PackageError, EngineError, NotReady, PortsExhausted, SecretKeyError,
+        ) as exc:  # fmt: skip
             self._undo()
             return self._finish_failed(str(exc), had_revision)
         except Exception as exc:
@@ -272,6 +278,8 @@ class Execution:
         return self._finish_succeeded()
 
     def _prepare(self, spec: dict, env_name: str, tenant_id: str) -> list[Prepared]:
+        spec = {**spec, "apps": open_all(spec["apps"], self.rt.secrets)}
+        self.events.hide(spec)
         host_ports = allocate(
             self.rt.sessions,
             self.env_id,
@@ -601,6 +609,7 @@ class Execution:
         with self.rt.sessions() as session:
             deployment = _deployment(session, self.env_id, self.revision)
             environment = session.get(Environment, self.env_id)
+            detail = redact(detail, self.events.hidden)
             if deployment is not None:
                 deployment.status, deployment.finished_at = status, utcnow()
                 deployment.error = detail

@@ -8,15 +8,23 @@ import logging
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.models import DeploymentEvent
+from packages.secrets import redact, secret_strings
 
 log = logging.getLogger(__name__)
 
 
 class EventLog:
+    """Events of one environment's revision; `hidden` secrets never reach a message."""
+
     def __init__(self, sessions: sessionmaker[Session], env_id: str, revision: int | None) -> None:
         self.sessions = sessions
         self.env_id = env_id
         self.revision = revision
+        self.hidden: frozenset[str] = frozenset()
+
+    def hide(self, spec: dict) -> None:
+        """Keep the secret parameters of a deployment snapshot's apps out of every message."""
+        self.hidden = spec_secrets(spec)
 
     def emit(
         self,
@@ -43,6 +51,7 @@ class EventLog:
         """Add an event to `session`'s transaction: it is seen with what that commits (a
         revision's last event with its final status, so a follower that sees the status
         finished also finds every event)."""
+        message = redact(message, self.hidden)
         log.log(
             logging.WARNING if level == "error" else logging.INFO, "%s: %s", self.env_id, message
         )
@@ -56,3 +65,13 @@ class EventLog:
                 message=message[:8000],
             )
         )
+
+
+def spec_secrets(spec: dict) -> frozenset[str]:
+    """The secret values of a snapshot's apps (`secret_strings`), by each app's own schema."""
+    return frozenset().union(
+        *(
+            secret_strings(app.get("parameters", {}), [app.get("manifest", {}).get("parameters")])
+            for app in spec.get("apps", [])
+        )
+    )

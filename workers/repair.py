@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 
 from catalog.models import ContainerRecord, Deployment, Environment
 from catalog.models.common import utcnow
+from packages.secrets import redact
 from workers import lease
 from workers.deploy import Execution, Runtime, lease_seconds
 from workers.events import EventLog
@@ -182,8 +183,9 @@ class _Repair:
         except lease.LeaseLost:
             raise
         except Exception as exc:  # what was created is recorded all the same
-            log.warning("repair of %s: %s", self.env_id, exc)
-            events.emit(f"recreating {names} failed: {exc}", level="error")
+            message = redact(str(exc), execution.events.hidden)  # what the engine echoed
+            log.warning("repair of %s: %s", self.env_id, message)
+            events.emit(f"recreating {names} failed: {message}", level="error")
             return False
         finally:
             self._record_new(missing, getattr(execution, "log_share", 0))

@@ -14,6 +14,7 @@ from sqlalchemy.orm import configure_mappers
 from catalog import config as catalog_config
 from catalog.db import make_engine, make_sessionmaker
 from catalog.models import Host
+from catalog.secretbox import box_from
 from catalog.services.blobs import BlobStore
 from workers.deploy import Runtime
 from workers.driver import Driver, connect
@@ -41,7 +42,8 @@ def host_id(sessions, name: str | None) -> str | None:
 @cache
 def _shared() -> tuple[dict, object, Driver, BlobStore]:
     settings = catalog_config.load()
-    sessions = make_sessionmaker(make_engine(settings["DATABASE_URL"], pool_size=4))
+    secrets = box_from(settings)
+    sessions = make_sessionmaker(make_engine(settings["DATABASE_URL"], pool_size=4), secrets)
     driver = Driver(connect(settings["DOCKER_URL"]))
     return settings, sessions, driver, BlobStore(settings["BLOB_DIR"])
 
@@ -51,8 +53,9 @@ def runtime() -> Runtime:
     settings, sessions, driver, blobs = _shared()
     owner = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
     return Runtime(
-        sessions=sessions, driver=driver, blob_path=blobs.path_for, settings=settings, owner=owner
-    )
+        sessions=sessions, driver=driver, blob_path=blobs.path_for, settings=settings,
+        owner=owner, secrets=sessions.kw["info"]["secrets"],
+    )  # fmt: skip
 
 
 def warm_up() -> None:

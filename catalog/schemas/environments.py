@@ -9,6 +9,7 @@ from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate
 
 from catalog.schemas.common import PageArgs
+from catalog.secretbox import SEALED, contains_sealed
 from packages.versions import is_range
 
 DNS_LABEL = validate.Regexp(
@@ -42,8 +43,16 @@ def settings_field(**kwargs) -> fields.Dict:
     return fields.Dict(keys=fields.String(), **kwargs)
 
 
+def not_sealed(value: dict[str, Any]) -> None:
+    """Refuse `{"$secret": "..."}`: the shape of a stored secret is the catalog's own."""
+    if contains_sealed(value):
+        raise ValidationError(
+            f'a mapping whose only key is "{SEALED}" is reserved for stored secrets'
+        )
+
+
 def parameters_field(**kwargs) -> fields.Dict:
-    return fields.Dict(keys=fields.String(), validate=bounded_document, **kwargs)
+    return fields.Dict(keys=fields.String(), validate=[bounded_document, not_sealed], **kwargs)
 
 
 def bindings_field(**kwargs) -> fields.Dict:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from catalog.schemas.environments import parameters_field
+
 
 class LogArgs(Schema):
     service = fields.String(load_default=None, validate=validate.Length(1, 63))
@@ -17,7 +19,7 @@ class ActionRun(Schema):
         validate=validate.Length(1, 63),
         metadata={"description": "Built-in actions only: one service instead of the whole app."},
     )
-    parameters = fields.Dict(load_default=dict)
+    parameters = parameters_field(load_default=dict)
 
 
 class Task(Schema):

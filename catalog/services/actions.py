@@ -9,7 +9,9 @@ from catalog.errors import Conflict, NotFound, ValidationFailed
 from catalog.models import Task
 from catalog.models.deployment import deployed_app
 from catalog.queue import ACTION_TASK, Publisher
+from catalog.secretbox import box_of, seal_at
 from catalog.services import audit
+from catalog.services.environment_rules import secret_paths
 from catalog.services.environments import get_environment
 from packages.errors import ManifestValidationError
 from packages.manifest import validate_parameters
@@ -62,7 +64,9 @@ def run_action(
             raise NotFound(f"app {app_name!r} has no action {action!r} (it has: {known})")
         service = defined["service"]
         try:
-            values = validate_parameters(defined.get("parameters") or {}, parameters or {})
+            schema = defined.get("parameters") or {}
+            values = validate_parameters(schema, parameters or {})
+            values = seal_at(values, secret_paths(values, [schema]), box_of(session))
         except ManifestValidationError as exc:
             raise ValidationFailed(
                 "invalid action parameters",

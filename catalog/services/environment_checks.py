@@ -13,14 +13,15 @@ from sqlalchemy.orm import Session
 from catalog.auth import Principal
 from catalog.errors import NotFound, ValidationFailed
 from catalog.models import App, Deployment, Environment, Package, PackageVersion
+from catalog.secretbox import SecretBox, box_of, open_all, seal_at
 from catalog.services import packages as package_service
 from catalog.services.environment_rules import (
     DraftApp,
-    SecretPath,
     cycle_problems,
     missing_required,
     outgoing_problems,
     restore_secrets,
+    secret_paths,
 )
 from catalog.services.environment_views import PackageIndex
 from packages.errors import ManifestValidationError
@@ -60,10 +61,17 @@ def resolve_version(index: PackageIndex, package: str, constraint: str | None) -
 
 
 def checked_parameters(
-    resolved: PackageVersion, values: dict, stored: dict, secrets: frozenset[SecretPath]
+    resolved: PackageVersion, values: dict, stored: dict, secrets: tuple[dict, ...], box: SecretBox
 ) -> tuple[dict, list[dict[str, str]]]:
-    """Parameters with kept secrets restored and defaults applied, and every problem."""
-    values, unkept = restore_secrets(values, stored, secrets)
+    """Parameters with kept secrets restored, defaults applied and secrets sealed for storing,
+    and every problem.
+
+    `values` and `stored` may hold sealed secrets (a stored draft, a template's apps);
+    `secrets`: the parameter schemas whose secrets are masked, kept and sealed.
+    """
+    values = open_all(values, box)
+    schemas = (*secrets, resolved.manifest.get("parameters"))
+    values, unkept = restore_secrets(values, open_all(stored, box), secret_paths(values, schemas))
     problems = [
         {
             "path": format_path(("parameters", *path)),
@@ -74,9 +82,10 @@ def checked_parameters(
     if problems:
         return values, problems
     try:
-        return validate_parameters(resolved.manifest.get("parameters") or {}, values), []
+        filled = validate_parameters(resolved.manifest.get("parameters") or {}, values)
     except ManifestValidationError as error:
         return values, [{"path": p.path, "message": p.message} for p in error.problems]
+    return seal_at(filled, secret_paths(filled, schemas), box), []
 
 
 # -- before a deploy -------------------------------------------------------------------------
@@ -130,11 +139,10 @@ def _resolve_draft(
             problems += [{**e, "path": f"{where}.{e['path']}"} for e in failed.errors or []]
             drafts[app.name] = index.draft_app(app, resolved=None)
             continue
-        if kept is None:
-            stored, secrets = app.parameters, frozenset()
-        else:
-            stored, secrets = kept.get(app.name, {}), index.secrets(app.package)
-        parameters, errors = checked_parameters(version, app.parameters, stored, secrets)
+        stored = app.parameters if kept is None else kept.get(app.name, {})
+        parameters, errors = checked_parameters(
+            version, app.parameters, stored, index.secrets(app.package), box_of(session)
+        )
         problems += [{**e, "path": f"{where}.{e['path']}"} for e in errors]
         drafts[app.name] = index.draft_app(app, resolved=version)
         resolved.append(ResolvedApp(app.name, app.package, version, parameters, dict(app.bindings)))

@@ -7,16 +7,19 @@ without one (tests/unit/test_environment_rules.py).
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Iterable, Iterator, Mapping
+import json
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from catalog.secretbox import is_sealed
+from packages.secrets import Location, lookup, secret_locations
 from packages.versions import parse_range, parse_version
 
 # What the API shows instead of an `x-secret` parameter; sent back, it keeps the stored value.
 MASK = "********"
 
-SecretPath = tuple[str, ...]
+SecretPath = Location  # keys of mappings and indexes of lists
 
 APP_STATUSES = (
     "pending", "deploying", "running", "healthy", "unhealthy", "crashloop", "stopped", "failed",
@@ -26,31 +29,16 @@ APP_STATUSES = (
 # -- secrets ---------------------------------------------------------------------------------
 
 
-def secret_paths(schema: Any) -> frozenset[SecretPath]:
-    """Paths of the properties marked `x-secret: true` in a parameter schema, nested ones too.
+def secret_paths(values: Any, schemas: Iterable[Any]) -> frozenset[SecretPath]:
+    """Places in `values` that any of `schemas` marks `x-secret`, wherever the schema puts it
+    (packages/secrets.py). Tuples rather than dotted names: a key may itself contain a dot.
 
-    Tuples rather than dotted names: a property name may itself contain a dot.
+    A schema marking the whole of the parameters secret hides each of them.
     """
-    return frozenset(_secret_paths(schema, ()))
-
-
-def _secret_paths(schema: Any, prefix: SecretPath) -> Iterator[SecretPath]:
-    properties = schema.get("properties") if isinstance(schema, dict) else None
-    if not isinstance(properties, dict):
-        return
-    for name, sub in properties.items():
-        if isinstance(sub, dict):
-            if sub.get("x-secret") is True:
-                yield (*prefix, name)
-            yield from _secret_paths(sub, (*prefix, name))
-
-
-def _lookup(values: Any, path: SecretPath) -> tuple[bool, Any]:
-    for part in path:
-        if not isinstance(values, dict) or part not in values:
-            return False, None
-        values = values[part]
-    return True, values
+    found = secret_locations(values, schemas)
+    if () in found:
+        return frozenset((key,) for key in values) if isinstance(values, dict) else frozenset()
+    return found
 
 
 def _replace(values: dict, path: SecretPath, value: Any) -> None:
@@ -60,12 +48,23 @@ def _replace(values: dict, path: SecretPath, value: Any) -> None:
 
 
 def mask_secrets(values: Mapping[str, Any], secrets: Collection[SecretPath]) -> dict[str, Any]:
-    """A copy of `values` where every secret that is set reads MASK."""
-    masked = copy.deepcopy(dict(values))
-    for path in sorted(secrets, key=lambda p: (-len(p), p)):  # innermost first: outer ones win
-        if _lookup(masked, path)[0]:
+    """A copy of `values` where every secret that is set reads MASK, and so does every sealed
+    value wherever it is (a token is never shown either)."""
+    masked = _mask_sealed(dict(values))
+    for path in sorted(secrets, key=lambda p: (-len(p), json.dumps(p))):  # innermost first
+        if lookup(masked, path)[0]:
             _replace(masked, path, MASK)
     return masked
+
+
+def _mask_sealed(values: Any) -> Any:
+    if is_sealed(values):
+        return MASK
+    if isinstance(values, dict):
+        return {key: _mask_sealed(item) for key, item in values.items()}
+    if isinstance(values, list):
+        return [_mask_sealed(item) for item in values]
+    return copy.deepcopy(values)
 
 
 def restore_secrets(
@@ -77,11 +76,11 @@ def restore_secrets(
     """
     restored = copy.deepcopy(dict(values))
     missing = []
-    for path in sorted(secrets, key=lambda p: (len(p), p)):  # outermost first
-        present, value = _lookup(restored, path)
+    for path in sorted(secrets, key=lambda p: (len(p), json.dumps(p))):  # outermost first
+        present, value = lookup(restored, path)
         if not present or value != MASK:
             continue
-        kept, old = _lookup(stored, path)
+        kept, old = lookup(stored, path)
         if kept:
             _replace(restored, path, copy.deepcopy(old))
         else:
@@ -281,14 +280,21 @@ def canonical_spec(settings: Mapping[str, Any] | None, apps: Iterable[Mapping[st
     }
 
 
-def has_pending_changes(draft: dict, deployed: Mapping[str, Any] | None) -> bool:
+def has_pending_changes(
+    draft: dict, deployed: Mapping[str, Any] | None, reveal: Callable[[Any], Any] | None = None
+) -> bool:
     """Whether deploying `draft` (a canonical spec) would change what runs.
 
-    Never deployed: pending as soon as there is an app to deploy.
+    Never deployed: pending as soon as there is an app to deploy. Secrets sealed apart are
+    different tokens for the same value: when the specs differ, `reveal` (which opens sealed
+    values) decides.
     """
     if deployed is None:
         return bool(draft["apps"])
-    return draft != canonical_spec(deployed.get("settings"), deployed.get("apps") or [])
+    current = canonical_spec(deployed.get("settings"), deployed.get("apps") or [])
+    if draft == current:
+        return False
+    return reveal is None or reveal(draft) != reveal(current)
 
 
 # -- app status ------------------------------------------------------------------------------

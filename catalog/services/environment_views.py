@@ -3,6 +3,7 @@ parameters with every secret masked; built for many environments with a few quer
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,9 +22,9 @@ from catalog.models import (
     Package,
     PackageVersion,
 )
+from catalog.secretbox import SecretBox, box_of, revealed
 from catalog.services.environment_rules import (
     DraftApp,
-    SecretPath,
     app_status,
     canonical_spec,
     has_pending_changes,
@@ -103,7 +104,7 @@ class PackageIndex:
             else []
         )
         self.packages: dict[str, Package] = {p.name: p for p in rows}
-        self._secrets: dict[str, frozenset[SecretPath]] = {}
+        self._secrets: dict[str, tuple[dict, ...]] = {}
 
     def resolve(self, name: str, constraint: str | None) -> PackageVersion | None:
         """The version `constraint` picks now (yanked ones only when pinned), or None."""
@@ -118,14 +119,17 @@ class PackageIndex:
             return None
         return versions[chosen] if chosen else None
 
-    def secrets(self, name: str) -> frozenset[SecretPath]:
-        """Secret parameters of any version of the package: what one version hides stays hidden."""
+    def secrets(self, name: str) -> tuple[dict, ...]:
+        """The parameter schemas of every version of the package, each once: a secret one
+        version marks stays hidden whatever version the app runs (see `secret_paths`)."""
         if name not in self._secrets:
             package = self.packages.get(name)
-            versions = package.versions if package else []
-            self._secrets[name] = frozenset().union(
-                *(secret_paths(v.manifest.get("parameters")) for v in versions)
-            )
+            schemas = {}
+            for version in package.versions if package else []:
+                schema = version.manifest.get("parameters")
+                if isinstance(schema, dict):
+                    schemas.setdefault(json.dumps(schema, sort_keys=True), schema)
+            self._secrets[name] = tuple(schemas.values())
         return self._secrets[name]
 
     def draft_app(
@@ -186,8 +190,9 @@ def describe_many(session: Session, envs: list[Environment]) -> list[Environment
         if host_ids
         else {}
     )
+    box = box_of(session)
     return [
-        _view(env, hosts.get(env.host_id), index, current.get(env.id), containers, ports)
+        _view(env, hosts.get(env.host_id), index, current.get(env.id), containers, ports, box)
         for env in envs
     ]
 
@@ -199,6 +204,7 @@ def _view(
     deployment: Deployment | None,
     containers: dict[tuple[str, str], list[ContainerRecord]],
     ports: dict[tuple[str, str], list[HostPort]],
+    box: SecretBox,
 ) -> EnvironmentView:
     spec = deployment.spec if deployment is not None else None
     deployed = {a["name"]: a for a in (spec or {}).get("apps", [])}
@@ -208,9 +214,10 @@ def _view(
     for app in env.apps:
         resolved = index.resolve(app.package, app.version)
         running = deployed.get(app.name)
-        hidden = index.secrets(app.package)
+        schemas = index.secrets(app.package)
         if running is not None:
-            hidden |= secret_paths(running.get("manifest", {}).get("parameters"))
+            schemas += (running.get("manifest", {}).get("parameters"),)
+        hidden = secret_paths(app.parameters, schemas)
         apps.append(
             AppView(
                 name=app.name,
@@ -252,7 +259,9 @@ def _view(
         description=env.description,
         status=env.status,
         status_detail=env.status_detail,
-        has_pending_changes=has_pending_changes(canonical_spec(env.settings, draft), spec),
+        has_pending_changes=has_pending_changes(
+            canonical_spec(env.settings, draft), spec, lambda s: revealed(s, box)
+        ),
         current_revision=env.current_revision,
         settings=dict(env.settings),
         apps=apps,

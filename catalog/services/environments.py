@@ -7,8 +7,9 @@ an `If-Match` check and the edit it guards are atomic. Apps keep their version *
 added or changed (to validate parameters and bindings) and again at deploy time.
 
 Secrets: parameters marked `x-secret` in any version of the app's package are shown as
-MASK ("********"); MASK sent back at a secret's place keeps the stored value. Audit events
-name the fields changed, never parameter values.
+MASK ("********"); MASK sent back at a secret's place keeps the stored value. They are stored
+sealed (catalog/secretbox.py), in the draft as in deployment snapshots. Audit events name the
+fields changed, never parameter values.
 
 Deleting an environment always answers 202: the status becomes `deleting`, and after the
 commit a teardown task is published; the worker tears the containers down and removes
@@ -27,6 +28,7 @@ from catalog.auth import Principal, require_role
 from catalog.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from catalog.models import App, Environment
 from catalog.queue import TEARDOWN_TASK, Publisher
+from catalog.secretbox import box_of
 from catalog.services import audit
 from catalog.services.environment_checks import (
     check_deployable,
@@ -284,7 +286,7 @@ def add_app(
     index = PackageIndex(session, {body["package"], *(a.package for a in env.apps)})
     resolved = resolve_version(index, body["package"], body["version"])
     parameters, errors = checked_parameters(
-        resolved, body["parameters"], {}, index.secrets(body["package"])
+        resolved, body["parameters"], {}, index.secrets(body["package"]), box_of(session)
     )
     app = App(
         name=name,
@@ -322,7 +324,7 @@ def update_app(
     resolved = resolve_version(index, app.package, version)
     parameters, errors = checked_parameters(
         resolved, changes.get("parameters", app.parameters), app.parameters,
-        index.secrets(app.package),
+        index.secrets(app.package), box_of(session),
     )  # fmt: skip
     bindings = changes.get("bindings", app.bindings)
     drafts = {a.name: index.draft_app(a) for a in env.apps}

@@ -11,17 +11,18 @@ transaction; nothing is deployed until `POST .../deployments`, as for any enviro
 Settings given then are merged over the template's, and each app's parameters over the
 template's, key by key at the top level.
 
-Secrets are kept the way environments keep them: stored, shown as MASK, and a MASK sent at a
+Secrets are kept the way environments keep them: stored sealed, shown as MASK, and a MASK sent at a
 secret's place when making an environment keeps the template's value. A template made from an
 environment keeps that environment's secrets (and the defaults applied when its apps were
 added); it is the same tenant's, like the environment, and an admin makes templates and
-environments from templates only in its own tenant. Each app keeps the paths of its package's
-secrets as they were when the template was made, so they stay masked after the package, or the
+environments from templates only in its own tenant. Each app keeps the places of its secret
+parameters as they were when the template was made, so they stay masked after the package, or the
 version that marked them `x-secret`, is deleted.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,16 +33,17 @@ from sqlalchemy.orm import Session
 from catalog.auth import Principal, require_role
 from catalog.errors import Conflict, NotFound, ValidationFailed
 from catalog.models import App, Template, Tenant
+from catalog.secretbox import box_of, seal_at
 from catalog.services import audit
 from catalog.services.environment_checks import invalid, resolve_spec
-from catalog.services.environment_rules import SecretPath, mask_secrets
+from catalog.services.environment_rules import SecretPath, mask_secrets, secret_paths
 from catalog.services.environment_views import EnvironmentView, PackageIndex
 from catalog.services.environments import create_environment, get_environment
 from catalog.services.lookup import commit_or_conflict, find_owned, name_taken
 from catalog.services.pagination import page_by_name
 
 APP_FIELDS = ("name", "package", "version", "parameters", "bindings")
-SECRETS = "secrets"  # in a stored app: its package's secret parameter paths, as lists
+SECRETS = "secrets"  # in a stored app: the places of its secret parameters, as lists
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,8 @@ def _spec(app: dict[str, Any]) -> dict[str, Any]:
 
 def _secrets(app: dict[str, Any], index: PackageIndex) -> frozenset[SecretPath]:
     """Secret paths of a stored app: its package's now, and those it was stored with."""
-    return index.secrets(app["package"]) | {tuple(path) for path in app.get(SECRETS, ())}
+    now = secret_paths(app["parameters"], index.secrets(app["package"]))
+    return now | {tuple(path) for path in app.get(SECRETS, ())}
 
 
 def _own(principal: Principal, tenant: Tenant, kind: str, name: str) -> None:
@@ -130,8 +133,11 @@ def create_template(session: Session, principal: Principal, body: dict[str, Any]
     settings = body.get("settings", settings)
     index = PackageIndex(session, {a["package"] for a in apps})
     resolve_spec(session, principal.tenant_id, settings, apps, index=index)
+    box = box_of(session)
     for app in apps:
-        app[SECRETS] = sorted(list(path) for path in index.secrets(app["package"]))
+        found = secret_paths(app["parameters"], index.secrets(app["package"]))
+        app[SECRETS] = sorted((list(path) for path in found), key=json.dumps)
+        app["parameters"] = seal_at(app["parameters"], found, box)
     template = Template(
         tenant_id=principal.tenant_id,
         name=name,

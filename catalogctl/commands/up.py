@@ -133,6 +133,20 @@ def _wait_healthy(url: str, children: list[Child]) -> None:
     raise click.ClickException(f"the API did not answer on {url} within {START_SECONDS:g} s")
 
 
+def _secret_key(settings: dict) -> None:
+    """Create the key file of secret parameters (mode 0600) unless a key is set or it exists."""
+    from catalog.secretbox import new_key
+
+    key_file = Path(settings["SECRET_KEY_FILE"])
+    if settings["SECRET_KEY"] or key_file.exists():
+        return
+    key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(new_key() + "\n")
+    click.echo(f"Created the key of secret parameters: {key_file} (mode 0600); back it up")
+
+
 def _admin_token(home: Path, url: str, env: dict[str, str]) -> tuple[Path, str]:
     """The local admin token: the one in HOME/admin.token while it works, else a new one."""
     token_file = home / "admin.token"
@@ -205,8 +219,9 @@ def up(
     """Run the whole catalog on this machine: API, worker, resync and tracker.
 
     With no configuration it keeps everything under ./var: SQLite, the broker, the package
-    blobs, the logs (var/logs) and the admin token (var/admin.token, mode 0600). Only the
-    Docker engine is needed to deploy. Ctrl-C stops it; the data stays for the next start.
+    blobs, the logs (var/logs), the admin token (var/admin.token, mode 0600) and the key that
+    encrypts secret parameters (var/secret.key, mode 0600, unless CATALOG_SECRET_KEY is set).
+    Only the Docker engine is needed to deploy. Ctrl-C stops it; the data stays for the next start.
     """
     from catalog import config as service_config  # what the children will read
 
@@ -218,6 +233,7 @@ def up(
     env["CATALOG_HOME"] = str(home)
     env.pop("CATALOG_TOKEN", None)
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _secret_key(settings)
     logs = home / "logs"
     logs.mkdir(exist_ok=True)
     url = f"http://{host}:{port}"

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from catalog.models import Base
-from tests.conftest import BROKER_URL, TASK_QUEUE, remove_labelled
+from tests.conftest import BROKER_URL, TASK_QUEUE, TEST_SECRET_KEY, remove_labelled
 
 BIN = Path(sys.executable).parent
 # Host ports for the apps this run deploys: a window of its own, so that runs at the same time
@@ -58,6 +58,7 @@ def service_env(database_url, tmp_path):
         # This run's own queue on the real broker, and host ports of its own.
         "CATALOG_BROKER_URL": BROKER_URL,
         "CATALOG_TASK_QUEUE": TASK_QUEUE,
+        "CATALOG_SECRET_KEY": TEST_SECRET_KEY,
         "CATALOG_HOST_PORT_RANGE": HOST_PORT_RANGE,
         "CATALOG_MIN_RUNNING_SECONDS": "0.5",
         # The CLI's profiles of this test only.

@@ -47,6 +47,10 @@ def test_make_run_starts_everything_deploys_and_ctrl_c_stops_it(embedded_env, tm
         token_file = tmp_path / "var" / "admin.token"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         token = token_file.read_text().strip()
+        key_file = tmp_path / "var" / "secret.key"  # encrypts secret parameters at rest
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert f"Created the key of secret parameters: {key_file}" in up.output
+        key = key_file.read_text()
         profiles = yaml.safe_load((tmp_path / "catalogctl.yaml").read_text())
         assert profiles == {"current": "local", "profiles": {"local": {"url": url, "token": token}}}
 
@@ -79,6 +83,7 @@ def test_make_run_starts_everything_deploys_and_ctrl_c_stops_it(embedded_env, tm
     try:
         assert "org.example.hello-web 1.0.0 is published already (skipped)" in again.output
         assert token_file.read_text().strip() == token
+        assert key_file.read_text() == key and "Created the key" not in again.output
         history = Cli(embedded_env, tmp_path).json("package", "list")
         assert len(history) == 3
     finally:

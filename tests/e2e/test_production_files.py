@@ -19,7 +19,7 @@ import pytest
 import yaml
 from docker.utils.build import exclude_paths
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TEST_SECRET_KEY
 from tests.e2e.conftest import BIN
 
 CATALOG_SERVICES = ("migrate", "api", "worker", "beat", "tracker")
@@ -40,7 +40,9 @@ def compose_config(**env: str) -> dict:
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return compose_config(POSTGRES_PASSWORD="s3cret", RABBITMQ_PASSWORD="s3cret")
+    return compose_config(
+        POSTGRES_PASSWORD="s3cret", RABBITMQ_PASSWORD="s3cret", CATALOG_SECRET_KEY=TEST_SECRET_KEY
+    )
 
 
 def instructions(dockerfile: Path) -> list[tuple[str, str]]:
@@ -78,6 +80,7 @@ def test_the_compose_file_is_valid_and_wires_the_stack(compose):
         environment = services[name]["environment"]
         if "CATALOG_DATABASE_URL" in environment:
             assert ":s3cret@" in environment["CATALOG_DATABASE_URL"]
+        assert environment["CATALOG_SECRET_KEY"] == TEST_SECRET_KEY
     assert services["api"]["ports"] == [{"published": 8000, "target": 8000}]
     assert services["api"]["command"][0] == "serve"
 

@@ -15,7 +15,7 @@ from catalog import create_app
 from catalog.auth import Principal
 from catalog.models import Base
 from catalog.services import tenants
-from tests.conftest import BROKER_URL, TASK_QUEUE
+from tests.conftest import BROKER_URL, TASK_QUEUE, TEST_SECRET_KEY
 from tests.integration.stack import TEST_NETWORK_POOL, TEST_PORT_RANGE, Deployer, WorkerProcess
 
 
@@ -36,6 +36,7 @@ def app(database_url, tmp_path, app_config):
             "UPLOAD_RATE_LIMIT": "10000/minute",
             "BROKER_URL": BROKER_URL,
             "TASK_QUEUE": TASK_QUEUE,
+            "SECRET_KEY": TEST_SECRET_KEY,
             **app_config,
         }
     )
@@ -167,6 +168,7 @@ def worker_env(app, tmp_path) -> dict[str, str]:
         "CATALOG_DATABASE_URL": app.config["DATABASE_URL"],
         "CATALOG_BROKER_URL": BROKER_URL,
         "CATALOG_TASK_QUEUE": TASK_QUEUE,
+        "CATALOG_SECRET_KEY": app.config["SECRET_KEY"],
         "CATALOG_BLOB_DIR": app.config["BLOB_DIR"],
         "CATALOG_HOME": str(tmp_path / "worker-home"),
         "CATALOG_HOST_PORT_RANGE": TEST_PORT_RANGE,

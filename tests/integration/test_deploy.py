@@ -767,3 +767,56 @@ def test_a_container_cannot_reach_another_tenants_service(
     assert subnets[0] != subnets[1]
     assert all(s.prefixlen == 24 and s.subnet_of(IPv4Network(TEST_NETWORK_POOL)) for s in subnets)
     assert ip_address(own_ip) in subnets[0] and ip_address(their_ip) in subnets[1]
+
+
+VAULT_PARAM = {
+    "type": "object",
+    "$defs": {"token": {"type": "string", "x-secret": True}},
+    "properties": {"auth": {"type": "object", "properties": {"token": {"$ref": "#/$defs/token"}}}},
+}
+VAULT_TOKEN = "tok-sealed-at-rest-42"
+
+
+def vault_package() -> bytes:
+    return package_bytes(
+        "org.test.vault",
+        "1.0.0",
+        parameters=VAULT_PARAM,
+        services={"api": web(9000, "token={{ params.auth.token }}"), "probe": PROBE},
+    )
+
+
+def test_a_secret_is_stored_encrypted_and_the_worker_decrypts_it_into_the_container(
+    deployer, start_worker, docker_client, app
+):
+    """G43: at rest only encrypted; the container gets the value; no read shows it."""
+    from sqlalchemy import text
+
+    start_worker()
+    deployer.publish(vault_package())
+    env_id = deployer.create_env("vault")["id"]
+    deployer.add_app("vault", "v", "org.test.vault", parameters={"auth": {"token": VAULT_TOKEN}})
+    deploy_ok(deployer, "vault")
+
+    assert fetch_service(docker_client, env_id, "v", "api", 9000) == f"token={VAULT_TOKEN}".encode()
+    with app.extensions["catalog"]["engine"].connect() as conn:
+        rows = [
+            conn.execute(text(f"SELECT {column}::text FROM {table}")).scalars().all()
+            for table, column in (("apps", "parameters"), ("deployments", "spec"))
+        ]
+    assert all(rows) and not [r for rs in rows for r in rs if VAULT_TOKEN in r]
+    assert '"$secret"' in rows[0][0] and '"$secret"' in rows[1][0]
+    for path in ("/environments/vault", "/environments/vault/events?limit=1000"):
+        assert VAULT_TOKEN not in json.dumps(deployer.call("GET", path))
+
+
+def test_a_worker_without_the_key_fails_the_deploy_saying_so(deployer, start_worker):
+    start_worker(CATALOG_SECRET_KEY="")  # and no key file in its home
+    deployer.publish(vault_package())
+    deployer.create_env("nokey")
+    deployer.add_app("nokey", "v", "org.test.vault", parameters={"auth": {"token": VAULT_TOKEN}})
+
+    deployment = deployer.wait("nokey", deployer.deploy("nokey"))
+
+    assert deployment["status"] == "failed", deployment["events"]
+    assert "CATALOG_SECRET_KEY is not set" in deployment["error"]

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from catalog.errors import ValidationFailed
 from catalog.models import App, AuditEvent, ContainerRecord, Deployment, Environment, HostPort
 from catalog.queue import TEARDOWN_TASK
+from catalog.secretbox import open_all
 from catalog.services import environments as env_service
 from tests.integration.conftest import package_bytes
 
@@ -80,6 +81,12 @@ def stored_app(app, env: str, name: str) -> App:
         return s.scalar(
             select(App).join(Environment).where(Environment.name == env, App.name == name)
         )
+
+
+def stored_parameters(app, env: str, name: str) -> dict:
+    """An app's stored parameters with its secrets decrypted."""
+    box = app.extensions["catalog"]["sessionmaker"].kw["info"]["secrets"]
+    return open_all(stored_app(app, env, name).parameters, box)
 
 
 @dataclass
@@ -321,8 +328,13 @@ def test_add_app_resolves_the_newest_release_applies_defaults_and_masks_secrets(
         "site": {"title": "demo", "api_key": MASK},
     }
     stored = stored_app(app, "shop", "web")
-    assert stored.parameters["admin_password"] == SECRET
-    assert stored.parameters["site"]["api_key"] == "key-123"
+    # At rest the secrets are Fernet tokens: the row holds neither of them in clear.
+    assert SECRET not in json.dumps(stored.parameters)
+    assert "key-123" not in json.dumps(stored.parameters)
+    assert set(stored.parameters["admin_password"]) == {"$secret"}
+    assert stored.parameters["replicas"] == 1  # what is not secret stays as it is
+    assert stored_parameters(app, "shop", "web")["admin_password"] == SECRET
+    assert stored_parameters(app, "shop", "web")["site"]["api_key"] == "key-123"
     assert stored.version == "^1.0.0"
     assert audit_actions(app)[-1] == "app.create"
 
@@ -470,14 +482,14 @@ def test_patch_replaces_parameters_and_a_masked_value_keeps_the_stored_secret(wo
         "site": {"title": "demo"},
     }
     assert kept.headers["ETag"] == '"4"'
-    assert stored_app(app, "shop", "web").parameters["admin_password"] == SECRET
+    assert stored_parameters(app, "shop", "web")["admin_password"] == SECRET
 
     changed = world.patch(
         "/environments/shop/apps/web", {"parameters": {"admin_password": "another long secret"}}
     )
     assert changed.status_code == 200
     assert changed.get_json()["parameters"]["replicas"] == 1  # replaced whole: default again
-    assert stored_app(app, "shop", "web").parameters["admin_password"] == "another long secret"
+    assert stored_parameters(app, "shop", "web")["admin_password"] == "another long secret"
 
     unkept = world.patch(
         "/environments/shop/apps/web",
@@ -960,3 +972,118 @@ def test_another_tenants_use_is_counted_not_named(world):
         "package org.acme.db is used by 1 environment(s) of other tenants"
     )
     assert "secret-project" not in refused.get_data(as_text=True)
+
+
+# x-secret placed everywhere a JSON Schema can place it: a viewer never reads one of these.
+HIDDEN = {
+    "ref": "via-ref-1",
+    "item": "via-items-2",
+    "extra": "via-additional-3",
+    "pattern": "via-pattern-4",
+    "any": "via-anyof-5",
+}
+NESTED_SECRETS = {
+    "type": "object",
+    "$defs": {"secret": {"type": "string", "x-secret": True}},
+    "properties": {
+        "db": {"type": "object", "properties": {"password": {"$ref": "#/$defs/secret"}}},
+        "keys": {"type": "array", "items": {"type": "string", "x-secret": True}},
+        "users": {"type": "object", "additionalProperties": {"$ref": "#/$defs/secret"}},
+        "env": {
+            "type": "object",
+            "patternProperties": {"_TOKEN$": {"type": "string", "x-secret": True}},
+            "additionalProperties": {"type": "string"},
+        },
+        "auth": {"anyOf": [{"type": "null"}, {"type": "string", "x-secret": True}]},
+    },
+}
+NESTED_VALUES = {
+    "db": {"password": HIDDEN["ref"]},
+    "keys": [HIDDEN["item"]],
+    "users": {"alice": HIDDEN["extra"]},
+    "env": {"API_TOKEN": HIDDEN["pattern"], "HOME": "/srv"},
+    "auth": HIDDEN["any"],
+}
+NESTED_MASKED = {
+    "db": {"password": MASK},
+    "keys": [MASK],
+    "users": {"alice": MASK},
+    "env": {"API_TOKEN": MASK, "HOME": "/srv"},
+    "auth": MASK,
+}
+
+
+def test_secrets_nested_anywhere_in_the_schema_are_masked_on_every_read(world, app):
+    publish(world.client, world.publisher, "org.acme.vault", "1.0.0", parameters=NESTED_SECRETS)
+    world.create_env("vault")
+    body = world.added(env="vault", name="v", package="org.acme.vault", parameters=NESTED_VALUES)
+    assert body["parameters"] == NESTED_MASKED
+    template = world.client.post(
+        "/v1/templates",
+        json={"name": "vault-t", "description": "", "environment": "vault"},
+        headers=world.deployer.headers,
+    )
+    assert template.status_code == 201, template.get_json()
+
+    reads = [
+        world.get(path, caller)
+        for caller in (world.viewer, world.deployer)
+        for path in (
+            "/environments/vault",
+            "/environments/vault/apps/v",
+            "/environments",
+            "/templates/vault-t",
+            "/templates",
+        )
+    ]
+    for response in [template, *reads]:
+        assert response.status_code == 200 or response is template
+        text = response.get_data(True)
+        assert not [value for value in HIDDEN.values() if value in text], response.request.path
+    assert reads[1].get_json()["parameters"] == NESTED_MASKED
+    assert reads[3].get_json()["apps"][0]["parameters"] == NESTED_MASKED
+    assert not [value for value in HIDDEN.values() if value in audit_text(app)]
+
+    # Sent back masked, each nested secret keeps its stored value; a new one replaces it.
+    changed = {**NESTED_MASKED, "keys": [MASK, "a-new-key"]}
+    response = world.patch("/environments/vault/apps/v", {"parameters": changed})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["parameters"]["keys"] == [MASK, MASK]
+    stored = stored_parameters(app, "vault", "v")
+    assert stored == {**NESTED_VALUES, "keys": [HIDDEN["item"], "a-new-key"]}
+
+
+def test_a_catastrophic_parameter_pattern_answers_at_once(world):
+    """G44: `^(a+)+$` on 30 characters: exponential for a backtracking engine, not for RE2."""
+    import time
+
+    pattern = "^(a+)+$"
+    schema = {"type": "object", "properties": {"name": {"type": "string", "pattern": pattern}}}
+    publish(world.client, world.publisher, "org.acme.regex", "1.0.0", parameters=schema)
+    world.create_env("regex")
+    world.added(env="regex", name="warm", package="org.acme.regex", parameters={"name": "aa"})
+
+    started = time.perf_counter()
+    response = world.add_app(
+        env="regex", name="hostile", package="org.acme.regex", parameters={"name": "a" * 30 + "!"}
+    )
+    took = time.perf_counter() - started
+
+    assert paths(response) == ["parameters.name"]
+    print(f"catastrophic pattern: the request answered in {took * 1000:.1f} ms")
+    assert took < 0.1, f"{took:.3f} s"  # the whole request: about 10 ms here
+
+
+def test_a_pattern_re2_cannot_match_is_refused_at_upload_naming_the_parameter(world):
+    schema = {"type": "object", "properties": {"name": {"type": "string", "pattern": "(a)\\1"}}}
+    response = world.client.post(
+        "/v1/packages",
+        data=package_bytes("org.acme.backref", "1.0.0", parameters=schema),
+        content_type="application/gzip",
+        headers=world.publisher.headers,
+    )
+
+    assert response.status_code == 400, response.get_json()
+    (error,) = response.get_json()["errors"]
+    assert error["path"] == "parameters.properties.name.pattern"
+    assert "RE2" in error["message"]

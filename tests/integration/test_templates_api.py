@@ -16,7 +16,7 @@ from tests.integration.test_environments_api import (
     audit_actions,
     audit_text,
     session,
-    stored_app,
+    stored_parameters,
 )
 
 world = environments.world  # the environments tests' fixture: tenants, callers, packages
@@ -207,7 +207,7 @@ def test_an_environment_from_a_template_gets_its_apps_settings_and_secrets(world
     assert apps["web"]["parameters"]["admin_password"] == MASK
     assert apps["web"]["parameters"]["replicas"] == 2
     # The secret came from the template; the draft can be deployed as it is.
-    assert stored_app(app, "shop2", "web").parameters["admin_password"] == SECRET
+    assert stored_parameters(app, "shop2", "web")["admin_password"] == SECRET
     with session(app) as s:
         shop2 = s.scalar(select(Environment).where(Environment.name == "shop2"))
         assert env_service.check_deployable(s, shop2) == []
@@ -228,8 +228,8 @@ def test_a_masked_secret_keeps_the_templates_value_and_a_new_one_replaces_it(wor
     kept, replaced = make("kept", MASK), make("replaced", new_secret)
 
     assert kept.status_code == replaced.status_code == 201
-    assert stored_app(app, "kept", "web").parameters["admin_password"] == SECRET
-    assert stored_app(app, "replaced", "web").parameters["admin_password"] == new_secret
+    assert stored_parameters(app, "kept", "web")["admin_password"] == SECRET
+    assert stored_parameters(app, "replaced", "web")["admin_password"] == new_secret
 
 
 @pytest.mark.parametrize(

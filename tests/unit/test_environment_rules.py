@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import pytest
@@ -42,28 +43,47 @@ SCHEMA = {
 # -- secrets ---------------------------------------------------------------------------------
 
 
+ALL_SET = {
+    "password": "p",
+    "replicas": 2,
+    "db": {"token": "t", "host": "h"},
+    "a.b": "x",
+    "vault": {"key": "k"},
+}
+
+
 def test_secret_paths_are_tuples_so_dotted_names_stay_whole():
-    assert secret_paths(SCHEMA) == {
+    assert secret_paths(ALL_SET, [SCHEMA]) == {
         ("password",),
         ("db", "token"),
         ("a.b",),
-        ("vault",),
-        ("vault", "key"),
+        ("vault",),  # nothing inside a secret: it is hidden whole
     }
-    assert secret_paths(None) == frozenset()
-    assert secret_paths({"type": "object", "properties": "odd"}) == frozenset()
+    assert secret_paths(ALL_SET, [None]) == frozenset()
+    assert secret_paths(ALL_SET, [{"type": "object", "properties": "odd"}]) == frozenset()
+
+
+def test_a_schema_marking_all_parameters_secret_hides_each_of_them():
+    assert secret_paths({"a": 1, "b": {}}, [{"type": "object", "x-secret": True}]) == {
+        ("a",),
+        ("b",),
+    }
+
+
+def test_secrets_inside_lists_are_masked_and_restored_by_index():
+    schema = {"type": "object", "properties": {"keys": {"items": {"x-secret": True}}}}
+    values = {"keys": ["k1", "k2"]}
+
+    assert mask_secrets(values, secret_paths(values, [schema])) == {"keys": [MASK, MASK]}
+    sent = {"keys": [MASK, "new"]}
+    restored, missing = restore_secrets(sent, values, secret_paths(sent, [schema]))
+    assert (restored, missing) == ({"keys": ["k1", "new"]}, [])
 
 
 def test_mask_hides_every_set_secret_and_leaves_the_rest_and_the_input_alone():
-    values = {
-        "password": "p",
-        "replicas": 2,
-        "db": {"token": "t", "host": "h"},
-        "a.b": "x",
-        "vault": {"key": "k"},
-    }
+    values = copy.deepcopy(ALL_SET)
 
-    masked = mask_secrets(values, secret_paths(SCHEMA))
+    masked = mask_secrets(values, secret_paths(values, [SCHEMA]))
 
     assert masked == {
         "password": MASK,
@@ -76,7 +96,8 @@ def test_mask_hides_every_set_secret_and_leaves_the_rest_and_the_input_alone():
 
 
 def test_mask_skips_unset_secrets():
-    assert mask_secrets({"replicas": 1, "db": {}}, secret_paths(SCHEMA)) == {
+    values = {"replicas": 1, "db": {}}
+    assert mask_secrets(values, secret_paths(values, [SCHEMA])) == {
         "replicas": 1,
         "db": {},
     }
@@ -85,18 +106,16 @@ def test_mask_skips_unset_secrets():
 def test_restore_puts_the_stored_secret_back_where_the_mask_was_sent():
     stored = {"password": "old", "db": {"token": "t"}}
 
-    restored, missing = restore_secrets(
-        {"password": MASK, "db": {"token": "new"}, "replicas": 3}, stored, secret_paths(SCHEMA)
-    )
+    sent = {"password": MASK, "db": {"token": "new"}, "replicas": 3}
+    restored, missing = restore_secrets(sent, stored, secret_paths(sent, [SCHEMA]))
 
     assert restored == {"password": "old", "db": {"token": "new"}, "replicas": 3}
     assert missing == []
 
 
 def test_restore_reports_masks_with_nothing_stored_and_ignores_masks_elsewhere():
-    restored, missing = restore_secrets(
-        {"password": MASK, "replicas": MASK, "vault": MASK}, {}, secret_paths(SCHEMA)
-    )
+    sent = {"password": MASK, "replicas": MASK, "vault": MASK}
+    restored, missing = restore_secrets(sent, {}, secret_paths(sent, [SCHEMA]))
 
     assert missing == [("password",), ("vault",)]
     assert restored["replicas"] == MASK  # not a secret: a value like any other
