@@ -352,6 +352,7 @@ def start_server(url: str, scratch: Path, port: int, log) -> subprocess.Popen:
         "CATALOG_DATABASE_URL": url,
         "CATALOG_BLOB_DIR": str(scratch / "blobs"),
         "CATALOG_UPLOAD_RATE_LIMIT": "1000000/minute",
+        "CATALOG_READ_RATE_LIMIT": "1000000/minute",
     }
     command = [str(catalogctl), "serve", "--port", str(port), "--workers", "2", "--threads", "4"]
     return subprocess.Popen(

@@ -76,6 +76,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_blueprints(api)
     app.extensions["catalog"]["api"] = api
     register_error_handlers(app)
+    # Its check is a before-request hook too, registered after authentication: every limit is
+    # counted on the token the request authenticated with (catalog/ratelimit.py).
     limiter.init_app(app)
     return app
 

@@ -23,7 +23,8 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "DOCKER_URL": "",  # empty: the engine from DOCKER_HOST or the local socket
         "BLOB_DIR": str(home / "blobs"),
         "MAX_UPLOAD_BYTES": 64 * 1024 * 1024,
-        "UPLOAD_RATE_LIMIT": "60/minute",
+        "UPLOAD_RATE_LIMIT": "60/minute",  # per token
+        "READ_RATE_LIMIT": "1200/minute",  # per token, every GET and HEAD together
         "RATELIMIT_STORAGE_URL": "memory://",
         "DB_POOL_SIZE": 10,
         "LOG_LEVEL": "INFO",
@@ -75,6 +76,7 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {
     "BLOB_DIR": str,
     "MAX_UPLOAD_BYTES": int,
     "UPLOAD_RATE_LIMIT": str,
+    "READ_RATE_LIMIT": str,
     "RATELIMIT_STORAGE_URL": str,
     "DB_POOL_SIZE": int,
     "LOG_LEVEL": str,
