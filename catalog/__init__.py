@@ -27,6 +27,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from catalog.ratelimit import limiter
     from catalog.services.blobs import BlobStore
     from catalog.services.metrics import count_request
+    from catalog.streams import Streams
 
     app = Flask(__name__)
     app.json = OrjsonProvider(app)
@@ -59,6 +60,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         "blobs": BlobStore(app.config["BLOB_DIR"]),
         "publisher": Publisher(make_celery(app.config)),
         "docker": {},  # engine clients by address, made on first use (catalog.api.context)
+        "streams": Streams.from_config(app.config),
     }
     app.teardown_appcontext(close_session)
     # Authentication runs before any view parses its arguments (401 before 400).

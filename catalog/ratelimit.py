@@ -21,7 +21,7 @@ from flask_limiter.util import get_remote_address
 from catalog.api.context import READ_METHODS
 
 # Routes no limit applies to: liveness must answer a load balancer however often it asks.
-UNLIMITED_ENDPOINTS = frozenset({"health.health"})
+UNLIMITED_PATHS = frozenset({"/v1/health"})
 
 
 def caller_key() -> str:
@@ -33,7 +33,7 @@ def caller_key() -> str:
 
 
 def _not_a_limited_read() -> bool:
-    return request.method not in READ_METHODS or request.endpoint in UNLIMITED_ENDPOINTS
+    return request.method not in READ_METHODS or request.path in UNLIMITED_PATHS
 
 
 limiter = Limiter(

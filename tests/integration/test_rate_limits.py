@@ -70,3 +70,41 @@ def test_anonymous_reads_are_limited_by_address(client):
     assert_limited(client.get("/v1/openapi.json"), "2 per 1 minute")
     other = client.get("/v1/openapi.json", environ_base={"REMOTE_ADDR": "192.0.2.7"})
     assert other.status_code == 200
+
+
+# --- concurrent streams -----------------------------------------------------------------------
+
+
+def open_stream(client, caller, path: str = "/v1/environments/shop/events?follow=1"):
+    """A follow=1 request whose body is not read: its stream holds a slot until closed."""
+    return client.get(path, headers=caller.headers, buffered=False)
+
+
+@pytest.fixture
+def shop(client, make_caller):
+    """An environment `shop` of tenant acme, and two of its viewers."""
+    deployer = make_caller("acme", "deployer")
+    created = client.post("/v1/environments", json={"name": "shop"}, headers=deployer.headers)
+    assert created.status_code == 201, created.get_json()
+    return make_caller("acme", "viewer"), make_caller("acme", "viewer")
+
+
+def assert_stream_refused(response, words: str) -> None:
+    assert response.status_code == 429, response.get_data(as_text=True)
+    assert words in response.get_json()["detail"], response.get_json()
+    # At least the streams' own 5 s (Flask-Limiter raises it to its read window's reset).
+    assert int(response.headers["Retry-After"]) >= 5, response.headers
+
+
+@pytest.mark.parametrize(
+    "app_config", [{"STREAMS_PER_TOKEN": 1, "STREAMS_PER_PROCESS": 1}], indirect=True
+)
+def test_a_stream_that_ends_gives_its_slot_back(client, shop, app):
+    alice, _ = shop
+    for _ in range(3):  # revision 7 does not exist: its stream ends at once, with `end`
+        response = open_stream(client, alice, "/v1/environments/shop/events?follow=1&revision=7")
+        assert response.status_code == 200
+        body = b"".join(response.response)
+        response.close()  # what the server does once the body is sent
+        assert b"event: end" in body
+    assert app.extensions["catalog"]["streams"].running == 0
