@@ -33,6 +33,8 @@ setup(
         "webargs>=8.4,<9",
         "apispec>=6.6,<7",
         "Flask-Limiter>=3.8,<5",
+        # Rate limit counts and stream slots shared by several API processes (redis://...).
+        "redis>=5.0,<8",
         "gunicorn>=24,<28",  # 24: a listening socket per worker with reuse_port
         "requests>=2.31,<3",
         "rich>=13.7,<16",

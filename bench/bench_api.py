@@ -354,6 +354,7 @@ def start_server(url: str, scratch: Path, port: int, log) -> subprocess.Popen:
         "CATALOG_BLOB_DIR": str(scratch / "blobs"),
         "CATALOG_UPLOAD_RATE_LIMIT": "1000000/minute",
         "CATALOG_SECRET_KEY": new_key(),
+        "CATALOG_READ_RATE_LIMIT": "1000000/minute",
     }
     command = [str(catalogctl), "serve", "--port", str(port), "--workers", "2", "--threads", "4"]
     return subprocess.Popen(

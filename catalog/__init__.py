@@ -28,6 +28,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from catalog.secretbox import box_from
     from catalog.services.blobs import BlobStore
     from catalog.services.metrics import count_request
+    from catalog.streams import Streams
 
     app = Flask(__name__)
     app.json = OrjsonProvider(app)
@@ -65,6 +66,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         "blobs": BlobStore(app.config["BLOB_DIR"]),
         "publisher": Publisher(make_celery(app.config)),
         "docker": {},  # engine clients by address, made on first use (catalog.api.context)
+        "streams": Streams.from_config(app.config),
     }
     app.teardown_appcontext(close_session)
     # Authentication runs before any view parses its arguments (401 before 400).
@@ -82,6 +84,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_blueprints(api)
     app.extensions["catalog"]["api"] = api
     register_error_handlers(app)
+    # Its check is a before-request hook too, registered after authentication: every limit is
+    # counted on the token the request authenticated with (catalog/ratelimit.py).
     limiter.init_app(app)
     return app
 

@@ -23,8 +23,13 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "DOCKER_URL": "",  # empty: the engine from DOCKER_HOST or the local socket
         "BLOB_DIR": str(home / "blobs"),
         "MAX_UPLOAD_BYTES": 64 * 1024 * 1024,
-        "UPLOAD_RATE_LIMIT": "60/minute",
+        "UPLOAD_RATE_LIMIT": "60/minute",  # per token
+        "READ_RATE_LIMIT": "1200/minute",  # per token, every GET and HEAD together
         "RATELIMIT_STORAGE_URL": "memory://",
+        # Concurrent `follow=1` streams (catalog/streams.py): each holds an API thread, so
+        # STREAMS_PER_PROCESS stays below `catalogctl serve --threads` (4).
+        "STREAMS_PER_PROCESS": 2,
+        "STREAMS_PER_TOKEN": 2,
         "DB_POOL_SIZE": 10,
         "LOG_LEVEL": "INFO",
         "HOST_PORT_RANGE": "20000-29999",  # host ports for published container ports
@@ -80,7 +85,10 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {
     "BLOB_DIR": str,
     "MAX_UPLOAD_BYTES": int,
     "UPLOAD_RATE_LIMIT": str,
+    "READ_RATE_LIMIT": str,
     "RATELIMIT_STORAGE_URL": str,
+    "STREAMS_PER_PROCESS": int,
+    "STREAMS_PER_TOKEN": int,
     "DB_POOL_SIZE": int,
     "LOG_LEVEL": str,
     "HOST_PORT_RANGE": str,

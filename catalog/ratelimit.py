@@ -1,28 +1,50 @@
-"""Per-token request limits (Flask-Limiter); a 429 carries Retry-After."""
+"""Request rate limits (Flask-Limiter), keyed on the authenticated token; a 429 has Retry-After.
+
+Every limit is counted per caller: the id of the token the request authenticated with
+(`catalog.auth.authenticate_request` runs before the limiter's check), so however the header
+spells the token (`Bearer  T`, `bearer T`, `Bearer T `) it is one bucket; a request without a
+token (the health check, the OpenAPI document) is counted by its remote address.
+
+- reads (GET, HEAD) share one budget per caller over every route: READ_RATE_LIMIT;
+- uploads have their own, on top: UPLOAD_RATE_LIMIT.
+
+The counts live in RATELIMIT_STORAGE_URL: `memory://` counts per API process, `redis://...`
+over every process that shares the server.
+"""
 
 from __future__ import annotations
 
-import hashlib
-
-from flask import request
-from flask_limiter import Limiter
+from flask import current_app, g, request
+from flask_limiter import ApplicationLimit, Limiter
 from flask_limiter.util import get_remote_address
 
 from catalog.api.context import READ_METHODS
 
-
-def per_token() -> str:
-    """Limit by token (hashed, never stored in clear); by address for anonymous calls."""
-    header = request.headers.get("Authorization", "")
-    if header:
-        return "token:" + hashlib.sha256(header.encode()).hexdigest()[:32]
-    return "addr:" + get_remote_address()
+# Routes no limit applies to: liveness must answer a load balancer however often it asks.
+UNLIMITED_PATHS = frozenset({"/v1/health"})
 
 
-limiter = Limiter(key_func=per_token, headers_enabled=True, default_limits=[])
+def caller_key() -> str:
+    """The authenticated token's id; the remote address for a request without a token."""
+    principal = g.get("principal")
+    if principal is not None:
+        return "token:" + principal.token_id
+    return "addr:" + (get_remote_address() or "unknown")
 
 
-@limiter.request_filter
-def _reads() -> bool:
-    """Reads carry no limits: skip looking for any (the check runs before every request)."""
-    return request.method in READ_METHODS
+def _not_a_limited_read() -> bool:
+    return request.method not in READ_METHODS or request.path in UNLIMITED_PATHS
+
+
+limiter = Limiter(
+    key_func=caller_key,
+    headers_enabled=True,
+    default_limits=[],
+    application_limits=[
+        ApplicationLimit(
+            limit_provider=lambda: current_app.config["READ_RATE_LIMIT"],
+            scope="reads",
+            exempt_when=_not_a_limited_read,
+        )
+    ],
+)

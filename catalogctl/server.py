@@ -37,6 +37,7 @@ def serve(
     """Run the HTTP API under gunicorn."""
     from gunicorn.app.base import BaseApplication
 
+    from catalog import httplimits
     from catalogctl import accesslog
 
     if migrate:
@@ -47,6 +48,7 @@ def serve(
             raise click.ClickException("applying the database migrations failed")
 
     _refuse_port_in_use(host, port)
+    _refuse_streams_filling_threads(threads)
 
     class Server(BaseApplication):
         def load_config(self):
@@ -62,6 +64,10 @@ def serve(
             # the workers. With one shared socket the first worker to wake accepted most
             # keep-alive connections and served them alone while the other one idled.
             self.cfg.set("reuse_port", True)
+            # What the OpenAPI document says every route answers 414/431 beyond.
+            self.cfg.set("limit_request_line", httplimits.REQUEST_LINE_BYTES)
+            self.cfg.set("limit_request_field_size", httplimits.HEADER_LINE_BYTES)
+            self.cfg.set("limit_request_fields", httplimits.HEADER_COUNT)
 
         def load(self):
             from catalog import create_app  # in each worker: the master never needs the app
@@ -81,6 +87,18 @@ def _refuse_port_in_use(host: str, port: int) -> None:
             pass
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def _refuse_streams_filling_threads(threads: int) -> None:
+    """Streams hold a thread each: at least one thread per worker must stay for the rest."""
+    from catalog import config
+
+    per_process = config.load()["STREAMS_PER_PROCESS"]
+    if per_process >= threads:
+        raise click.ClickException(
+            f"CATALOG_STREAMS_PER_PROCESS={per_process} must be below --threads={threads}: "
+            "event and log streams would hold every thread of a worker"
+        )
 
 
 def _serve_host(_ctx: click.Context, _param: click.Parameter, name: str | None) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, request
+from collections.abc import Callable, Iterator
+
+from flask import Response, current_app, g, request, stream_with_context
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, current_principal
 from catalog.errors import ServiceUnavailable
 from catalog.services.blobs import BlobStore
+from catalog.streams import Slot
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 
@@ -51,6 +54,22 @@ def close_session(_exc: BaseException | None = None) -> None:
     read_connection = g.pop("read_connection", None)
     if read_connection is not None:
         read_connection.close()
+
+
+def stream(chunks: Callable[[Slot], Iterator], mimetype: str, headers: dict[str, str]) -> Response:
+    """A `follow=1` response in one of the caller's stream slots (429 when none is free).
+
+    `chunks(slot)` makes the body; it polls `slot.alive()` to end when the client has gone.
+    The slot is given back when the server closes the response, however the stream ended.
+    """
+    slot = current_app.extensions["catalog"]["streams"].open(principal().token_id, request.environ)
+    try:
+        response = Response(stream_with_context(chunks(slot)), mimetype=mimetype, headers=headers)
+    except BaseException:
+        slot.release()
+        raise
+    response.call_on_close(slot.release)
+    return response
 
 
 def publisher():

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import time
 
-from flask import Response, current_app, stream_with_context
+from flask import Response, current_app
 from flask_smorest import Blueprint
 
-from catalog.api.context import db, principal, publisher
+from catalog.api.context import db, principal, publisher, stream
+from catalog.api.docs import TEXT
 from catalog.schemas import deployments as schemas
 from catalog.services import deployments as service
 
@@ -62,8 +63,8 @@ def cancel_deployment(env, revision):
 
 @blp.route("/environments/<env>/events", methods=["GET"])
 @blp.arguments(schemas.EventArgs(), location="query")
-@blp.response(200, schemas.EventList)
-@blp.alt_response(200, content_type="text/event-stream", description="with follow=1")
+@blp.response(200, schemas.EventList, description="The events; with follow=1 a stream of them")
+@blp.doc(responses={200: {"content": {"text/event-stream": {"schema": TEXT}}}})
 def list_events(args, env):
     """Events after an id; `follow=1` streams them as server-sent events.
 
@@ -84,9 +85,10 @@ def _stream(env_id: str, after: int, revision: int | None, first: list) -> Respo
     sessions = current_app.extensions["catalog"]["read_sessionmaker"]
     dump = schemas.Event().dump
 
-    def generate():
+    def generate(slot):
         last, pending, finished, final = after, first, False, None
         started = quiet_since = time.monotonic()
+        yield ": open\n\n"  # the headers go out now: the client knows its stream was accepted
         while time.monotonic() - started < FOLLOW_MAX_SECONDS:
             for event in pending:
                 last = event.id
@@ -98,6 +100,8 @@ def _stream(env_id: str, after: int, revision: int | None, first: list) -> Respo
             if time.monotonic() - quiet_since > FOLLOW_KEEPALIVE_SECONDS:
                 yield ": keep-alive\n\n"
                 quiet_since = time.monotonic()
+            if not slot.alive():
+                return  # the client has gone: give its slot back now, not at the next write
             time.sleep(FOLLOW_POLL_SECONDS)
             with sessions() as session:
                 # The status first: a worker commits a revision's last event with its final
@@ -109,4 +113,4 @@ def _stream(env_id: str, after: int, revision: int | None, first: list) -> Respo
                 )
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return Response(stream_with_context(generate()), mimetype="text/event-stream", headers=headers)
+    return stream(generate, mimetype="text/event-stream", headers=headers)

@@ -9,6 +9,9 @@ client (and the Schemathesis run in tests/integration/test_openapi.py) can rely 
 - 400 when it has arguments (flask-smorest documents 422; catalog/errors.py answers 400);
 - 401 unless it is documented `security=[]` (no token needed);
 - 404 when its path names an object (`{name}`): missing, or not the caller's to see;
+- 429 for a read (GET) the read rate limit counts (catalog/ratelimit.py);
+- 414 and 431, which the HTTP server answers before the API for an over-long request line
+  or header (catalog/httplimits.py): its own HTML page, not a problem;
 - a problem+json body for an error response documented without one
   (`@blp.alt_response(409, description=...)`).
 
@@ -25,12 +28,15 @@ import flask_smorest
 from apispec import BasePlugin
 from flask_smorest.utils import prepare_response
 
+from catalog import httplimits
 from catalog.errors import PROBLEM_JSON
+from catalog.ratelimit import UNLIMITED_PATHS
 from catalog.schemas.common import Problem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 BINARY = {"type": "string", "format": "binary"}
+TEXT = {"type": "string"}
 
 # Headers that come with some problems.
 PROBLEM_HEADERS: dict[int, dict[str, dict]] = {
@@ -59,8 +65,10 @@ RESPONSE_NAMES = {
     409: "CONFLICT",
     412: "PRECONDITION_FAILED",
     413: "CONTENT_TOO_LARGE",
+    414: "URI_TOO_LONG",
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "TOO_MANY_REQUESTS",
+    431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
     503: "SERVICE_UNAVAILABLE",
     507: "INSUFFICIENT_STORAGE",
 }
@@ -77,6 +85,13 @@ PROBLEM_DESCRIPTIONS = {
     429: "Too many requests; retry after `Retry-After` seconds",
     503: "A service the API needs is unavailable",
     507: "The blob store is out of space; nothing was written",
+}
+
+
+# Answers of the HTTP server, not of the API: every route may get them.
+SERVER_ANSWERS = {
+    status: {"description": text, "content": {"text/html": {"schema": TEXT}}}
+    for status, text in httplimits.DESCRIPTIONS.items()
 }
 
 
@@ -105,6 +120,9 @@ class ProblemPlugin(BasePlugin):
                 statuses.add(401)
             if path and "{" in path:
                 statuses.add(404)  # a named object that does not exist, or is not the caller's
+            if method == "get" and path not in UNLIMITED_PATHS:
+                statuses.add(429)
+            statuses.update(SERVER_ANSWERS)
             present = {int(code) for code in responses if str(code).isdigit()}
             for status in sorted(statuses - present):
                 responses[status] = RESPONSE_NAMES[status]
@@ -138,7 +156,9 @@ class Api(flask_smorest.Api):
             response: dict[str, Any] = {
                 "description": PROBLEM_DESCRIPTIONS.get(status, status.phrase)
             }
-            if status >= 400:
+            if status in SERVER_ANSWERS:
+                response = dict(SERVER_ANSWERS[status])
+            elif status >= 400:
                 response["schema"] = self.ERROR_SCHEMA
                 if status in PROBLEM_HEADERS:
                     response["headers"] = PROBLEM_HEADERS[status]

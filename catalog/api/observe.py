@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Response, stream_with_context
+from flask import Response
 from flask_smorest import Blueprint
 
-from catalog.api.context import db, engine, principal, publisher
-from catalog.api.docs import problems
+from catalog.api.context import db, engine, principal, publisher, stream
+from catalog.api.docs import TEXT, problems
 from catalog.schemas import observe as schemas
 from catalog.services import actions, logs
 
@@ -16,13 +16,19 @@ blp = Blueprint("observe", __name__, description="Logs, actions and tasks of app
 @blp.route("/environments/<env>/apps/<app>/logs", methods=["GET"])
 @problems(503)
 @blp.arguments(schemas.LogArgs(), location="query")
-@blp.response(200, content_type="text/plain", description="The log lines, oldest first")
+@blp.response(
+    200, content_type="text/plain", description="The log lines, oldest first; with follow=1 live"
+)
+@blp.doc(responses={200: {"content": {"text/plain": {"schema": TEXT}}}})
 def app_logs(args, env, app):
     """An app's container logs (every service, or `service`); `follow=1` streams one service."""
     containers = logs.app_containers(db(), principal(), engine, env, app, args["service"])
     if args["follow"]:
-        body = stream_with_context(logs.follow(containers, args["tail"]))
-        return Response(body, mimetype="text/plain", headers={"X-Accel-Buffering": "no"})
+        return stream(
+            lambda slot: logs.follow(containers, args["tail"], slot.alive),
+            mimetype="text/plain",
+            headers={"X-Accel-Buffering": "no"},
+        )
     return Response(logs.tail(containers, args["tail"]), mimetype="text/plain")
 
 

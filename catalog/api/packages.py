@@ -9,7 +9,7 @@ from catalog.api.context import blobs, connection, db, principal
 from catalog.api.docs import BINARY, problems
 from catalog.auth import require_role
 from catalog.errors import NotFound, UnsupportedMediaType, ValidationFailed
-from catalog.ratelimit import limiter, per_token
+from catalog.ratelimit import limiter
 from catalog.schemas import packages as schemas
 from catalog.services import packages as service
 from packages.archive import sniff_kind
@@ -66,7 +66,7 @@ def _upload_stream():
 
 
 @blp.route("/packages", methods=["POST"])
-@limiter.limit(lambda: current_app.config["UPLOAD_RATE_LIMIT"], key_func=per_token)
+@limiter.limit(lambda: current_app.config["UPLOAD_RATE_LIMIT"])
 @problems(403, 409, 413, 415, 429, 507)
 @blp.arguments(schemas.UploadArgs(), location="query")
 @blp.response(201, schemas.Version, headers=LOCATION)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -17,6 +19,8 @@ from catalog.services.environments import get_environment
 
 MAX_TAIL = 10_000
 FOLLOW_MAX_SECONDS = 3600
+FOLLOW_POLL_SECONDS = 1.0  # how often a quiet follow checks that its client is still there
+FOLLOW_QUEUE = 64  # chunks read ahead of the client
 
 
 def _containers(client: docker.DockerClient, env_id: str, app: str, service: str | None):
@@ -67,8 +71,13 @@ def tail(containers, lines: int) -> bytes:
     return b"".join(out)
 
 
-def follow(containers, lines: int) -> Iterator[bytes]:
-    """Stream one container's log (the first one when several), starting with a tail."""
+def follow(containers, lines: int, alive: Callable[[], bool]) -> Iterator[bytes]:
+    """Stream one container's log (the first one when several), starting with a tail.
+
+    A thread reads the engine's stream, so that a quiet log still lets this generator ask
+    `alive()` every FOLLOW_POLL_SECONDS and end, closing the engine's stream, once the
+    client has gone.
+    """
     container = containers[0]
     # The engine ends the stream at `until`, so a quiet container never holds a thread forever.
     stream = container.logs(
@@ -79,7 +88,42 @@ def follow(containers, lines: int) -> Iterator[bytes]:
         stderr=True,
         until=int(time.time() + FOLLOW_MAX_SECONDS),
     )
+    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=FOLLOW_QUEUE)
+    stop = threading.Event()
+    threading.Thread(target=_pump, args=(stream, chunks, stop), daemon=True).start()
     try:
-        yield from stream
+        while True:
+            try:
+                chunk = chunks.get(timeout=FOLLOW_POLL_SECONDS)
+            except queue.Empty:
+                if not alive():
+                    return
+                continue
+            if chunk is None:
+                return
+            yield chunk
     finally:
-        stream.close()
+        stop.set()
+        stream.close()  # shuts the engine connection: the reader's read ends
+
+
+def _pump(stream, chunks: queue.Queue, stop: threading.Event) -> None:
+    """Move the engine's chunks to the queue until the stream ends or the follower stops."""
+    try:
+        for chunk in stream:
+            if not _put(chunks, chunk, stop):
+                return
+    except Exception:  # closed under it, or the engine went away: the stream ends
+        pass
+    _put(chunks, None, stop)
+
+
+def _put(chunks: queue.Queue, item: bytes | None, stop: threading.Event) -> bool:
+    """Put, waiting while the queue is full; False once the follower has stopped."""
+    while not stop.is_set():
+        try:
+            chunks.put(item, timeout=FOLLOW_POLL_SECONDS)
+            return True
+        except queue.Full:
+            continue
+    return False

@@ -78,8 +78,8 @@ def service_env(database_url, tmp_path):
 def live_server(service_env, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    # A short grace at the end: an event stream whose client has gone holds its thread until
-    # its next keep-alive (15 s), and gunicorn would wait that long for it.
+    # A short grace at the end: an event stream still open would hold its thread until the
+    # graceful timeout.
     command = [BIN / "catalogctl", "serve", "--port", str(port), "--workers", "1", "--no-migrate"]
     log = (tmp_path / "api.log").open("wb")  # kept with the test's other files
     process = subprocess.Popen(

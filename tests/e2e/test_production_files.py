@@ -58,8 +58,8 @@ def instructions(dockerfile: Path) -> list[tuple[str, str]]:
 
 def test_the_compose_file_is_valid_and_wires_the_stack(compose):
     services = compose["services"]
-    assert set(services) == {"postgres", "rabbitmq", *CATALOG_SERVICES}
-    for name in ("postgres", "rabbitmq", "api", "worker"):
+    assert set(services) == {"postgres", "rabbitmq", "redis", *CATALOG_SERVICES}
+    for name in ("postgres", "rabbitmq", "redis", "api", "worker"):
         assert services[name]["healthcheck"]["test"], name
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     for name in ("api", "worker", "tracker"):
@@ -83,6 +83,9 @@ def test_the_compose_file_is_valid_and_wires_the_stack(compose):
         assert environment["CATALOG_SECRET_KEY"] == TEST_SECRET_KEY
     assert services["api"]["ports"] == [{"published": 8000, "target": 8000}]
     assert services["api"]["command"][0] == "serve"
+    # Its several processes share rate limits and stream slots in Redis.
+    assert services["api"]["depends_on"]["redis"] == {"condition": "service_healthy"}
+    assert services["api"]["environment"]["CATALOG_RATELIMIT_STORAGE_URL"].startswith("redis://")
 
 
 def test_each_service_command_is_one_the_image_entrypoint_understands(compose):

@@ -81,9 +81,12 @@ def test_every_error_is_a_documented_problem():
             assert "422" not in responses, (method, path)
             secured = operation.get("security", document["security"]) != []
             assert ("401" in responses) == secured, (method, path)
+            assert {"414", "431"} <= set(responses), (method, path)
             for status, response in responses.items():
                 if int(status) < 400 or (path, status) == ("/v1/health", "503"):
                     continue  # the health check's 503 is its own documented body
+                if status in ("414", "431"):
+                    continue  # the HTTP server's own page (test_served_limits.py)
                 ref = response.get("$ref", "")
                 assert ref.startswith("#/components/responses/"), (method, path, status)
                 component = document["components"]["responses"][ref.rsplit("/", 1)[1]]
@@ -102,11 +105,22 @@ def test_the_upload_documents_its_bodies_and_its_limits():
         "application/octet-stream",
     }
     assert set(upload["responses"]) == {
-        "201", "400", "401", "403", "409", "413", "415", "429", "507"
+        "201", "400", "401", "403", "409", "413", "414", "415", "429", "431", "507"
     }  # fmt: skip
     assert "Location" in upload["responses"]["201"]["headers"]
     too_many = openapi_document()["components"]["responses"]["TOO_MANY_REQUESTS"]
     assert too_many["headers"]["Retry-After"]["schema"]["type"] == "integer"
+
+
+def test_reads_document_their_limit_and_follow_routes_their_streams():
+    paths = openapi_document()["paths"]
+    for path, operations in paths.items():
+        if "get" in operations:
+            assert ("429" in operations["get"]["responses"]) == (path != "/v1/health"), path
+    events = paths["/v1/environments/{env}/events"]["get"]["responses"]["200"]["content"]
+    assert set(events) == {"application/json", "text/event-stream"}
+    logs = paths["/v1/environments/{env}/apps/{app}/logs"]["get"]["responses"]["200"]["content"]
+    assert set(logs) == {"text/plain"}
 
 
 # --- F38: Schemathesis ------------------------------------------------------------------------
