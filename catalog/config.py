@@ -64,6 +64,9 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "TRACKER_RELIST_SECONDS": 5.0,  # full comparison of records with the engine
         "TRACKER_RECONNECT_MAX_SECONDS": 5.0,  # the cap of the reconnect backoff
         "TRACKER_REPAIR_WORKERS": 2,  # environments repaired at once
+        # Templates render in a child process per deployment, killed past these limits.
+        "RENDER_TIME_LIMIT_SECONDS": 5.0,  # wall-clock time of all of one deployment's
+        "RENDER_MEMORY_MB": 256,  # memory the child may take beyond its interpreter
     }
 
 
@@ -102,6 +105,8 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {
     "TRACKER_RELIST_SECONDS": float,
     "TRACKER_RECONNECT_MAX_SECONDS": float,
     "TRACKER_REPAIR_WORKERS": int,
+    "RENDER_TIME_LIMIT_SECONDS": float,
+    "RENDER_MEMORY_MB": int,
 }
 
 
