@@ -382,6 +382,11 @@ def _error_detail(exc: Exception, source: str) -> tuple[str, str]:
     return f"template failed: {type(exc).__name__}", ""
 
 
+def parse_template(source: str) -> tuple[Any, Mapping[str, Any], Mapping[str, Any]]:
+    """The syntax tree of `source` and the filters and tests the sandbox knows (for upload)."""
+    return _ENV.parse(source), _ENV.filters, _ENV.tests
+
+
 def is_template(source: str) -> bool:
     """Whether `source` holds Jinja markup at all; plain strings are used as they are."""
     return any(marker in source for marker in _TEMPLATE_MARKERS)
