@@ -87,13 +87,8 @@ def test_an_oversized_template_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_every_bad_field_is_named(tmp_path: Path) -> None:
-    root = package(
-        tmp_path,
-        command="{{ a | nosuch }}",
-        env="{% include 'x' %}",
-        output="{{ unclosed",
-    )
-    found = problems(root)
+    bad = {"command": "{{ a | nosuch }}", "env": "{% include 'x' %}", "output": "{{ unclosed"}
+    found = problems(package(tmp_path, **bad))
     assert [line.split(": ", 1)[0] for line in found] == [
         "outputs.url",
         "services.web.command[2]",
