@@ -99,14 +99,22 @@ class _Spare:
         self._limits: RenderLimits | None = None
 
     def take(self, limits: RenderLimits) -> subprocess.Popen:
-        """A started child for `limits` (the spare when it fits); a new spare is started."""
+        """A started child for `limits`: the spare when it fits, else a new one."""
         with self._lock:
             child, self._child = self._child, None
-            if child is not None and (self._limits != limits or child.poll() is not None):
-                _kill(child)
-                child = None
-            self._child, self._limits = _launch(limits), limits
+        if child is not None and (self._limits != limits or child.poll() is not None):
+            _kill(child)
+            child = None
         return child if child is not None else _launch(limits)
+
+    def refill(self, limits: RenderLimits) -> None:
+        """Start the spare for the next deployment (after a render: it does not compete)."""
+        with self._lock:
+            if self._child is not None and self._limits == limits:
+                return
+            stale, self._child, self._limits = self._child, _launch(limits), limits
+        if stale is not None:
+            _kill(stale)
 
     def discard(self) -> None:
         with self._lock:
@@ -190,9 +198,11 @@ class RenderProcess:
         self.close()
 
     def close(self) -> None:
+        """Kill the child, if one started; the spare for the next deployment starts then."""
         if self._child is not None:
             _kill(self._child)
             self._child = None
+            _SPARE.refill(self.limits)
 
     def bind(self, context: Mapping[str, Any]) -> TextRenderer:
         """A renderer of the templates that see `context` (one app's)."""
