@@ -8,6 +8,7 @@ start once the hostile one has let go of the slot.
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from tests.integration.conftest import package_bytes
 from tests.integration.test_deploy import web
+from tests.polling import eventually
 
 LIMIT_SECONDS = 2
 LIMIT_MB = 64
@@ -96,3 +98,22 @@ def test_a_hostile_template_fails_its_deploy_and_the_worker_serves_the_next(
     after = peak_rss_mb(worker.process.pid)
     growth = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
     assert max(growth.values()) < LIMIT_MB, growth
+
+
+def test_a_cancel_stops_a_runaway_render_at_once(deployer, start_worker) -> None:
+    start_worker(CATALOG_RENDER_TIME_LIMIT_SECONDS="120")
+    hostile = web(9000, RUNAWAY)  # in an environment value this time, not a file
+    deployer.publish(package_bytes("org.test.hostile", "1.0.0", services={"api": hostile}))
+    deployer.create_env("bad")
+    deployer.add_app("bad", "svc", "org.test.hostile")
+    revision = deployer.deploy("bad")
+    eventually(
+        lambda: deployer.deployment("bad", revision)["status"] == "running", 30, "render started"
+    )
+
+    deployer.call("POST", f"/environments/bad/deployments/{revision}/cancel", expect=202)
+    asked = time.time()
+    deployment = deployer.wait("bad", revision, seconds=30)
+
+    assert deployment["status"] == "cancelled", deployment["events"]
+    assert _seconds(deployment["finished_at"]) - asked < 3
