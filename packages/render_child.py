@@ -3,7 +3,8 @@
 `packages.render_process` starts it with an empty environment and talks to it in
 frames (a 4-byte length, then JSON) over its stdin and stdout. Before it reads a
 single template it gives up root, caps its own memory, CPU time, open files and
-processes; whatever a template does, it cannot outgrow them, and the parent's
+processes, and allows itself only the system calls rendering needs (`packages.seccomp`):
+whatever a template does, it cannot outgrow them or reach outside, and the parent's
 wall-clock limit ends it. A template gets no more than the context it was sent.
 """
 
@@ -114,9 +115,11 @@ def main(argv: list[str]) -> None:
     import jinja2.debug  # noqa: F401
 
     import packages.render  # noqa: F401
+    from packages import seccomp
 
     memory_mb, cpu_seconds = int(argv[0]), int(argv[1])
     confine(memory_mb, cpu_seconds)
+    seccomp.install()  # from here on: no file, socket, exec, fork or signal to another
     serve(sys.stdin.buffer, sys.stdout.buffer, memory_mb)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -161,3 +163,46 @@ def test_setup_admits_only_jinja_without_known_sandbox_escapes() -> None:
     assert pin is not None
     assert jinja_version(pin.group(1)) >= SAFE_JINJA
     assert jinja_version() >= SAFE_JINJA
+
+
+CONFINED = """
+import os, socket, sys
+sys.path.insert(0, sys.argv[1])
+from packages import render_child, seccomp
+render_child.confine(64, 5)
+assert seccomp.install()
+tries = {
+    "open the parent's environment": lambda: open(f"/proc/{os.getppid()}/environ", "rb"),
+    "open a file": lambda: open("/etc/hostname", "rb"),
+    "a socket": lambda: socket.socket(socket.AF_UNIX),
+    "exec": lambda: os.execv("/bin/true", ["true"]),
+    "fork": os.fork,
+    "signal the parent": lambda: os.kill(os.getppid(), 0),
+}
+for name, attempt in tries.items():
+    try:
+        attempt()
+    except PermissionError:
+        print(name, "refused")
+    except OSError as exc:
+        print(name, "failed", exc.errno)
+print("sum", sum(range(10)))
+"""
+
+
+def test_the_confined_child_can_compute_but_not_reach_outside() -> None:
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", CONFINED, str(ROOT)], capture_output=True, text=True, env={}
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "sum 45"
+    assert all(line.endswith(" refused") for line in lines[:-1]), lines
+    assert len(lines) == 7
+
+
+def test_the_render_child_runs_under_the_filter(context: dict) -> None:
+    with RenderProcess() as child:
+        assert child.bind(context)("{{ 6 * 7 }}", service="s", field="f") == "42"
+        status = Path(f"/proc/{child._child.pid}/status").read_text()
+    assert re.search(r"^Seccomp:\s+2$", status, re.M)
