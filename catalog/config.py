@@ -143,8 +143,17 @@ def check_network_pool(pool: str, prefix: int) -> None:
         )
 
 
+def check_render_limits(seconds: float, memory_mb: int) -> None:
+    """Refuse render limits no template could render within."""
+    if not 0 < seconds <= 3600:
+        raise ValueError(f"CATALOG_RENDER_TIME_LIMIT_SECONDS={seconds}: must lie in (0, 3600]")
+    if memory_mb < 16:
+        raise ValueError(f"CATALOG_RENDER_MEMORY_MB={memory_mb}: must be at least 16")
+
+
 def load(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """Defaults overlaid with the environment."""
     settings = {**defaults(environ), **from_environ(environ)}
     check_network_pool(settings["NETWORK_POOL"], settings["NETWORK_PREFIX"])
+    check_render_limits(settings["RENDER_TIME_LIMIT_SECONDS"], settings["RENDER_MEMORY_MB"])
     return settings

@@ -154,12 +154,21 @@ class _Refusal(_ChildFailed):
         message, variable = answer.get("error"), answer.get("variable", "")
         if not isinstance(message, str) or not isinstance(variable, str):
             message, variable = "the render process answered out of protocol", ""
-        super().__init__(message[:MAX_ERROR_CHARS])
-        self.variable = variable[:MAX_ERROR_CHARS]
+        super().__init__(_printable(message))
+        self.variable = _printable(variable)
+
+
+def _printable(text: str) -> str:
+    """Bounded, and encodable (a lone surrogate would fail the database write)."""
+    return text[:MAX_ERROR_CHARS].encode("utf-8", "replace").decode("utf-8")
 
 
 def _checked_text(text: str) -> str:
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_RENDERED_BYTES:
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _ChildFailed("the render process answered out of protocol") from None
+    if size > MAX_RENDERED_BYTES:
         raise _ChildFailed(f"a value would exceed the {MAX_RENDERED_BYTES} byte limit")
     return text
 
@@ -298,7 +307,7 @@ class RenderProcess:
         self._buffer = self._buffer[HEADER.size + size :]
         try:
             answer = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested to exhaust this side
             raise _ChildFailed("the render process answered out of protocol") from None
         if not isinstance(answer, dict):
             raise _ChildFailed("the render process answered out of protocol")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from catalog import config
 from packages import render_process
 from packages.errors import RenderError
 from packages.render import SAFE_JINJA, jinja_version, render_file, template_context
@@ -134,25 +135,38 @@ def test_a_dead_child_is_a_render_error(context: dict) -> None:
             render("{{ 2 }}", service="s", field="f")
 
 
+PROTOCOL = "out of protocol"
+
+
 @pytest.mark.parametrize(
-    "answer",
+    ("answer", "expected", "padding"),
     [
-        "sys.stdout.buffer.write(b'\\xff\\xff\\xff\\xff')",  # a 4 GiB frame
-        "sys.stdout.buffer.write(b'\\x00\\x00\\x00\\x09{\"text\":1}')",
-        "sys.stdout.buffer.write(b'\\x00\\x00\\x00\\x02[]')",
-        "time.sleep(60)",  # never answers, never reads
+        ("sys.stdout.buffer.write(b'\\xff\\xff\\xff\\xff')", PROTOCOL, 0),  # a 4 GiB frame
+        ("frame(b'{\"text\": 1}')", PROTOCOL, 0),
+        ("frame(b'[]')", PROTOCOL, 0),
+        ("frame(b'{\"text\":' + b'[' * 100000 + b']' * 100000 + b'}')", PROTOCOL, 0),  # deep
+        ('frame(b\'{"text": "\\\\ud800"}\')', PROTOCOL, 0),  # a lone surrogate
+        ('frame(b\'{"error": "\\\\ud800", "variable": "x"}\')', "\\?", 0),
+        ("time.sleep(60)", "rendering took longer than 1 s", 0),  # never answers
+        ("time.sleep(60)", "rendering took longer than 1 s", 200_000),  # nor reads: a full pipe
     ],
 )
 def test_a_hostile_child_cannot_hold_or_fool_the_parent(
-    context: dict, answer: str, monkeypatch: pytest.MonkeyPatch
+    context: dict, answer: str, expected: str, padding: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ready = "sys.stdout.buffer.write(b'\\x00\\x00\\x00\\x0d{\"ready\":true}'); sys.stdout.flush()"
-    boot = f"import sys, time; {ready}; sys.stdin.buffer.read(1); {answer}; sys.stdout.flush()"
-    monkeypatch.setattr(render_process, "_BOOT", boot + "; time.sleep(60)")
+    boot = (
+        "import sys, time\n"
+        "def frame(body):\n"
+        "    sys.stdout.buffer.write(len(body).to_bytes(4, 'big') + body)\n"
+        "    sys.stdout.flush()\n"
+        "frame(b'{\"ready\": true}')\n"
+        f"sys.stdin.buffer.read(1); {answer}; sys.stdout.flush(); time.sleep(60)"
+    )
+    monkeypatch.setattr(render_process, "_BOOT", boot)
     render_process._SPARE.discard()
     started = time.monotonic()
-    with pytest.raises(RenderError, match=r"out of protocol|longer than 1 s"):
-        render_in_child("{{ 1 }}" + "x" * 200_000, context, RenderLimits(seconds=1))
+    with pytest.raises(RenderError, match=expected):
+        render_in_child("{{ 1 }}" + "x" * padding, context, RenderLimits(seconds=1))
     assert time.monotonic() - started < 3
     render_process._SPARE.discard()
 
@@ -206,3 +220,14 @@ def test_the_render_child_runs_under_the_filter(context: dict) -> None:
         assert child.bind(context)("{{ 6 * 7 }}", service="s", field="f") == "42"
         status = Path(f"/proc/{child._child.pid}/status").read_text()
     assert re.search(r"^Seccomp:\s+2$", status, re.M)
+
+
+def test_render_limits_are_read_from_the_settings_and_checked() -> None:
+    settings = config.load(
+        {"CATALOG_RENDER_TIME_LIMIT_SECONDS": "1.5", "CATALOG_RENDER_MEMORY_MB": "100"}
+    )
+    assert RenderLimits.from_settings(settings) == RenderLimits(seconds=1.5, memory_mb=100)
+    with pytest.raises(ValueError, match="CATALOG_RENDER_MEMORY_MB"):
+        config.load({"CATALOG_RENDER_MEMORY_MB": "4"})
+    with pytest.raises(ValueError, match="CATALOG_RENDER_TIME_LIMIT_SECONDS"):
+        config.load({"CATALOG_RENDER_TIME_LIMIT_SECONDS": "0"})
