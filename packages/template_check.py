@@ -13,11 +13,12 @@ from typing import Any, Protocol
 from jinja2 import TemplateSyntaxError, nodes
 
 from packages.errors import ManifestValidationError, Problem, RenderError
-from packages.limits import MiB
+from packages.limits import KiB
 from packages.render import parse_template, render_file, render_outputs, render_service
 
-#: A template file larger than this is refused: its output could not be used anyway.
-MAX_TEMPLATE_BYTES = 1 * MiB
+#: Template source one package may hold, its fields and files together. Parsing costs up
+#: to ~7 us a byte of the upload's CPU (rendering costs more, within the render limits).
+MAX_TEMPLATE_BYTES = 256 * KiB
 # Nodes that would read another template; the sandbox has no loader, so they only fail later.
 _LOADS = {nodes.Include: "include", nodes.Import: "import", nodes.FromImport: "import",
           nodes.Extends: "extends"}  # fmt: skip
@@ -48,36 +49,53 @@ def template_problems(source: str) -> list[str]:
 
 
 class _Checker:
-    """A renderer that parses: it records each template's problems under its path."""
+    """A renderer that parses: it records each template's problems under `path`.
 
-    def __init__(self, path_of: Callable[[str, str], str]) -> None:
+    Every source counts against one budget for the package (MAX_TEMPLATE_BYTES); past it,
+    one problem says so and nothing more is parsed.
+    """
+
+    def __init__(self) -> None:
         self.problems: list[Problem] = []
-        self._path_of = path_of
+        self.path = ""  # a file's member name; empty: the field's own path
+        self.files: set[str] = set()  # members parsed
+        self._left = MAX_TEMPLATE_BYTES
 
     def __call__(self, source: str, *, service: str, field: str) -> str:
-        path = self._path_of(service, field)
-        self.problems += [Problem(path, message) for message in template_problems(source)]
+        path = self.path or (f"services.{service}.{field}" if service else field)
+        self.charge(path, len(source.encode("utf-8", "replace")))
+        if self._left >= 0:
+            self.problems += [Problem(path, message) for message in template_problems(source)]
         return source
 
+    def charge(self, path: str, size: int) -> None:
+        was, self._left = self._left, self._left - size
+        if self._left < 0 <= was:
+            message = f"the package's templates hold more than {MAX_TEMPLATE_BYTES} bytes"
+            self.problems.append(Problem(path, message))
 
-def _field_path(service: str, field: str) -> str:
-    return f"services.{service}.{field}" if service else field
-
-
-def _check_files(name: str, service: Mapping, archive: Members, found: list) -> None:
-    for target, member in sorted((service.get("files") or {}).items()):
-        if not member.endswith(".j2"):
-            continue
-        if archive.size_of(member) > MAX_TEMPLATE_BYTES:
-            found.append(Problem(member, f"a template may hold at most {MAX_TEMPLATE_BYTES} bytes"))
-            continue
-        source = archive.read(member)
-        checker = _Checker(lambda _service, _field, member=member: member)
+    def walk(self, walker: Callable[..., Any], *args: Any) -> None:
+        """Run a render walker; what it refuses itself (not UTF-8, not a scalar) is a problem."""
         try:
-            render_file(name, target, member, source, checker)
+            walker(*args, self)
         except RenderError as exc:
-            found.append(Problem(member, exc.problems[0].message))
-        found += checker.problems
+            self.problems.append(
+                Problem(self.path or exc.problems[0].path, exc.problems[0].message)
+            )
+
+
+def _check_files(checker: _Checker, name: str, service: Mapping, archive: Members) -> None:
+    for target, member in sorted((service.get("files") or {}).items()):
+        if not member.endswith(".j2") or member in checker.files:
+            continue  # a member several targets share is parsed once
+        checker.files.add(member)
+        checker.path = member
+        size = archive.size_of(member)
+        if size > MAX_TEMPLATE_BYTES:  # too large to be read at all
+            checker.charge(member, size)
+        else:
+            checker.walk(render_file, name, target, member, archive.read(member))
+        checker.path = ""
 
 
 class Members(Protocol):
@@ -93,18 +111,10 @@ def check_templates(raw: Mapping[str, Any], archive: Members) -> None:
 
     Raises ManifestValidationError naming each field or file, and the line.
     """
-    found: list[Problem] = []
-    checker = _Checker(_field_path)
+    checker = _Checker()
     for name, service in sorted((raw.get("services") or {}).items()):
-        try:
-            render_service(name, service, checker)
-        except RenderError as exc:
-            found.append(Problem(str(exc.problems[0].path), exc.problems[0].message))
-        _check_files(name, service, archive, found)
-    try:
-        render_outputs(raw.get("outputs") or {}, checker)
-    except RenderError as exc:
-        found.append(Problem(str(exc.problems[0].path), exc.problems[0].message))
-    found = checker.problems + found
-    if found:
-        raise ManifestValidationError(sorted(found, key=lambda p: (p.path, p.message)))
+        checker.walk(render_service, name, service)
+        _check_files(checker, name, service, archive)
+    checker.walk(render_outputs, raw.get("outputs") or {})
+    if checker.problems:
+        raise ManifestValidationError(sorted(checker.problems, key=lambda p: (p.path, p.message)))

@@ -83,7 +83,25 @@ def test_a_bad_file_template_is_refused_naming_file_and_line(
 def test_an_oversized_template_file_is_refused(tmp_path: Path) -> None:
     page = os.urandom(MAX_TEMPLATE_BYTES // 2 + 1).hex()  # does not compress: no ratio limit
     found = problems(package(tmp_path, page=page))
-    assert found == [f"files/index.html.j2: a template may hold at most {MAX_TEMPLATE_BYTES} bytes"]
+    assert found == [
+        f"files/index.html.j2: the package's templates hold more than {MAX_TEMPLATE_BYTES} bytes"
+    ]
+
+
+def test_the_template_budget_is_the_whole_packages(tmp_path: Path) -> None:
+    third = MAX_TEMPLATE_BYTES // 3
+    root = package(tmp_path, env="{{ 1 }}" + "x" * third, page="{{ 1 }}" + "y" * third)
+    manifest = root / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace(
+        "      /www/raw.txt: files/raw.txt\n",
+        "      /www/again.html: files/index.html.j2\n      /www/more.html: files/more.html.j2\n",
+    ))  # fmt: skip
+    (root / "files" / "more.html.j2").write_text("{{ 1 }}" + "z" * third)
+    (root / "files" / "raw.txt").unlink()
+    found = problems(root)  # index.html.j2 counts once, for the two targets that share it
+    assert found == [
+        f"files/more.html.j2: the package's templates hold more than {MAX_TEMPLATE_BYTES} bytes"
+    ]
 
 
 def test_every_bad_field_is_named(tmp_path: Path) -> None:
