@@ -205,6 +205,8 @@ print("sum", sum(range(10)))
 
 
 def test_the_confined_child_can_compute_but_not_reach_outside() -> None:
+    # A world-readable file refused shows the filter, not the user, refuses: a child that
+    # keeps the worker's user (the image runs as `catalog`) is refused its /proc the same way.
     done = subprocess.run(
         [sys.executable, "-I", "-c", CONFINED, str(ROOT)], capture_output=True, text=True, env={}
     )
