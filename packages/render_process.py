@@ -102,7 +102,8 @@ class _Spare:
         """A started child for `limits`: the spare when it fits, else a new one."""
         with self._lock:
             child, self._child = self._child, None
-        if child is not None and (self._limits != limits or child.poll() is not None):
+            fits = self._limits == limits
+        if child is not None and (not fits or child.poll() is not None):
             _kill(child)
             child = None
         return child if child is not None else _launch(limits)
@@ -124,6 +125,7 @@ class _Spare:
 
     def forget(self) -> None:
         """In a forked process: the spare is the parent's; close our copies of its pipes."""
+        self._lock = threading.Lock()  # another thread may have held it at the fork
         child, self._child = self._child, None
         if child is not None:
             child.stdin.close()
@@ -134,6 +136,11 @@ class _Spare:
 _SPARE = _Spare()
 atexit.register(_SPARE.discard)
 os.register_at_fork(after_in_child=_SPARE.forget)
+
+
+def start_spare(limits: RenderLimits) -> None:
+    """Have a child ready for this process's first deployment (a worker's warm-up)."""
+    _SPARE.refill(limits)
 
 
 def _kill(child: subprocess.Popen) -> None:
