@@ -24,7 +24,9 @@ setup(
         "SQLAlchemy>=2.0.30,<2.1",
         "alembic>=1.13,<2",
         "docker>=7.1,<8",
-        "Jinja2>=3.1.4,<4",
+        # Templates are publisher code: 3.1.5 and 3.1.6 close sandbox escapes through
+        # str.format (CVE-2024-56326) and the attr filter (CVE-2025-27516).
+        "Jinja2>=3.1.6,<4",
         "PyYAML>=6.0.1,<7",
         "jsonschema>=4.21,<5",
         "click>=8.1,<9",

@@ -74,6 +74,9 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         # (`catalogctl up` creates one, mode 0600).
         "SECRET_KEY": "",
         "SECRET_KEY_FILE": str(home / "secret.key"),
+        # Templates render in a child process per deployment, killed past these limits.
+        "RENDER_TIME_LIMIT_SECONDS": 5.0,  # wall-clock time of all of one deployment's
+        "RENDER_MEMORY_MB": 256,  # memory the child may take beyond its interpreter
     }
 
 
@@ -117,6 +120,8 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {
     "TRACKER_REPAIR_WORKERS": int,
     "SECRET_KEY": str,
     "SECRET_KEY_FILE": str,
+    "RENDER_TIME_LIMIT_SECONDS": float,
+    "RENDER_MEMORY_MB": int,
 }
 
 
@@ -164,8 +169,17 @@ def secret_keys(settings: Mapping[str, Any]) -> str:
     return ""
 
 
+def check_render_limits(seconds: float, memory_mb: int) -> None:
+    """Refuse render limits no template could render within."""
+    if not 0 < seconds <= 3600:
+        raise ValueError(f"CATALOG_RENDER_TIME_LIMIT_SECONDS={seconds}: must lie in (0, 3600]")
+    if memory_mb < 16:
+        raise ValueError(f"CATALOG_RENDER_MEMORY_MB={memory_mb}: must be at least 16")
+
+
 def load(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """Defaults overlaid with the environment."""
     settings = {**defaults(environ), **from_environ(environ)}
     check_network_pool(settings["NETWORK_POOL"], settings["NETWORK_PREFIX"])
+    check_render_limits(settings["RENDER_TIME_LIMIT_SECONDS"], settings["RENDER_MEMORY_MB"])
     return settings

@@ -14,6 +14,7 @@ from packages.errors import ManifestError, PackageError
 from packages.images import check_bundled_images
 from packages.limits import DEFAULT_LIMITS, Limits
 from packages.manifest import Manifest, parse_manifest
+from packages.template_check import check_templates
 
 MANIFEST = "manifest.yaml"
 LOGO = "logo.png"
@@ -63,6 +64,7 @@ def _load(stream: BinaryIO, limits: Limits) -> LoadedPackage:
         if MANIFEST not in archive.names:
             raise ManifestError(f"{MANIFEST} is missing at the archive's root", path=MANIFEST)
         manifest = parse_manifest(archive.read(MANIFEST), members=archive.names, limits=limits)
+        check_templates(manifest.raw, archive)
         _check_logo(archive)
         check_bundled_images(archive, manifest.services, limits)
         return LoadedPackage(manifest, digest, size, archive.kind, tuple(archive.names))

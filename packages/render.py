@@ -1,16 +1,21 @@
-"""Render a package's templates (service fields, config files, outputs) in a Jinja2 sandbox."""
+"""Render a package's templates (service fields, config files, outputs) in a Jinja2 sandbox.
+
+The walkers (`render_service`, `render_file`, `render_outputs`) find the template
+values and hand each to a `TextRenderer`. Deployments use one that runs in a child
+process with hard limits (`packages.render_process`); `in_process` renders here and
+serves that child and the tests.
+"""
 
 from __future__ import annotations
 
 import base64
-import contextvars
 import copy
 import functools
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
+import jinja2
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, UndefinedError
 from jinja2.exceptions import SecurityError
 from jinja2.filters import FILTERS
@@ -21,10 +26,10 @@ from jinja2.utils import Namespace
 from packages.errors import RenderError
 from packages.limits import MiB
 
+#: The oldest Jinja2 without a known sandbox escape (CVE-2024-56326, CVE-2025-27516).
+SAFE_JINJA = (3, 1, 6)
 #: A rendered value (one string field or one file) may not exceed this many UTF-8 bytes.
 MAX_RENDERED_BYTES = 1 * MiB
-#: Wall-clock budget of one rendered value; a template is package code and may loop.
-MAX_RENDER_SECONDS = 2.0
 # Results of `**` above this many bits are refused: they only serve to burn CPU and memory.
 _MAX_POWER_BITS = 64 * 1024
 # str methods whose integer arguments are output widths.
@@ -33,11 +38,18 @@ _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 _HUGE_WIDTH = re.compile(r"\d{7,}")
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
-_deadline: contextvars.ContextVar[float] = contextvars.ContextVar("render_deadline")
+
+def jinja_version(version: str = jinja2.__version__) -> tuple[int, ...]:
+    """The release numbers of a Jinja2 version string (`3.1.6`, `3.2.0.dev0` -> 3, 2, 0)."""
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+if jinja_version() < SAFE_JINJA:  # an older install has known escapes: render nothing
+    raise ImportError(f"Jinja2 {jinja2.__version__} is installed; templates need >= 3.1.6")
 
 
 class _LimitExceeded(TemplateError):
-    """A template asked for more output, memory or time than a render may use."""
+    """A template asked for more output or memory than a render may use."""
 
 
 class _NamedFailure(TemplateError):
@@ -185,12 +197,6 @@ def template_context(
 # --- the sandbox --------------------------------------------------------------------------
 
 
-def _check_deadline() -> None:
-    deadline = _deadline.get(None)
-    if deadline is not None and time.monotonic() > deadline:
-        raise _LimitExceeded(f"rendering took longer than {MAX_RENDER_SECONDS:g} s")
-
-
 def _check_size(size: int) -> None:
     if size > MAX_RENDERED_BYTES:
         raise _LimitExceeded(f"a value would exceed the {MAX_RENDERED_BYTES} byte limit")
@@ -249,32 +255,27 @@ class _BoundedNamespace(Namespace):
 
 
 class _CatalogSandbox(ImmutableSandboxedEnvironment):
-    """Immutable sandbox that also bounds output size, memory-hungry operators and time."""
+    """Immutable sandbox that also bounds output size and memory-hungry operators.
+
+    These bounds give a clear message early; the hard limits on time and memory are the
+    child process's (`packages.render_process`), which hold whatever a template does.
+    """
 
     intercepted_binops = frozenset({"*", "+", "**", "%"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        _check_deadline()
         _check_binop(operator, left, right)
         return super().call_binop(context, operator, left, right)
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-        _check_deadline()
         if isinstance(obj, Undefined):
             obj._fail_with_undefined_error()
         if not self.is_safe_callable(obj):
             # Jinja's own message shows repr(obj), which can hold a value.
             raise SecurityError("calling this function is not allowed in templates")
         _check_call_args(obj, args, kwargs)
-        return context.call(obj, *args, **kwargs)
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        _check_deadline()
-        return super().getattr(obj, attribute)
-
-    def getitem(self, obj: Any, argument: Any) -> Any:
-        _check_deadline()
-        return super().getitem(obj, argument)
+        # Jinja's own call keeps every check it makes (str.format, in some releases).
+        return super().call(context, obj, *args, **kwargs)
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
         base, names = _base_of(obj)
@@ -340,6 +341,13 @@ def _make_environment() -> _CatalogSandbox:
 
 
 _ENV = _make_environment()
+# Compiling is most of a render's cost; services of one app often share a template.
+_compiled = functools.lru_cache(maxsize=128)(_ENV.from_string)
+
+
+def clear_compiled() -> None:
+    """Forget compiled templates (a benchmark's floor compiles afresh, as each child does)."""
+    _compiled.cache_clear()
 
 
 # --- rendering ----------------------------------------------------------------------------
@@ -349,7 +357,6 @@ def _render_stream(chunks: Iterable[str]) -> str:
     parts: list[str] = []
     chars = 0
     for chunk in chunks:
-        _check_deadline()
         chars += len(chunk)
         _check_size(chars)  # a character is at least one byte: stop early
         parts.append(chunk)
@@ -382,20 +389,45 @@ def _error_detail(exc: Exception, source: str) -> tuple[str, str]:
     return f"template failed: {type(exc).__name__}", ""
 
 
-def _render_text(source: str, context: Mapping[str, Any], *, service: str, field: str) -> str:
-    if not any(marker in source for marker in _TEMPLATE_MARKERS):
-        return source
-    token = _deadline.set(time.monotonic() + MAX_RENDER_SECONDS)
+def parse_template(source: str) -> tuple[Any, Mapping[str, Any], Mapping[str, Any]]:
+    """The syntax tree of `source` and the filters and tests the sandbox knows (for upload)."""
+    return _ENV.parse(source), _ENV.filters, _ENV.tests
+
+
+def is_template(source: str) -> bool:
+    """Whether `source` holds Jinja markup at all; plain strings are used as they are."""
+    return any(marker in source for marker in _TEMPLATE_MARKERS)
+
+
+def render_text(source: str, context: Mapping[str, Any], *, service: str, field: str) -> str:
+    """One template value rendered here, in this process, with the sandbox's soft bounds."""
     try:
-        return _render_stream(_ENV.from_string(source).generate(_as_context(context)))
+        return _render_stream(_compiled(source).generate(context))
     except RecursionError:
         raise RenderError("template recursion too deep", service=service, field=field) from None
+    except MemoryError:
+        raise  # the render child names its memory limit
     except Exception as exc:
         message, variable = _error_detail(exc, source)
         # `from None`: the chained traceback would show the values being rendered.
         raise RenderError(message, service=service, field=field, variable=variable) from None
-    finally:
-        _deadline.reset(token)
+
+
+class TextRenderer(Protocol):
+    """Renders one template value of a context; raises RenderError naming service and field."""
+
+    def __call__(self, source: str, *, service: str, field: str) -> str: ...
+
+
+def in_process(context: Mapping[str, Any]) -> TextRenderer:
+    """A renderer of `context` in this process: for the render child and for tests only."""
+    return functools.partial(render_text, context=_as_context(context))
+
+
+def _render_text(source: str, render: TextRenderer, *, service: str, field: str) -> str:
+    if not is_template(source):
+        return source
+    return render(source, service=service, field=field)
 
 
 def _as_context(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -420,27 +452,27 @@ def _as_text(value: Any, *, service: str, field: str) -> str:
     )
 
 
-def _render_scalar(value: Any, context: Mapping[str, Any], *, service: str, field: str) -> str:
+def _render_scalar(value: Any, render: TextRenderer, *, service: str, field: str) -> str:
     if not isinstance(value, str):
         return _as_text(value, service=service, field=field)
-    return _render_text(value, context, service=service, field=field)
+    return _render_text(value, render, service=service, field=field)
 
 
 def _render_command(
-    value: str | list[Any] | None, context: Mapping[str, Any], *, service: str, field: str
+    value: str | list[Any] | None, render: TextRenderer, *, service: str, field: str
 ) -> str | list[str] | None:
     """A command as written: a list renders item by item, a string (shell-split later) whole."""
     if value is None:
         return None
     if isinstance(value, str):
-        return _render_text(value, context, service=service, field=field)
+        return _render_text(value, render, service=service, field=field)
     return [
-        _render_scalar(v, context, service=service, field=f"{field}[{i}]")
+        _render_scalar(v, render, service=service, field=f"{field}[{i}]")
         for i, v in enumerate(value)
     ]
 
 
-def render_service(name: str, service: Mapping[str, Any], context: Mapping[str, Any]) -> dict:
+def render_service(name: str, service: Mapping[str, Any], render: TextRenderer) -> dict:
     """A new service dict with every template field rendered; everything else copied as is.
 
     Rendered: `command`, `entrypoint`, `environment` values (non-strings become
@@ -451,22 +483,22 @@ def render_service(name: str, service: Mapping[str, Any], context: Mapping[str, 
     rendered = copy.deepcopy(dict(service))
     for key in ("command", "entrypoint"):
         if key in service:
-            rendered[key] = _render_command(service[key], context, service=name, field=key)
+            rendered[key] = _render_command(service[key], render, service=name, field=key)
     if service.get("environment") is not None:
         rendered["environment"] = {
-            var: _render_scalar(value, context, service=name, field=f"environment.{var}")
+            var: _render_scalar(value, render, service=name, field=f"environment.{var}")
             for var, value in service["environment"].items()
         }
     for key in ("user", "working_dir"):
         if service.get(key) is not None:  # YAML reads `user: 1000` as a number
-            rendered[key] = _render_scalar(service[key], context, service=name, field=key)
+            rendered[key] = _render_scalar(service[key], render, service=name, field=key)
     if isinstance(service.get("image"), str):  # a bundled image is not a template
-        rendered["image"] = _render_text(service["image"], context, service=name, field="image")
+        rendered["image"] = _render_text(service["image"], render, service=name, field="image")
     healthcheck = rendered.get("healthcheck")
     if isinstance(healthcheck, dict) and "command" in healthcheck:
         field = "healthcheck.command"
         healthcheck["command"] = _render_command(
-            healthcheck["command"], context, service=name, field=field
+            healthcheck["command"], render, service=name, field=field
         )
     return rendered
 
@@ -476,7 +508,7 @@ def render_file(
     container_path: str,
     member: str,
     source: bytes,
-    context: Mapping[str, Any],
+    render: TextRenderer,
 ) -> bytes:
     """The bytes to write at `container_path`: a `.j2` member rendered as UTF-8, others as is."""
     if not member.endswith(".j2"):
@@ -488,12 +520,18 @@ def render_file(
         raise RenderError(
             f"template {member} is not UTF-8", service=service_name, field=field
         ) from None
-    return _render_text(text, context, service=service_name, field=field).encode("utf-8")
+    try:
+        return _render_text(text, render, service=service_name, field=field).encode("utf-8")
+    except RenderError as exc:  # name the member too: that is the file the publisher wrote
+        message = f"{member}: {exc.problems[0].message}"
+        raise RenderError(
+            message, service=service_name, field=field, variable=exc.variable
+        ) from None
 
 
-def render_outputs(outputs: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, str]:
+def render_outputs(outputs: Mapping[str, Any], render: TextRenderer) -> dict[str, str]:
     """An app's outputs rendered, as binders will see them under `bindings.<slot>.outputs`."""
     return {
-        key: _render_scalar(value, context, service="", field=f"outputs.{key}")
+        key: _render_scalar(value, render, service="", field=f"outputs.{key}")
         for key, value in outputs.items()
     }

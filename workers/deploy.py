@@ -28,6 +28,7 @@ from catalog.secretbox import SecretBox, SecretKeyError, open_all
 from packages.archive import PackageArchive, open_archive
 from packages.container import ContainerTarget, RuntimeDefaults, container_params
 from packages.errors import PackageError
+from packages.render_process import RenderLimits, RenderProcess
 from packages.secrets import redact
 from workers import lease
 from workers.driver import (
@@ -286,14 +287,18 @@ class Execution:
             published_ports(spec["apps"]),
             parse_range(self.rt.settings["HOST_PORT_RANGE"]),
         )
-        return prepare(
-            spec,
-            env_name,
-            read_member=self._read_member,
-            image_id=lambda image, app: self._image_id(image, app, tenant_id),
-            host_ports=host_ports,
-            runtime_defaults=self.rt.defaults,
-        )
+        # The templates render in a child with hard limits; a cancel stops it at once.
+        limits = RenderLimits.from_settings(self.rt.settings)
+        with RenderProcess(limits, should_stop=self._check_interrupted) as templates:
+            return prepare(
+                spec,
+                env_name,
+                read_member=self._read_member,
+                image_id=lambda image, app: self._image_id(image, app, tenant_id),
+                host_ports=host_ports,
+                runtime_defaults=self.rt.defaults,
+                templates=templates,
+            )
 
     def start_missing(self, spec: dict, env_name: str, tenant_id: str, missing: set) -> list[str]:
         """The tracker's repair: create and start the containers of the `missing` (app, service,

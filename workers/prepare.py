@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from packages.container import config_hash
-from packages.render import render_file, render_outputs, render_service, template_context
+from packages.render import (
+    TextRenderer,
+    render_file,
+    render_outputs,
+    render_service,
+    template_context,
+)
 from workers.planner import DesiredContainer
+
+
+class Templates(Protocol):
+    """Where templates render: `bind(context)` gives the renderer of one app's templates."""
+
+    def bind(self, context: Mapping[str, Any]) -> TextRenderer: ...
 
 
 class PrepareError(Exception):
@@ -93,11 +105,13 @@ def prepare(
     image_id: Callable[[Any, Mapping[str, Any]], str],
     host_ports: Mapping[tuple[str, str, int, str], int],
     runtime_defaults: Any,
+    templates: Templates,
 ) -> list[Prepared]:
     """Every container of the snapshot, rendered with its bindings' outputs.
 
     `read_member(digest, member)` reads a file of a package archive; `image_id(image, app)`
-    resolves a service's image (of the app's snapshot entry) to the engine's id.
+    resolves a service's image (of the app's snapshot entry) to the engine's id;
+    `templates` renders (a `packages.render_process.RenderProcess` in the workers).
     """
     outputs: dict[str, dict[str, str]] = {}
     prepared: list[Prepared] = []
@@ -115,7 +129,8 @@ def prepare(
             services={name: {"hostname": hostname(app["name"], name)} for name in services},
             app={"name": app["name"], "env": env_name},
         )
-        outputs[app["name"]] = render_outputs(manifest.get("outputs", {}), context)
+        render = templates.bind(context)
+        outputs[app["name"]] = render_outputs(manifest.get("outputs", {}), render)
         bound_services = frozenset(
             (bound, service)
             for bound in app.get("bindings", {}).values()
@@ -124,7 +139,7 @@ def prepare(
         for name in sorted(services):
             prepared.append(
                 _prepare_service(
-                    app, name, services[name], context, bound_services,
+                    app, name, services[name], render, bound_services,
                     read_member, image_id, host_ports, runtime_defaults,
                 )
             )  # fmt: skip
@@ -132,11 +147,11 @@ def prepare(
 
 
 def _prepare_service(
-    app, name, service, context, bound_services, read_member, image_id, host_ports, defaults
+    app, name, service, render, bound_services, read_member, image_id, host_ports, defaults
 ) -> Prepared:
-    rendered = render_service(name, service, context)
+    rendered = render_service(name, service, render)
     files = {
-        path: render_file(name, path, member, read_member(app["digest"], member), context)
+        path: render_file(name, path, member, read_member(app["digest"], member), render)
         for path, member in sorted(service.get("files", {}).items())
     }
     try:

@@ -16,6 +16,7 @@ from catalog.db import make_engine, make_sessionmaker
 from catalog.models import Host
 from catalog.secretbox import box_from
 from catalog.services.blobs import BlobStore
+from packages.render_process import RenderLimits, start_spare
 from workers.deploy import Runtime
 from workers.driver import Driver, connect
 
@@ -63,12 +64,14 @@ def warm_up() -> None:
 
     Run as each pool process starts: the first deployment would otherwise pay for the
     database dialect's imports, both connections and the ORM's mapper configuration
-    (~0.3-0.5 s). A failure is only logged; the first task connects again and reports it.
+    (~0.3-0.5 s), and for a render child's start. A failure is only logged; the first
+    task connects again and reports it.
     """
     try:
         configure_mappers()
-        _settings, sessions, _driver, _blobs = _shared()
+        settings, sessions, _driver, _blobs = _shared()
         with sessions() as session:
             session.execute(text("SELECT 1"))
+        start_spare(RenderLimits.from_settings(settings))  # the first render needs no start
     except Exception as exc:
         log.warning("warm-up failed (the first task will retry): %s", exc)
