@@ -232,15 +232,15 @@ def up(
     home = Path(settings["CATALOG_HOME"])
     env["CATALOG_HOME"] = str(home)
     env.pop("CATALOG_TOKEN", None)
+    if _listening(host, port):  # refused before anything is written
+        raise click.ClickException(
+            f"something already listens on {host}:{port}; stop it, or start with --port"
+        )
+    url = f"http://{host}:{port}"
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     _secret_key(settings)
     logs = home / "logs"
     logs.mkdir(exist_ok=True)
-    url = f"http://{host}:{port}"
-    if _listening(host, port):
-        raise click.ClickException(
-            f"something already listens on {host}:{port}; stop it, or start with --port"
-        )
 
     _run(["db", "upgrade"], env)
     children = [

@@ -104,3 +104,4 @@ def test_up_refuses_a_port_in_use_in_one_line(embedded_env, tmp_path):
     assert up.output.strip() == (
         f"Error: something already listens on 127.0.0.1:{port}; stop it, or start with --port"
     )
+    assert not (tmp_path / "var").exists()  # a refused start writes nothing: no home, no key
