@@ -64,6 +64,15 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "TRACKER_RELIST_SECONDS": 5.0,  # full comparison of records with the engine
         "TRACKER_RECONNECT_MAX_SECONDS": 5.0,  # the cap of the reconnect backoff
         "TRACKER_REPAIR_WORKERS": 2,  # environments repaired at once
+        # Time limits of the worker's tasks. A deployment fails (and is undone) past its limit,
+        # counted from its first attempt; Celery's soft limit follows shortly after as a
+        # backstop, and its hard limit (the task's process is killed) after that.
+        "DEPLOY_TIME_LIMIT_SECONDS": 1800.0,
+        "TEARDOWN_TIME_LIMIT_SECONDS": 600.0,
+        "ACTION_TIME_LIMIT_SECONDS": 900.0,  # a package action's own timeout is at most 10 min
+        # Quotas of one tenant, whatever its packages ask for.
+        "TENANT_MAX_ENVIRONMENTS": 100,
+        "TENANT_MAX_PUBLISHED_PORTS": 200,  # host ports its running environments hold
     }
 
 
@@ -102,6 +111,11 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {
     "TRACKER_RELIST_SECONDS": float,
     "TRACKER_RECONNECT_MAX_SECONDS": float,
     "TRACKER_REPAIR_WORKERS": int,
+    "DEPLOY_TIME_LIMIT_SECONDS": float,
+    "TEARDOWN_TIME_LIMIT_SECONDS": float,
+    "ACTION_TIME_LIMIT_SECONDS": float,
+    "TENANT_MAX_ENVIRONMENTS": int,
+    "TENANT_MAX_PUBLISHED_PORTS": int,
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,6 +44,7 @@ from workers.driver import (
 )
 from workers.events import EventLog
 from workers.images import ensure_bundled_image
+from workers.lifecycle import aware
 from workers.parallel import run_in_waves
 from workers.planner import Plan, Step, Strategy, plan
 from workers.ports import PortsExhausted, allocate, parse_range, release_orphans
@@ -55,6 +58,7 @@ STOP_TIMEOUT = 3  # seconds an old container gets to stop before it is killed
 # Containers of one deployment waiting to prove ready at once. The engine work (stop,
 # create, start) is bounded by DEPLOY_PARALLELISM; a wait holds no engine slot.
 MAX_WAITING = 64
+DEPLOY_TIME_LIMIT = 1800.0  # the default of CATALOG_DEPLOY_TIME_LIMIT_SECONDS
 
 
 class LeaseBusy(Exception):
@@ -133,6 +137,11 @@ def lease_seconds(rt: Runtime) -> float:
     return float(rt.settings.get("LEASE_SECONDS", lease.LEASE_SECONDS))
 
 
+def deploy_time_limit(rt: Runtime) -> float:
+    """Seconds one deployment may take over all its attempts (CATALOG_DEPLOY_TIME_LIMIT_SECONDS)."""
+    return float(rt.settings.get("DEPLOY_TIME_LIMIT_SECONDS", DEPLOY_TIME_LIMIT))
+
+
 def _should_run(rt: Runtime, env_id: str, revision: int) -> bool:
     """False for finished, missing or superseded deployments (marked so)."""
     with rt.sessions() as session:
@@ -187,6 +196,7 @@ class Execution:
         self._abandoned = threading.Event()  # set at the first failed start
         self._cancel_checked = 0.0
         self._cancel_reason: str | None = None
+        self._deadline = math.inf  # time.monotonic() past which the deployment has failed
 
     # -- entry -----------------------------------------------------------------
 
@@ -205,7 +215,13 @@ class Execution:
             raise DatabaseAway(type(exc.orig).__name__ if exc.orig else str(exc)) from None
         except Interrupted as exc:
             self._undo()
+            if self._out_of_time():
+                return self._finish_failed(str(exc), had_revision)
             return self._finish_cancelled(str(exc), had_revision)
+        except SoftTimeLimitExceeded:
+            # Celery's backstop, in case a step that checks no deadline ran past it.
+            self._undo()
+            return self._finish_failed(self._time_limit_reason(), had_revision)
         except (PrepareError, PackageError, EngineError, NotReady, PortsExhausted) as exc:
             self._undo()
             return self._finish_failed(str(exc), had_revision)
@@ -237,6 +253,7 @@ class Execution:
             deployment.status = "running"
             deployment.attempts += 1
             deployment.started_at = deployment.started_at or utcnow()
+            self._set_deadline(deployment.started_at)
             environment.status = "deploying"
             attempt = deployment.attempts
             result = (
@@ -522,9 +539,22 @@ class Execution:
 
     # -- interruption ------------------------------------------------------------------
 
+    def _set_deadline(self, started_at) -> None:
+        """The time limit counts from the first attempt: a retried deployment gets no more."""
+        elapsed = (utcnow() - aware(started_at)).total_seconds()
+        self._deadline = time.monotonic() + deploy_time_limit(self.rt) - max(elapsed, 0.0)
+
+    def _out_of_time(self) -> bool:
+        return time.monotonic() >= self._deadline
+
+    def _time_limit_reason(self) -> str:
+        return f"the deployment ran past its time limit of {deploy_time_limit(self.rt):.0f} s"
+
     def _interrupted(self) -> str | None:
         if self.heartbeat.lost.is_set():
             return "the environment lease was lost"
+        if self._out_of_time():
+            return self._time_limit_reason()
         now = time.monotonic()
         with self._lock:
             if self._cancel_reason is None and now - self._cancel_checked >= CANCEL_POLL_SECONDS:
