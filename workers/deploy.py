@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.models import ContainerRecord, Deployment, Environment
 from catalog.models.common import utcnow
+from catalog.services.quotas import Quotas
 from packages.archive import PackageArchive, open_archive
 from packages.container import ContainerTarget, RuntimeDefaults, container_params
 from packages.errors import PackageError
@@ -294,6 +295,7 @@ class Execution:
             self.env_id,
             published_ports(spec["apps"]),
             parse_range(self.rt.settings["HOST_PORT_RANGE"]),
+            tenant=(tenant_id, Quotas.from_config(self.rt.settings)),
         )
         return prepare(
             spec,
