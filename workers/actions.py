@@ -25,12 +25,15 @@ class ActionBusy(Exception):
     """A deployment holds the environment; the built-in action waits its turn."""
 
 
-def _finish(rt: Runtime, task_id: str, *, status: str, exit_code=None, output="", error="") -> str:
+def _finish(
+    rt: Runtime, task_id: str, *, status: str, exit_code=None, output="", error="", cut=0
+) -> str:
     with rt.sessions() as session:
         task = session.get(Task, task_id)
         if task is not None:
             task.status, task.exit_code, task.finished_at = status, exit_code, utcnow()
             task.output, task.error = output[:OUTPUT_MAX_CHARS], error
+            task.output_cut = cut
             session.commit()
     return status
 
@@ -127,15 +130,13 @@ def _package_command(rt: Runtime, task: Task) -> str:
         rt.driver.client.api, running[0].id, action["command"], environment=environment_vars,
         timeout=action_timeout(action), marker=task.id,
     )  # fmt: skip
-    notes = [f"{result.cut} bytes of output were cut"] if result.cut else []
+    kept = {"output": result.output, "cut": result.cut}
     if result.stopped:
-        error = "; ".join([result.stopped, *notes])
-        return _finish(rt, task.id, status="failed", output=result.output, error=error)
-    if result.exit_code == 0:  # the output says what was cut
-        return _finish(rt, task.id, status="succeeded", exit_code=0, output=result.output)
-    error = "; ".join([f"the command exited with code {result.exit_code}", *notes])
+        return _finish(rt, task.id, status="failed", error=result.stopped, **kept)
+    if result.exit_code == 0:
+        return _finish(rt, task.id, status="succeeded", exit_code=0, **kept)
     return _finish(rt, task.id, status="failed", exit_code=result.exit_code,
-                   output=result.output, error=error)  # fmt: skip
+                   error=f"the command exited with code {result.exit_code}", **kept)  # fmt: skip
 
 
 def action_timeout(action: dict) -> float:

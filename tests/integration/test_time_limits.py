@@ -92,6 +92,7 @@ def test_an_action_past_its_timeout_is_killed_and_reported(deployer, start_worke
     assert time.monotonic() - started < 10
     assert done["status"] == "failed"
     assert "ran past its timeout of 1 s and was killed" in done["error"]
+    assert done["output_cut"] == 0
     _gone(app_container(docker_client, deployer), "sleep 300")
 
 
@@ -121,6 +122,7 @@ def test_action_output_keeps_head_and_tail_and_reports_the_cut(deployer, start_w
     assert output.startswith("BEGIN\naaaa")
     assert output.endswith("aaaa\nEND\n")
     assert f"[... {100_011 - 2 * 4096} bytes of output cut ...]" in output
+    assert done["output_cut"] == 100_011 - 2 * 4096
     assert len(output) < 2 * 4096 + 100
 
 
