@@ -77,6 +77,15 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         # Templates render in a child process per deployment, killed past these limits.
         "RENDER_TIME_LIMIT_SECONDS": 5.0,  # wall-clock time of all of one deployment's
         "RENDER_MEMORY_MB": 256,  # memory the child may take beyond its interpreter
+        # Time limits of the worker's tasks. A deployment fails (and is undone) past its limit,
+        # counted from its first attempt; Celery's soft limit follows shortly after as a
+        # backstop, and its hard limit (the task's process is killed) after that.
+        "DEPLOY_TIME_LIMIT_SECONDS": 1800.0,
+        "TEARDOWN_TIME_LIMIT_SECONDS": 600.0,
+        "ACTION_TIME_LIMIT_SECONDS": 900.0,  # a package action's own timeout is at most 10 min
+        # Quotas of one tenant, whatever its packages ask for.
+        "TENANT_MAX_ENVIRONMENTS": 100,
+        "TENANT_MAX_PUBLISHED_PORTS": 200,  # host ports its running environments hold
     }
 
 
@@ -122,6 +131,11 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {
     "SECRET_KEY_FILE": str,
     "RENDER_TIME_LIMIT_SECONDS": float,
     "RENDER_MEMORY_MB": int,
+    "DEPLOY_TIME_LIMIT_SECONDS": float,
+    "TEARDOWN_TIME_LIMIT_SECONDS": float,
+    "ACTION_TIME_LIMIT_SECONDS": float,
+    "TENANT_MAX_ENVIRONMENTS": int,
+    "TENANT_MAX_PUBLISHED_PORTS": int,
 }
 
 

@@ -23,6 +23,16 @@ RESYNC_TASK = "workers.tasks.resync"
 ACTION_TASK = "workers.tasks.run_action"
 
 PUBLISH_TIMEOUT = 5.0  # seconds a publish may take before the API gives up
+# Task -> the setting of its time limit, and how much later Celery raises SoftTimeLimitExceeded
+# in it (the task fails cleanly). A deployment checks its own deadline (the setting) as it
+# goes, so its soft limit is only a backstop; teardowns and actions have theirs at the limit.
+_TIME_LIMITS = {
+    DEPLOY_TASK: ("DEPLOY_TIME_LIMIT_SECONDS", 30.0),
+    TEARDOWN_TASK: ("TEARDOWN_TIME_LIMIT_SECONDS", 0.0),
+    ACTION_TASK: ("ACTION_TIME_LIMIT_SECONDS", 0.0),
+}
+# After the soft limit: Celery kills the task's process (the hard limit).
+HARD_LIMIT_GRACE = 120.0
 
 
 def host_queue(base: str, host: str | None) -> str:
@@ -65,8 +75,18 @@ def make_celery(settings: dict[str, Any] | None = None) -> Celery:
         broker_connection_timeout=PUBLISH_TIMEOUT,
         beat_schedule_filename=os.path.join(settings["CATALOG_HOME"], "celerybeat-schedule"),
         beat_schedule=_beat_schedule(settings),
+        task_annotations=task_time_limits(settings),
     )
     return app
+
+
+def task_time_limits(settings: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Celery's soft and hard time limits of the deploy, teardown and action tasks."""
+    limits = {}
+    for task, (name, margin) in _TIME_LIMITS.items():
+        soft = float(settings[name]) + margin
+        limits[task] = {"soft_time_limit": soft, "time_limit": soft + HARD_LIMIT_GRACE}
+    return limits
 
 
 def _beat_schedule(settings: dict[str, Any]) -> dict[str, dict]:

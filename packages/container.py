@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from packages.limits import KiB, MiB
+from packages.limits import TIME_BOUNDS, KiB, MiB
 
 LABEL_PREFIX = "io.catalog."
 #: Healthcheck timings when the package leaves them out.
@@ -101,28 +101,34 @@ def parse_duration(value: str | int | float) -> float:
     return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
 
 
-def _nanoseconds(value: str | int | float) -> int:
-    return round(parse_duration(value) * 1_000_000_000)
+def _nanoseconds(value: str | int | float, at_most: float) -> int:
+    return round(min(parse_duration(value), at_most) * 1_000_000_000)
 
 
 def _healthcheck_timings(healthcheck: Mapping[str, Any]) -> dict[str, Any]:
     return {key: healthcheck.get(key, default) for key, default in HEALTHCHECK_DEFAULTS.items()}
 
 
+def healthcheck_window(healthcheck: Mapping[str, Any]) -> float:
+    """The start period plus `retries` rounds of one interval and one probe timeout: the
+    longest a container can take to be declared healthy or unhealthy (uncapped)."""
+    timings = _healthcheck_timings(healthcheck)
+    per_round = parse_duration(timings["interval"]) + parse_duration(timings["timeout"])
+    return parse_duration(timings["start_period"]) + per_round * int(timings["retries"])
+
+
 def readiness_timeout(service: Mapping[str, Any], min_running: float = 0.0) -> float:
     """Seconds the executor waits for a new container of `service` to become ready.
 
-    With a healthcheck: the start period plus `retries` rounds of one interval and
-    one probe timeout, which is the longest a container can take to be declared
-    healthy or unhealthy. Without one, the container counts as ready once it has
-    stayed running for `min_running` seconds, which is then the wait.
+    With a healthcheck: its window (`healthcheck_window`), never more than the
+    readiness bound, even for a package stored before the bound was checked at
+    upload. Without one, the container counts as ready once it has stayed running
+    for `min_running` seconds, which is then the wait.
     """
     healthcheck = service.get("healthcheck")
     if not healthcheck:
         return min_running
-    timings = _healthcheck_timings(healthcheck)
-    per_round = parse_duration(timings["interval"]) + parse_duration(timings["timeout"])
-    return parse_duration(timings["start_period"]) + per_round * int(timings["retries"])
+    return min(healthcheck_window(healthcheck), TIME_BOUNDS.readiness_window)
 
 
 def _engine_healthcheck(service: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -135,10 +141,10 @@ def _engine_healthcheck(service: Mapping[str, Any]) -> dict[str, Any] | None:
     timings = _healthcheck_timings(healthcheck)
     return {
         "test": test,
-        "interval": _nanoseconds(timings["interval"]),
-        "timeout": _nanoseconds(timings["timeout"]),
+        "interval": _nanoseconds(timings["interval"], TIME_BOUNDS.healthcheck_interval),
+        "timeout": _nanoseconds(timings["timeout"], TIME_BOUNDS.healthcheck_interval),
         "retries": int(timings["retries"]),
-        "start_period": _nanoseconds(timings["start_period"]),
+        "start_period": _nanoseconds(timings["start_period"], TIME_BOUNDS.healthcheck_start_period),
     }
 
 

@@ -33,6 +33,27 @@ class Limits:
     # Hard links inside layers (common in Debian and busybox root filesystems). Refused by
     # default; when allowed, only to a regular file earlier in the same layer.
     allow_layer_hardlinks: bool = True
+    # What one package may ask of an engine that other tenants share (see packages.bounds).
+    max_services: int = 32  # services of one package
+    max_published_ports: int = 32  # published ports over all its services
+    max_service_files: int = 64  # `files:` targets of one service
+    max_package_files: int = 256  # `files:` targets over all its services
+    max_files_bytes: int = 256 * MiB  # bytes every target together receives (fan-out counted)
 
 
 DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class TimeBounds:
+    """Upper bounds, in seconds, on the durations a manifest may give (see packages.bounds)."""
+
+    healthcheck_interval: float = 300.0  # also each probe's timeout
+    healthcheck_start_period: float = 600.0
+    readiness_window: float = 900.0  # start period + retries x (interval + timeout)
+    stop_grace_period: float = 300.0
+    action_timeout: float = 600.0
+    action_timeout_default: float = 60.0  # when an action gives none
+
+
+TIME_BOUNDS = TimeBounds()

@@ -34,6 +34,7 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+from packages.bounds import manifest_bounds
 from packages.container import parse_bytes, parse_duration
 from packages.errors import ManifestValidationError, Problem
 from packages.limits import DEFAULT_LIMITS, Limits, MiB
@@ -136,10 +137,12 @@ def parse_manifest(
     data: bytes, *, members: Collection[str] | None = None, limits: Limits = DEFAULT_LIMITS
 ) -> Manifest:
     """Read `manifest.yaml` bytes safely and validate them; raises ManifestError or a subclass."""
-    return validate_manifest(load_yaml(data, limits), members=members)
+    return validate_manifest(load_yaml(data, limits), members=members, limits=limits)
 
 
-def validate_manifest(doc: Any, *, members: Collection[str] | None = None) -> Manifest:
+def validate_manifest(
+    doc: Any, *, members: Collection[str] | None = None, limits: Limits = DEFAULT_LIMITS
+) -> Manifest:
     """Check a loaded manifest; ManifestValidationError lists every problem found.
 
     `members` are the archive's file names, when known: files, images and logo must be there.
@@ -152,6 +155,8 @@ def validate_manifest(doc: Any, *, members: Collection[str] | None = None) -> Ma
     for error in _STRUCTURE.iter_errors(doc):
         found.add_error(error, ())
     _check_semantics(doc, found, None if members is None else frozenset(members))
+    for path, message in manifest_bounds(doc, limits):
+        found.add(path, message)
     if found:
         raise ManifestValidationError(found.sorted())
     return Manifest(_fill_defaults(copy.deepcopy(doc)))

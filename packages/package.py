@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from packages.archive import PackageArchive, open_archive
+from packages.bounds import files_bytes_problem
 from packages.build import write_archive
-from packages.errors import ManifestError, PackageError
+from packages.errors import ManifestError, ManifestValidationError, PackageError, Problem
 from packages.images import check_bundled_images
 from packages.limits import DEFAULT_LIMITS, Limits
-from packages.manifest import Manifest, parse_manifest
+from packages.manifest import Manifest, format_path, parse_manifest
 from packages.template_check import check_templates
 
 MANIFEST = "manifest.yaml"
@@ -58,6 +59,13 @@ def _check_logo(archive: PackageArchive) -> None:
         raise PackageError("the logo is not a PNG image", path=LOGO)
 
 
+def _check_files_bytes(manifest: Manifest, archive: PackageArchive, limits: Limits) -> None:
+    problem = files_bytes_problem(manifest.services, archive.size_of, limits)
+    if problem is not None:
+        path, message = problem
+        raise ManifestValidationError([Problem(format_path(path), message)])
+
+
 def _load(stream: BinaryIO, limits: Limits) -> LoadedPackage:
     digest, size = file_digest(stream)
     with open_archive(stream, limits) as archive:
@@ -66,6 +74,7 @@ def _load(stream: BinaryIO, limits: Limits) -> LoadedPackage:
         manifest = parse_manifest(archive.read(MANIFEST), members=archive.names, limits=limits)
         check_templates(manifest.raw, archive)
         _check_logo(archive)
+        _check_files_bytes(manifest, archive, limits)
         check_bundled_images(archive, manifest.services, limits)
         return LoadedPackage(manifest, digest, size, archive.kind, tuple(archive.names))
 

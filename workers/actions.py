@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from celery.exceptions import SoftTimeLimitExceeded
 from docker.errors import APIError, NotFound
 from sqlalchemy import select
 
@@ -11,23 +12,30 @@ from catalog.models import ContainerRecord, Environment, Task
 from catalog.models.common import utcnow
 from catalog.models.deployment import deployed_app
 from catalog.secretbox import SecretKeyError, open_all
+from packages.container import parse_duration
+from packages.limits import TIME_BOUNDS
 from packages.secrets import redact, secret_strings
 from workers import lease
 from workers.deploy import STOP_TIMEOUT, Runtime
+from workers.execs import OUTPUT_KEEP, run_bounded
 
-OUTPUT_TAIL = 4096  # bytes of output kept on the task
+# What a task keeps of an output: run_bounded's head and tail, and its note of the cut.
+OUTPUT_MAX_CHARS = 2 * OUTPUT_KEEP + 100
 
 
 class ActionBusy(Exception):
     """A deployment holds the environment; the built-in action waits its turn."""
 
 
-def _finish(rt: Runtime, task_id: str, *, status: str, exit_code=None, output="", error="") -> str:
+def _finish(
+    rt: Runtime, task_id: str, *, status: str, exit_code=None, output="", error="", cut=0
+) -> str:
     with rt.sessions() as session:
         task = session.get(Task, task_id)
         if task is not None:
             task.status, task.exit_code, task.finished_at = status, exit_code, utcnow()
-            task.output, task.error = output[-OUTPUT_TAIL:], error
+            task.output, task.error = output[:OUTPUT_MAX_CHARS], error
+            task.output_cut = cut
             session.commit()
     return status
 
@@ -64,6 +72,8 @@ def run(rt: Runtime, task_id: str) -> str:
         raise
     except (APIError, NotFound, OSError) as exc:
         return _finish(rt, task_id, status="failed", error=f"the engine refused: {exc}")
+    except SoftTimeLimitExceeded:
+        return _finish(rt, task_id, status="failed", error="the action ran past its time limit")
 
 
 def _built_in(rt: Runtime, task: Task) -> str:
@@ -129,13 +139,22 @@ def _package_command(rt: Runtime, task: Task) -> str:
         f"PARAM_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
         for name, value in parameters.items()
     }
-    result = rt.driver.client.api.exec_create(
-        running[0].id, action["command"], environment=environment_vars, stdout=True, stderr=True
-    )
-    output = rt.driver.client.api.exec_start(result["Id"]).decode("utf-8", errors="replace")
-    output = redact(output, hidden)
-    exit_code = rt.driver.client.api.exec_inspect(result["Id"])["ExitCode"]
-    if exit_code == 0:
-        return _finish(rt, task.id, status="succeeded", exit_code=0, output=output)
-    return _finish(rt, task.id, status="failed", exit_code=exit_code, output=output,
-                   error=f"the command exited with code {exit_code}")  # fmt: skip
+    result = run_bounded(
+        rt.driver.client.api, running[0].id, action["command"], environment=environment_vars,
+        timeout=action_timeout(action), marker=task.id,
+    )  # fmt: skip
+    kept = {"output": redact(result.output, hidden), "cut": result.cut}
+    if result.stopped:
+        return _finish(rt, task.id, status="failed", error=result.stopped, **kept)
+    if result.exit_code == 0:
+        return _finish(rt, task.id, status="succeeded", exit_code=0, **kept)
+    return _finish(rt, task.id, status="failed", exit_code=result.exit_code,
+                   error=f"the command exited with code {result.exit_code}", **kept)  # fmt: skip
+
+
+def action_timeout(action: dict) -> float:
+    """Seconds a package action's command may run: its own `timeout` (default 1 min), never
+    more than the bound, even for a package stored before the bound was checked at upload."""
+    given = action.get("timeout")
+    seconds = TIME_BOUNDS.action_timeout_default if given is None else parse_duration(given)
+    return min(seconds, TIME_BOUNDS.action_timeout)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog.models import ContainerRecord, Deployment, Environment
 from catalog.models.common import utcnow
 from catalog.secretbox import SecretBox, SecretKeyError, open_all
+from catalog.services.quotas import Quotas
 from packages.archive import PackageArchive, open_archive
 from packages.container import ContainerTarget, RuntimeDefaults, container_params
 from packages.errors import PackageError
@@ -45,6 +48,7 @@ from workers.driver import (
 )
 from workers.events import EventLog
 from workers.images import ensure_bundled_image
+from workers.lifecycle import aware
 from workers.parallel import run_in_waves
 from workers.planner import Plan, Step, Strategy, plan
 from workers.ports import PortsExhausted, allocate, parse_range, release_orphans
@@ -58,6 +62,7 @@ STOP_TIMEOUT = 3  # seconds an old container gets to stop before it is killed
 # Containers of one deployment waiting to prove ready at once. The engine work (stop,
 # create, start) is bounded by DEPLOY_PARALLELISM; a wait holds no engine slot.
 MAX_WAITING = 64
+DEPLOY_TIME_LIMIT = 1800.0  # the default of CATALOG_DEPLOY_TIME_LIMIT_SECONDS
 
 
 class LeaseBusy(Exception):
@@ -138,6 +143,11 @@ def lease_seconds(rt: Runtime) -> float:
     return float(rt.settings.get("LEASE_SECONDS", lease.LEASE_SECONDS))
 
 
+def deploy_time_limit(rt: Runtime) -> float:
+    """Seconds one deployment may take over all its attempts (CATALOG_DEPLOY_TIME_LIMIT_SECONDS)."""
+    return float(rt.settings.get("DEPLOY_TIME_LIMIT_SECONDS", DEPLOY_TIME_LIMIT))
+
+
 def _should_run(rt: Runtime, env_id: str, revision: int) -> bool:
     """False for finished, missing or superseded deployments (marked so)."""
     with rt.sessions() as session:
@@ -192,6 +202,7 @@ class Execution:
         self._abandoned = threading.Event()  # set at the first failed start
         self._cancel_checked = 0.0
         self._cancel_reason: str | None = None
+        self._deadline = math.inf  # time.monotonic() past which the deployment has failed
 
     # -- entry -----------------------------------------------------------------
 
@@ -210,7 +221,13 @@ class Execution:
             raise DatabaseAway(type(exc.orig).__name__ if exc.orig else str(exc)) from None
         except Interrupted as exc:
             self._undo()
+            if self._out_of_time():
+                return self._finish_failed(str(exc), had_revision)
             return self._finish_cancelled(str(exc), had_revision)
+        except SoftTimeLimitExceeded:
+            # Celery's backstop, in case a step that checks no deadline ran past it.
+            self._undo()
+            return self._finish_failed(self._time_limit_reason(), had_revision)
         except (
             PrepareError, PackageError, EngineError, NotReady, PortsExhausted, SecretKeyError,
         ) as exc:  # fmt: skip
@@ -244,6 +261,7 @@ class Execution:
             deployment.status = "running"
             deployment.attempts += 1
             deployment.started_at = deployment.started_at or utcnow()
+            self._set_deadline(deployment.started_at)
             environment.status = "deploying"
             attempt = deployment.attempts
             result = (
@@ -286,6 +304,7 @@ class Execution:
             self.env_id,
             published_ports(spec["apps"]),
             parse_range(self.rt.settings["HOST_PORT_RANGE"]),
+            tenant=(tenant_id, Quotas.from_config(self.rt.settings)),
         )
         # The templates render in a child with hard limits; a cancel stops it at once.
         limits = RenderLimits.from_settings(self.rt.settings)
@@ -535,9 +554,22 @@ class Execution:
 
     # -- interruption ------------------------------------------------------------------
 
+    def _set_deadline(self, started_at) -> None:
+        """The time limit counts from the first attempt: a retried deployment gets no more."""
+        elapsed = (utcnow() - aware(started_at)).total_seconds()
+        self._deadline = time.monotonic() + deploy_time_limit(self.rt) - max(elapsed, 0.0)
+
+    def _out_of_time(self) -> bool:
+        return time.monotonic() >= self._deadline
+
+    def _time_limit_reason(self) -> str:
+        return f"the deployment ran past its time limit of {deploy_time_limit(self.rt):.0f} s"
+
     def _interrupted(self) -> str | None:
         if self.heartbeat.lost.is_set():
             return "the environment lease was lost"
+        if self._out_of_time():
+            return self._time_limit_reason()
         now = time.monotonic()
         with self._lock:
             if self._cancel_reason is None and now - self._cancel_checked >= CANCEL_POLL_SECONDS:

@@ -101,8 +101,8 @@ def _epoch(value: datetime) -> float:
     return round(value.timestamp(), 6)
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; they are UTC.
+def aware(value: datetime | None) -> datetime | None:
+    """A database timestamp with its zone: SQLite hands back naive datetimes; they are UTC."""
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
@@ -119,7 +119,7 @@ def observe(
     status = state.get("Status") or ("running" if state.get("Running") else "exited")
     started = engine_time(state.get("StartedAt"))
     finished = engine_time(state.get("FinishedAt"))
-    previous_start = _aware(record.started_at)
+    previous_start = aware(record.started_at)
     new_run = started is not None and (previous_start is None or started > previous_start)
     record.health = (state.get("Health") or {}).get("Status")
     if new_run:
@@ -176,7 +176,7 @@ def restart_due(record: Record, now: datetime) -> bool:
     """Whether the tracker should start this container again now."""
     if record.state not in RESTARTABLE:
         return False
-    due = _aware(record.next_restart_at)
+    due = aware(record.next_restart_at)
     return due is None or due <= now
 
 

@@ -9,10 +9,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.models import HostPort
+from catalog.services.quotas import Quotas, published_ports_problem
 
 
 class PortsExhausted(Exception):
     """No free host port is left in the configured range."""
+
+
+class TenantQuotaExceeded(PortsExhausted):
+    """The tenant's environments would hold more host ports than its quota allows."""
 
 
 def parse_range(text: str) -> range:
@@ -38,15 +43,28 @@ def allocate(
     env_id: str,
     wanted: list[tuple[str, str, int, str]],
     ports: range,
+    *,
+    tenant: tuple[str, Quotas] | None = None,
 ) -> dict[tuple[str, str, int, str], int]:
-    """Host ports for (app, service, container_port, protocol); reused when allocated before."""
+    """Host ports for (app, service, container_port, protocol); reused when allocated before.
+
+    With `tenant` (its id and quotas), new ports are claimed only while the tenant's
+    environments together stay within its published-ports quota (TenantQuotaExceeded
+    otherwise); the tenant's row stays locked until they are claimed, so two deployments
+    of one tenant cannot both take the last ones.
+    """
     allocated: dict[tuple[str, str, int, str], int] = {}
-    with sessions() as session:
-        for row in session.scalars(select(HostPort).where(HostPort.environment_id == env_id)):
+    with sessions() as guard:
+        for row in guard.scalars(select(HostPort).where(HostPort.environment_id == env_id)):
             allocated[(row.app, row.service, row.container_port, row.protocol)] = row.port
-    for key in wanted:
-        if key not in allocated:
+        missing = [key for key in wanted if key not in allocated]
+        if missing and tenant is not None:
+            problem = published_ports_problem(guard, tenant[0], env_id, len(wanted), tenant[1])
+            if problem:
+                raise TenantQuotaExceeded(problem)
+        for key in missing:
             allocated[key] = _claim(sessions, env_id, key, ports)
+        guard.commit()  # the tenant's row lock goes
     return {key: allocated[key] for key in wanted}
 
 

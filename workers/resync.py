@@ -6,14 +6,30 @@ from datetime import timedelta
 
 from sqlalchemy import and_, or_, select
 
-from catalog.models import Deployment, Environment, EnvironmentLease, Host
+from catalog.models import Deployment, Environment, EnvironmentLease, Host, Task
 from catalog.models.common import utcnow
-from catalog.queue import DEPLOY_TASK, TEARDOWN_TASK, Publisher
+from catalog.queue import DEPLOY_TASK, HARD_LIMIT_GRACE, TEARDOWN_TASK, Publisher
 from workers.deploy import Runtime
 
 # A queued deployment published more recently than this is still on its way to a worker
 # (the default of CATALOG_RESYNC_STALE_SECONDS).
 STALE_AFTER = timedelta(seconds=15)
+
+
+def fail_abandoned_actions(rt: Runtime) -> int:
+    """Fail the action tasks still `running` past their hard time limit: the process that ran
+    them was killed (by that limit, or with its worker), and nothing else would end them."""
+    limit = float(rt.settings.get("ACTION_TIME_LIMIT_SECONDS", 900.0))
+    cutoff = utcnow() - timedelta(seconds=limit + HARD_LIMIT_GRACE)
+    with rt.sessions() as session:
+        abandoned = session.scalars(
+            select(Task).where(Task.status == "running", Task.started_at < cutoff)
+        ).all()
+        for task in abandoned:
+            task.status, task.finished_at = "failed", utcnow()
+            task.error = "abandoned: the worker running it stopped or ran past its time limit"
+        session.commit()
+    return len(abandoned)
 
 
 def republish_stale(rt: Runtime, celery) -> int:

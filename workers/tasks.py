@@ -13,7 +13,7 @@ from catalog.queue import ACTION_TASK, DEPLOY_TASK, RESYNC_TASK, TEARDOWN_TASK, 
 from workers import actions
 from workers.celery_app import celery
 from workers.deploy import DatabaseAway, LeaseBusy, deploy
-from workers.resync import republish_stale
+from workers.resync import fail_abandoned_actions, republish_stale
 from workers.runtime import runtime
 from workers.teardown import TeardownBusy
 from workers.teardown import delete_environment as teardown
@@ -111,5 +111,7 @@ def run_action(self, task_id: str) -> str:
 
 @celery.task(name=RESYNC_TASK, acks_late=True)
 def resync() -> int:
-    """Re-publish deployments whose message was lost or whose worker died."""
-    return republish_stale(runtime(), celery)
+    """Re-publish deployments whose message was lost or whose worker died; fail the action
+    tasks whose worker died."""
+    rt = runtime()
+    return republish_stale(rt, celery) + fail_abandoned_actions(rt)

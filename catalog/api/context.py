@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from catalog.auth import Principal, current_principal
 from catalog.errors import ServiceUnavailable
 from catalog.services.blobs import BlobStore
+from catalog.services.quotas import Quotas
 from catalog.streams import Slot
 
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -37,6 +38,11 @@ def connection() -> Connection:
     if "read_connection" not in g:
         g.read_connection = current_app.extensions["catalog"]["read_engine"].connect()
     return g.read_connection
+
+
+def quotas() -> Quotas:
+    """The tenant quotas of this installation (CATALOG_TENANT_*)."""
+    return Quotas.from_config(current_app.config)
 
 
 def principal() -> Principal:

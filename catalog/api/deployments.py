@@ -8,8 +8,8 @@ import time
 from flask import Response, current_app
 from flask_smorest import Blueprint
 
-from catalog.api.context import db, principal, publisher, stream
-from catalog.api.docs import TEXT
+from catalog.api.context import db, principal, publisher, quotas, stream
+from catalog.api.docs import TEXT, problems
 from catalog.schemas import deployments as schemas
 from catalog.services import deployments as service
 
@@ -22,6 +22,7 @@ FOLLOW_BATCH = 500  # events read at most per poll
 
 
 @blp.route("/environments/<env>/deployments", methods=["POST"])
+@problems(403, 409, 429, 507)
 @blp.arguments(schemas.DeploymentCreate())
 @blp.response(202, schemas.Deployment)
 def create_deployment(body, env):
@@ -29,7 +30,7 @@ def create_deployment(body, env):
     return service.create_deployment(
         db(), principal(), publisher(), env,
         from_revision=body["from_revision"],
-        limits=service.DeployLimits.from_config(current_app.config),
+        limits=service.DeployLimits.from_config(current_app.config), quotas=quotas(),
     )  # fmt: skip
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import request
 from flask_smorest import Blueprint
 
-from catalog.api.context import db, principal, publisher
+from catalog.api.context import db, principal, publisher, quotas
 from catalog.api.docs import problems
 from catalog.schemas import environments as schemas
 from catalog.services import environments as service
@@ -37,8 +37,9 @@ def if_match() -> frozenset[str] | None:
 def create_environment(body):
     """Create an empty environment in the caller's tenant (deployer)."""
     view = service.create_environment(
-        db(), principal(), body["name"], body["description"], body["settings"], host=body["host"]
-    )
+        db(), principal(), body["name"], body["description"], body["settings"],
+        host=body["host"], quotas=quotas(),
+    )  # fmt: skip
     return view, 201, {"ETag": view.etag}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import url_for
 from flask_smorest import Blueprint
 
-from catalog.api.context import db, principal
+from catalog.api.context import db, principal, quotas
 from catalog.api.docs import problems
 from catalog.api.environments import ETAG
 from catalog.schemas import environments as environment_schemas
@@ -62,6 +62,6 @@ def delete_template(template):
 @blp.response(201, environment_schemas.Environment, headers={**ETAG, **LOCATION})
 def create_environment(body, template):
     """Make an environment whose draft is the template's apps (deployer); deploy it as any."""
-    view = service.create_environment_from(db(), principal(), template, body)
+    view = service.create_environment_from(db(), principal(), template, body, quotas())
     location = url_for("environments.show_environment", env=view.name)
     return view, 201, {"ETag": view.etag, "Location": location}

@@ -137,7 +137,11 @@ class Task(Base):
     parameters: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)
     status: Mapped[str] = mapped_column(String(16), default="queued", nullable=False)
     exit_code: Mapped[int | None] = mapped_column(Integer)
-    output: Mapped[str] = mapped_column(Text, default="", nullable=False)  # the tail
+    output: Mapped[str] = mapped_column(Text, default="", nullable=False)  # head and tail
+    # Bytes of the output left out between its kept head and tail.
+    output_cut: Mapped[int] = mapped_column(
+        BigInteger, default=0, server_default="0", nullable=False
+    )
     error: Mapped[str] = mapped_column(Text, default="", nullable=False)
     created_by: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = created_column()

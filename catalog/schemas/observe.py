@@ -31,7 +31,15 @@ class Task(Schema):
     action = fields.String()
     status = fields.String()
     exit_code = fields.Integer(allow_none=True)
-    output = fields.String(metadata={"description": "The tail of the command's output."})
+    output = fields.String(
+        metadata={
+            "description": "The command's output: its first and last 4 KiB when longer, with "
+            "a line saying how much was cut between them."
+        }
+    )
+    output_cut = fields.Integer(
+        metadata={"description": "Bytes of the output left out of `output` (0: it is whole)."}
+    )
     error = fields.String()
     created_at = fields.DateTime()
     started_at = fields.DateTime(allow_none=True)

@@ -27,6 +27,7 @@ from catalog.queue import DEPLOY_TASK, Publisher
 from catalog.services import audit
 from catalog.services.environments import draft_spec, get_environment
 from catalog.services.pagination import decode_cursor, encode_cursor
+from catalog.services.quotas import DEFAULT_QUOTAS, Quotas, check_published_ports
 from packages.versions import parse_range, parse_version
 
 ACTIVE = ("queued", "running")
@@ -129,6 +130,7 @@ def create_deployment(
     *,
     from_revision: int | None = None,
     limits: DeployLimits = DEFAULT_LIMITS,
+    quotas: Quotas = DEFAULT_QUOTAS,
 ) -> Deployment:
     require_role(principal, "deployer")
     environment = get_environment(session, principal, env_name)
@@ -141,6 +143,7 @@ def create_deployment(
         spec = dict(get_deployment(session, principal, env_name, from_revision).spec)
     spec["log_share"] = limits.log_share
     _check_log_budget(session, environment, spec, limits)
+    check_published_ports(session, environment, spec["apps"], quotas)
     environment.last_revision += 1
     deployment = Deployment(
         environment_id=environment.id,

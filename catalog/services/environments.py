@@ -57,6 +57,7 @@ from catalog.services.environment_views import (
 from catalog.services.hosts import place
 from catalog.services.lookup import commit_or_conflict, find_owned, name_taken
 from catalog.services.pagination import page_by_name
+from catalog.services.quotas import DEFAULT_QUOTAS, Quotas, check_environments
 
 # The deployments service and the workers take check_deployable, draft_spec, app_status and
 # package_in_use from here too.
@@ -133,13 +134,16 @@ def create_environment(
     apps: Iterable[App] = (),
     template: str | None = None,
     host: str | None = None,
+    quotas: Quotas = DEFAULT_QUOTAS,
 ) -> EnvironmentView:
     """A new environment in the caller's tenant (deployer): empty, or with the draft `apps`
-    checked already (made from `template`), on the Docker host named or chosen by `place`."""
+    checked already (made from `template`), on the Docker host named or chosen by `place`;
+    within the tenant's quota of environments."""
     require_role(principal, "deployer")
     taken = f"environment {name!r} exists already"
     if name_taken(session, Environment, principal.tenant_id, name):
         raise Conflict(taken)
+    check_environments(session, principal.tenant_id, quotas)
     env = Environment(
         tenant_id=principal.tenant_id,
         name=name,

@@ -41,6 +41,7 @@ from catalog.services.environment_views import EnvironmentView, PackageIndex
 from catalog.services.environments import create_environment, get_environment
 from catalog.services.lookup import commit_or_conflict, find_owned, name_taken
 from catalog.services.pagination import page_by_name
+from catalog.services.quotas import DEFAULT_QUOTAS, Quotas
 
 APP_FIELDS = ("name", "package", "version", "parameters", "bindings")
 SECRETS = "secrets"  # in a stored app: the places of its secret parameters, as lists
@@ -197,7 +198,11 @@ def delete_template(session: Session, principal: Principal, ref: str) -> None:
 
 
 def create_environment_from(
-    session: Session, principal: Principal, ref: str, body: dict[str, Any]
+    session: Session,
+    principal: Principal,
+    ref: str,
+    body: dict[str, Any],
+    quotas: Quotas = DEFAULT_QUOTAS,
 ) -> EnvironmentView:
     """A new environment in the caller's tenant whose draft is the template's apps (deployer).
 
@@ -242,4 +247,5 @@ def create_environment_from(
         ],
         template=template.name,
         host=body["host"],
+        quotas=quotas,
     )
