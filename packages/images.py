@@ -39,6 +39,7 @@ from typing import Any, BinaryIO
 from packages.archive import PackageArchive
 from packages.archive.content import nested_archive_kind
 from packages.archive.names import IMAGES_DIR, NameRegistry, is_root, normalise_name, printable
+from packages.archive.tarend import Recording, end_problem
 from packages.archive.targz import _BoundedTarInfo
 from packages.errors import ArchiveLimitError, PackageError, Problem
 from packages.limits import DEFAULT_LIMITS, KiB, Limits
@@ -297,8 +298,9 @@ def _scan_layer(head: bytes, rest: BinaryIO, kind: str, limits: Limits) -> None:
         raise _Refused(
             ImageError, f"is compressed with {kind}: only plain or gzip-compressed layers load"
         )
+    reader = Recording(io.BufferedReader(source, CHUNK))  # type: ignore[arg-type]
     try:
-        tar = _open_tar(io.BufferedReader(source, CHUNK))  # type: ignore[arg-type]
+        tar = _open_tar(reader)  # type: ignore[arg-type]
     except _TAR_ERRORS as error:
         raise _Refused(ImageError, f"is not a tar archive: {error}") from None
     files: set[str] = set()
@@ -310,13 +312,18 @@ def _scan_layer(head: bytes, rest: BinaryIO, kind: str, limits: Limits) -> None:
         if info.isdir() and info.name in ("", ".", "./"):
             continue  # the root directory
         _check_layer_entry(info, _layer_name(info.name), files, limits)
-    _check_complete(tar, source)
+    _check_complete(tar, source, reader)
 
 
-def _check_complete(tar: tarfile.TarFile, source: _Prefixed | _Gunzip) -> None:
-    """A stream-mode tarfile skips data by reading it and stops quietly when it runs out."""
+def _check_complete(tar: tarfile.TarFile, source: _Prefixed | _Gunzip, reader: Recording) -> None:
+    """A stream-mode tarfile skips data by reading it and stops quietly when it runs out, at
+    a zero block or at a header with a bad checksum: what follows its last entry must be
+    zeros to the end, or an entry hidden from this reader could reach the engine's."""
     if source.count < tar.offset:
         raise _Refused(ImageError, "is truncated: its last entry has less data than it declares")
+    problem = end_problem(reader.recent.since(tar.offset), reader.read, marker=False)
+    if problem:
+        raise _Refused(UnsafeImageError, problem)
 
 
 # --- the tarball ----------------------------------------------------------------------------
@@ -346,8 +353,9 @@ class _Scan:
                 ImageError, f"is compressed ({kind}): bundle the plain output of `docker save`"
             )
         source = _Prefixed(head, stream)
+        reader = Recording(io.BufferedReader(source, CHUNK))  # type: ignore[arg-type]
         try:
-            tar = _open_tar(io.BufferedReader(source, CHUNK))  # type: ignore[arg-type]
+            tar = _open_tar(reader)  # type: ignore[arg-type]
         except _TAR_ERRORS:
             raise self.fail(ImageError, "is not a tar archive (`docker save` output)") from None
         count = 0
@@ -355,7 +363,7 @@ class _Scan:
             try:
                 info = _next(tar)
                 if info is None:
-                    _check_complete(tar, source)
+                    _check_complete(tar, source, reader)
                     return
             except _Refused as refused:
                 raise self.fail(refused.kind, refused.message) from None

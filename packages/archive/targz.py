@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tarfile
 import zlib
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -25,6 +24,7 @@ from packages.archive.names import (
     normalise_name,
     printable,
 )
+from packages.archive.tarend import Recent, end_problem
 from packages.errors import ArchiveLimitError, CorruptArchiveError, UnsafeMemberError
 from packages.limits import KiB, Limits, MiB
 
@@ -72,8 +72,7 @@ class _GzipStream:
         self.eof = False
         self._out = b""
         self._pos = 0
-        self.delivered = self.produced
-        self._recent: deque[tuple[int, bytes]] = deque(maxlen=16)
+        self.recent = Recent(start=self.produced)
 
     def read(self, size: int = -1) -> bytes:
         while self._pos >= len(self._out) and not self.eof:
@@ -82,9 +81,7 @@ class _GzipStream:
             size = len(self._out) - self._pos
         chunk = self._out[self._pos : self._pos + size]
         self._pos += len(chunk)
-        self._recent.append((self.delivered, chunk))
-        self.delivered += len(chunk)
-        return chunk
+        return self.recent.record(chunk)
 
     def skip(self, count: int) -> None:
         while count > 0:
@@ -92,13 +89,6 @@ class _GzipStream:
             if not chunk:
                 raise CorruptArchiveError("truncated tar stream", path=self.member)
             count -= len(chunk)
-
-    def since(self, offset: int) -> bytes:
-        """What was delivered from `offset` on (tarfile reads ahead a little)."""
-        parts = [chunk[max(0, offset - start) :] for start, chunk in self._recent]
-        if not self._recent or self._recent[0][0] > offset:
-            raise CorruptArchiveError("cannot locate the end of the tar archive")
-        return b"".join(parts)
 
     def _step(self) -> None:
         self._checkpoint()
@@ -223,18 +213,9 @@ def _tar_data(tar: tarfile.TarFile, info: tarfile.TarInfo, name: str) -> Iterato
 
 def _check_tar_end(stream: _GzipStream, end: int) -> None:
     """After the last member only zero blocks may follow: no second archive, no garbage."""
-    zeros = 0
-    rest = stream.since(end)
-    while rest:
-        if rest.count(0) != len(rest):
-            raise CorruptArchiveError(
-                "non-zero data after the end of the tar archive (concatenated archives, "
-                "garbage, or a damaged header)"
-            )
-        zeros += len(rest)
-        rest = stream.read(READ_CHUNK)
-    if zeros < 2 * tarfile.BLOCKSIZE:
-        raise CorruptArchiveError("tar archive has no end-of-archive marker: truncated?")
+    problem = end_problem(stream.recent.since(end), stream.read, marker=True)
+    if problem:
+        raise CorruptArchiveError(problem)
 
 
 class TarValidation:

@@ -419,6 +419,69 @@ def test_a_truncated_tarball_is_refused(keep):
     assert "truncated" in message or "end of data" in message
 
 
+HIDDEN = archives.tar_member("../../etc/cron.d/evil", b"* * * * * root sh")
+
+
+def bad_checksum(header_and_data: bytes) -> bytes:
+    """The same member with its header's checksum broken: Python's tarfile stops before it."""
+    damaged = bytearray(header_and_data)
+    damaged[148:156] = b"0000000\0"
+    return bytes(damaged)
+
+
+def _pax_header_end(member: bytes) -> int:
+    """Where the member's own ustar header starts (after a pax extended header, if any)."""
+    info = tarfile.TarInfo.frombuf(member[:512], "utf-8", "surrogateescape")
+    if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE):
+        return 512 + -(-info.size // 512) * 512
+    return 0
+
+
+def checksum_broken(member: bytes) -> bytes:
+    start = _pax_header_end(member)
+    return member[:start] + bad_checksum(member[start:])
+
+
+# Ways to hide an entry from a reader that stops at the first zero block or bad header.
+HIDING = {
+    "after a zero block": lambda first: first + bytes(512) + HIDDEN + archives.tar_end(),
+    "after a bad checksum": lambda first: (
+        first + bad_checksum(archives.tar_member("pad", b"p")) + HIDDEN + archives.tar_end()
+    ),
+    "behind its own bad checksum": lambda first: (
+        first + checksum_broken(HIDDEN) + archives.tar_end()
+    ),
+}
+
+
+@pytest.mark.parametrize("hide", HIDING.values(), ids=HIDING.keys())
+def test_an_entry_hidden_after_a_layers_end_is_refused(hide):
+    layer = hide(archives.tar_member("bin/busybox", b"\x7fELF"))
+    message = refused(docker_save(Image(layers=[layer])), UnsafeImageError, "layer")
+    assert "after the end of the tar archive" in message
+
+
+@pytest.mark.parametrize("hide", HIDING.values(), ids=HIDING.keys())
+def test_an_entry_hidden_after_a_gzip_layers_end_is_refused(hide):
+    layer = gzip.compress(hide(archives.tar_member("bin/busybox", b"\x7fELF")), mtime=0)
+    refused(docker_save(Image(layers=[layer])), UnsafeImageError, "after the end of the tar")
+
+
+@pytest.mark.parametrize("hide", HIDING.values(), ids=HIDING.keys())
+def test_a_member_hidden_after_the_tarballs_end_is_refused(hide):
+    sound = docker_save()
+    members = sound.rstrip(b"\0")  # its last member, `repositories`, ends in "}"
+    members += bytes(-len(members) % 512)
+    data = hide(members)
+    message = refused(data, UnsafeImageError)
+    assert "after the end of the tar archive" in message
+
+
+def test_zero_padding_after_the_end_of_a_layer_or_tarball_is_sound():
+    layer = archives.tar_member("bin/busybox", b"\x7fELF") + bytes(20 * 512)
+    assert check(docker_save(Image(layers=[layer])) + bytes(4096)).images
+
+
 def test_a_bad_layer_not_listed_in_manifest_json_is_not_loaded_and_not_refused():
     stray = Entry("stray/layer.tar", rootfs(Entry("../x", b"x")))
     tarball = check(docker_save(extra=[stray]))
