@@ -11,7 +11,7 @@ from packages.errors import ManifestError, ManifestValidationError
 from packages.manifest import Manifest, parse_manifest, validate_manifest, validate_parameters
 from packages.yamlload import load_yaml
 
-# ARCHITECTURE §4's example, with the elisions filled in and a bundled second service.
+# ARCHITECTURE \u00a74's example, with the elisions filled in and a bundled second service.
 EXAMPLE = b"""\
 format: catalog/v1
 name: org.example.wordpress
@@ -878,3 +878,10 @@ def test_parse_manifest_reports_schema_problems_as_validation_errors():
         parse_manifest(b"format: catalog/v1\n")
 
     assert [p.path for p in caught.value.problems] == ["name", "type", "version"]
+
+
+@pytest.mark.parametrize("version", ["\uff11.\uff10.\uff10", "\u0661.\u0660.\u0660"])
+def test_a_version_with_unicode_digits_is_refused_at_upload(version):
+    path, message = _only_problem(_edited(("version", version)))
+    assert path == "version"
+    assert "ASCII" in message or "semantic version" in message
