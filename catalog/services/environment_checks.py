@@ -203,6 +203,34 @@ def resolve_spec(
     return resolved
 
 
+def snapshot_problems(session: Session, env: Environment, spec: Mapping[str, Any]) -> list[dict]:
+    """Every reason an earlier revision's snapshot cannot be deployed again now.
+
+    A snapshot keeps its versions and parameters, but its packages must still be usable as a
+    draft's are (not deleted, disabled or hidden from the tenant since), and each version
+    still published as it was (the same archive digest; a yanked version pinned exactly
+    still deploys).
+    """
+    problems: list[dict[str, str]] = []
+    for app in spec.get("apps", []):
+        where = f"apps.{app['name']}"
+        try:
+            package = usable_package(session, env, app["package"])
+        except ValidationFailed as failed:
+            problems += [{**e, "path": f"{where}.{e['path']}"} for e in failed.errors or []]
+            continue
+        digest = session.scalar(
+            select(PackageVersion.digest).where(
+                PackageVersion.package_id == package.id,
+                PackageVersion.version == app["version"],
+            )
+        )
+        if digest != app["digest"]:
+            message = f"{app['package']} {app['version']} is no longer published"
+            problems.append({"path": f"{where}.version", "message": message})
+    return sorted(problems, key=lambda p: (p["path"], p["message"]))
+
+
 # -- packages in use -------------------------------------------------------------------------
 
 

@@ -1,26 +1,24 @@
-"""Who may use a package name, and what a package's deletion leaves: a name held by another
-tenant answers alike whoever holds it (hole 18)."""
+"""Who may use a package and its name: a name held by another tenant answers alike whoever
+holds it (hole 18); a redeploy of an earlier revision checks its packages as a draft deploy
+does (hole 17)."""
 
 from __future__ import annotations
 
 import pytest
 
+from catalog.queue import DEPLOY_TASK
+from tests.integration import test_environments_api as environments
+from tests.integration import test_packages_api as packages
+from tests.integration.test_environments_api import deploy_directly
 from tests.integration.test_packages_api import published, upload
 
-
-@pytest.fixture
-def acme(make_caller):
-    return make_caller("acme", "publisher")
+# The same fixtures as those modules', by the same names.
+acme, admin, world = packages.acme, packages.admin, environments.world
 
 
 @pytest.fixture
 def globex(make_caller):
     return make_caller("globex", "publisher")
-
-
-@pytest.fixture
-def admin(make_caller):
-    return make_caller("admin", "admin")
 
 
 # -- hole 18: a name another tenant holds ---------------------------------------------------
@@ -56,3 +54,82 @@ def test_a_foreign_name_hides_which_versions_it_has(client, acme, globex):
 
     assert same_version.status_code == new_version.status_code == 409
     assert same_version.get_json()["detail"] == new_version.get_json()["detail"]
+
+
+# -- hole 17: from_revision re-checks the snapshot's packages -------------------------------
+
+
+def redeploy(world, env: str, revision: int, caller=None):
+    return world.client.post(
+        f"/v1/environments/{env}/deployments",
+        json={"from_revision": revision},
+        headers=(caller or world.deployer).headers,
+    )
+
+
+def problems(response) -> list[tuple[str, str]]:
+    assert response.status_code == 400, response.get_json()
+    return [(e["path"], e["message"]) for e in response.get_json()["errors"]]
+
+
+@pytest.fixture
+def shop(world, app, published_tasks):
+    """Environment `shop` of acme with app `db` (org.acme.db 8.0.0), deployed as revision 1."""
+    world.create_env("shop")
+    world.added(name="db", package="org.acme.db", version="8.0.0")
+    deploy_directly(app, "shop")
+    return world
+
+
+def test_a_usable_snapshot_is_deployed_again(shop, published_tasks):
+    response = redeploy(shop, "shop", 1)
+
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["from_revision"] == 1
+    assert [name for name, _ in published_tasks()] == [DEPLOY_TASK]
+
+
+def test_a_snapshot_of_a_package_disabled_since_is_refused(shop, published_tasks):
+    disabled = shop.client.patch(
+        "/v1/packages/org.acme.db", json={"enabled": False}, headers=shop.admin.headers
+    )
+    assert disabled.status_code == 200
+
+    response = redeploy(shop, "shop", 1)
+
+    assert problems(response) == [("apps.db.package", "package 'org.acme.db' is disabled")]
+    assert "revision 1 of 'shop' cannot be deployed again" in response.get_json()["detail"]
+    assert shop.get("/environments/shop/deployments").get_json()["items"][0]["revision"] == 1
+    assert published_tasks() == []
+
+
+def test_a_snapshot_of_a_package_made_private_since_is_refused(world, app, published_tasks):
+    made_public = world.client.patch(
+        "/v1/packages/org.acme.db", json={"visibility": "public"}, headers=world.admin.headers
+    )
+    assert made_public.status_code == 200
+    world.create_env("lab", caller=world.other)
+    world.added("lab", caller=world.other, name="db", package="org.acme.db", version="8.0.0")
+    deploy_directly(app, "lab")
+    made_private = world.client.patch(
+        "/v1/packages/org.acme.db", json={"visibility": "private"}, headers=world.admin.headers
+    )
+    assert made_private.status_code == 200
+
+    response = redeploy(world, "lab", 1, caller=world.other)
+
+    assert problems(response) == [("apps.db.package", "no package 'org.acme.db'")]
+    assert published_tasks() == []
+
+
+def test_a_snapshot_of_a_version_deleted_since_is_refused(shop, app, published_tasks):
+    assert shop.patch("/environments/shop/apps/db", {"version": "8.1.0"}).status_code == 200
+    deploy_directly(app, "shop", revision=2)
+    deleted = shop.client.delete(
+        "/v1/packages/org.acme.db/versions/8.0.0", headers=shop.publisher.headers
+    )
+    assert deleted.status_code == 204
+
+    response = redeploy(shop, "shop", 1)
+
+    assert problems(response) == [("apps.db.version", "org.acme.db 8.0.0 is no longer published")]
