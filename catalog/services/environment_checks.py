@@ -26,7 +26,6 @@ from catalog.services.environment_rules import (
 from catalog.services.environment_views import PackageIndex
 from packages.errors import ManifestValidationError
 from packages.manifest import format_path, validate_parameters
-from packages.versions import parse_version
 
 IN_FLIGHT = ("queued", "running")
 
@@ -234,28 +233,14 @@ def snapshot_problems(session: Session, env: Environment, spec: Mapping[str, Any
 # -- packages in use -------------------------------------------------------------------------
 
 
-def _pins(constraint: str | None, version: str) -> bool:
-    if constraint is None:
-        return False
-    try:
-        return parse_version(constraint.removeprefix("=")) == parse_version(version)
-    except ValueError:
-        return False
-
-
 def package_in_use(session: Session, package: Package, version: str | None) -> str | None:
     """Why `package` (or one version) may not be deleted, or None.
 
-    In use: a draft app of the package (for a version: a draft app pinned to it exactly; a
-    range just resolves to another version), or the spec of an environment's current revision
-    or of a queued or running deployment. Another tenant's environment is counted, not named.
+    In use: what runs or is about to, the spec of an environment's current revision or of a
+    queued or running deployment. A draft or a template naming it does not hold it (it then
+    shows a problem and refuses to deploy). Another tenant's environment is counted, not named.
     """
     uses: set[tuple[str, str, str, str]] = set()  # (tenant id, env name, env id, app)
-    for app, env in session.execute(
-        select(App, Environment).join(Environment).where(App.package == package.name)
-    ):
-        if version is None or _pins(app.version, version):
-            uses.add((env.tenant_id, env.name, env.id, app.name))
     mentions = cast(Deployment.spec, Text).like(f'%"{package.name}"%')
     for deployment, env in session.execute(
         select(Deployment, Environment)

@@ -1,11 +1,14 @@
 """Who may use a package and its name: a name held by another tenant answers alike whoever
 holds it (hole 18); a redeploy of an earlier revision checks its packages as a draft deploy
-does (hole 17)."""
+does (hole 17); only what runs holds a package, drafts and templates naming a deleted one
+show a problem and refuse to deploy (hole 19)."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from catalog.models import Environment
 from catalog.queue import DEPLOY_TASK
 from tests.integration import test_environments_api as environments
 from tests.integration import test_packages_api as packages
@@ -133,3 +136,90 @@ def test_a_snapshot_of_a_version_deleted_since_is_refused(shop, app, published_t
     response = redeploy(shop, "shop", 1)
 
     assert problems(response) == [("apps.db.version", "org.acme.db 8.0.0 is no longer published")]
+
+
+# -- hole 19: only what runs holds a package; drafts naming a deleted one say so -----------
+
+
+def delete_package(world, name: str = "org.acme.db"):
+    return world.client.delete(f"/v1/packages/{name}", headers=world.publisher.headers)
+
+
+def public_db(world):
+    made_public = world.client.patch(
+        "/v1/packages/org.acme.db", json={"visibility": "public"}, headers=world.admin.headers
+    )
+    assert made_public.status_code == 200
+
+
+def test_another_tenants_never_deployed_draft_does_not_hold_a_package(world):
+    public_db(world)
+    world.create_env("lab", caller=world.other)
+    world.added("lab", caller=world.other, name="db", package="org.acme.db", version="8.0.0")
+
+    assert delete_package(world).status_code == 204
+
+    shown = world.get("/environments/lab", world.other).get_json()["apps"][0]
+    assert shown["problem"] == "no package 'org.acme.db': it was deleted or is no longer available"
+    assert shown["resolved_version"] is None
+    refused = world.client.post(
+        "/v1/environments/lab/deployments", json={}, headers=world.other.headers
+    )
+    assert problems(refused) == [("apps.db.package", "no package 'org.acme.db'")]
+
+
+def test_an_own_draft_or_pin_does_not_hold_a_package_or_a_version(world):
+    world.create_env("shop")
+    world.added(name="db", package="org.acme.db", version="8.0.0")
+    pub = world.publisher.headers
+
+    pinned = world.client.delete("/v1/packages/org.acme.db/versions/8.0.0", headers=pub)
+
+    assert pinned.status_code == 204
+    assert world.get("/environments/shop").get_json()["apps"][0]["problem"] == (
+        "no version of org.acme.db matches '8.0.0'"
+    )
+    assert delete_package(world).status_code == 204
+    assert (
+        world.get("/environments/shop/apps/db")
+        .get_json()["problem"]
+        .startswith("no package 'org.acme.db'")
+    )
+    assert world.delete("/environments/shop/apps/db").status_code == 204
+
+
+def test_a_template_naming_a_deleted_package_shows_a_problem_and_makes_nothing(world):
+    created = world.client.post(
+        "/v1/templates",
+        json={"name": "t", "apps": [{"name": "db", "package": "org.acme.db"}]},
+        headers=world.deployer.headers,
+    )
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["apps"][0]["problem"] is None
+
+    assert delete_package(world).status_code == 204
+
+    shown = world.get("/templates/t").get_json()["apps"][0]
+    assert shown["problem"].startswith("no package 'org.acme.db'")
+    made = world.client.post(
+        "/v1/templates/t/environments", json={"name": "shop2"}, headers=world.deployer.headers
+    )
+    assert problems(made) == [("apps.db.package", "no package 'org.acme.db'")]
+
+
+def test_a_running_revision_and_an_in_flight_deployment_still_hold_it(world, app):
+    public_db(world)
+    world.create_env("lab", caller=world.other)
+    world.added("lab", caller=world.other, name="db", package="org.acme.db", version="8.0.0")
+    deploy_directly(app, "lab", status="running")
+    with environments.session(app) as s:  # in flight, not yet the current revision
+        env = s.scalar(select(Environment).where(Environment.name == "lab"))
+        env.current_revision = None
+        s.commit()
+
+    refused = delete_package(world)
+
+    assert refused.status_code == 409
+    assert refused.get_json()["detail"] == (
+        "package org.acme.db is used by 1 environment(s) of other tenants"
+    )
