@@ -12,6 +12,7 @@ from catalog.models import Environment
 from catalog.queue import DEPLOY_TASK
 from tests.integration import test_environments_api as environments
 from tests.integration import test_packages_api as packages
+from tests.integration.conftest import package_bytes
 from tests.integration.test_environments_api import deploy_directly
 from tests.integration.test_packages_api import published, upload
 
@@ -223,3 +224,39 @@ def test_a_running_revision_and_an_in_flight_deployment_still_hold_it(world, app
     assert refused.get_json()["detail"] == (
         "package org.acme.db is used by 1 environment(s) of other tenants"
     )
+
+
+# -- hole 14: text a package may not hold, refused at upload --------------------------------
+
+
+def test_an_upload_with_unsafe_characters_is_refused_naming_each_place(client, app, acme):
+    service = {
+        "image": "catalog-test/busybox:latest",
+        "environment": {"GREETING": "a\x00b"},
+        "volumes": [{"name": "data", "path": "/data:/etc"}],
+    }
+    response = client.post(
+        "/v1/packages",
+        data=package_bytes("org.acme.odd", services={"web": service}, description="x\u202eexe.txt"),
+        content_type="application/gzip",
+        headers=acme.headers,
+    )
+
+    assert response.status_code in (400, 422), response.get_json()
+    found = {e["path"]: e["message"] for e in response.get_json()["errors"]}
+    assert found["services.web.environment.GREETING"] == "contains a NUL character (U+0000)"
+    assert found["services.web.volumes[0].path"] == "a volume path may not contain ':'"
+    assert "U+202E" in found["description"]
+    assert client.get("/v1/packages/org.acme.odd", headers=acme.headers).status_code == 404
+
+
+def test_a_member_name_with_a_bidi_control_is_refused(client, acme):
+    response = client.post(
+        "/v1/packages",
+        data=package_bytes("org.acme.odd", files={"files/\u202egnp.sh": b"x"}),
+        content_type="application/gzip",
+        headers=acme.headers,
+    )
+
+    assert response.status_code in (400, 422), response.get_json()
+    assert "bidirectional control character U+202E" in response.get_data(as_text=True)
