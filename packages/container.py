@@ -24,7 +24,9 @@ MIN_HOST_PORT = 1024
 # Network modes that would leave the environment's own network.
 _FORBIDDEN_NETWORKS = frozenset({"host", "bridge", "none", "default"})
 # Bumped whenever what config_hash covers changes, so old and new hashes never collide.
-_HASH_SCHEME = "catalog-config-hash/v1"
+# v2: engine names changed (workers/names.py): every container is recreated once under its
+# new name and DNS alias at the next deploy.
+_HASH_SCHEME = "catalog-config-hash/v2"
 # config_hash leaves these out: ordering only, or covered by an effective value.
 _UNHASHED_KEYS = frozenset({"depends_on", "image", "resources", "files"})
 
