@@ -9,6 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from docker.types import Mount
+
+from packages.characters import control_problem
 from packages.limits import TIME_BOUNDS, KiB, MiB
 
 LABEL_PREFIX = "io.catalog."
@@ -21,14 +24,16 @@ MIN_HOST_PORT = 1024
 # Network modes that would leave the environment's own network.
 _FORBIDDEN_NETWORKS = frozenset({"host", "bridge", "none", "default"})
 # Bumped whenever what config_hash covers changes, so old and new hashes never collide.
-_HASH_SCHEME = "catalog-config-hash/v1"
+# v2: engine names changed (workers/names.py): every container is recreated once under its
+# new name and DNS alias at the next deploy.
+_HASH_SCHEME = "catalog-config-hash/v2"
 # config_hash leaves these out: ordering only, or covered by an effective value.
 _UNHASHED_KEYS = frozenset({"depends_on", "image", "resources", "files"})
 
 _BYTE_UNITS = {"": 1, "k": KiB, "m": MiB, "g": 1024 * MiB, "t": 1024 * 1024 * MiB}
-_BYTES_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:i?b)?|b)?$")
+_BYTES_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:i?b)?|b)?\Z", re.ASCII)
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)")
+_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -187,14 +192,27 @@ def _ports(service: Mapping[str, Any], host_ports: Mapping[tuple[int, str], int]
     return mapping
 
 
-def _volumes(service: Mapping[str, Any], docker_names: Mapping[str, str]) -> dict:
-    """Named volumes only: a package volume maps to the docker volume the executor made."""
-    mounts: dict[str, dict[str, str]] = {}
+def _mounts(service: Mapping[str, Any], docker_names: Mapping[str, str]) -> list[Mount]:
+    """Named volumes only: a package volume maps to the docker volume the executor made.
+
+    Structured mounts rather than `source:target:mode` bind strings, so no character of a
+    path can turn into another field of the mount (`/data:/etc` is refused at upload too).
+    """
+    mounts = []
     for volume in service.get("volumes") or ():
         if volume["name"] not in docker_names:
             raise ValueError(f"no docker volume for package volume {volume['name']!r}")
-        mode = "ro" if volume.get("read_only", False) else "rw"
-        mounts[docker_names[volume["name"]]] = {"bind": volume["path"], "mode": mode}
+        path = volume["path"]
+        if not path.startswith("/") or ":" in path or control_problem(path, allow=frozenset()):
+            raise ValueError(f"volume {volume['name']!r}: {path!r} is not a container path")
+        mounts.append(
+            Mount(
+                target=path,
+                source=docker_names[volume["name"]],
+                type="volume",
+                read_only=bool(volume.get("read_only", False)),
+            )
+        )
     return mounts
 
 
@@ -223,6 +241,10 @@ def _environment(service: Mapping[str, Any]) -> dict[str, str]:
     for key, value in environment.items():
         if not isinstance(value, str):
             raise ValueError(f"environment {key!r} is not a string: render the service first")
+        # A template can render a NUL ("\x00"), at which the engine and exec would cut the
+        # value; the manifest's own text and the API's parameters hold none already.
+        if "\0" in value:
+            raise ValueError(f"environment variable {key!r} contains a NUL character (U+0000)")
     return environment
 
 
@@ -257,7 +279,7 @@ def container_params(
         "network": network,
         "networking_config": {network: {"Aliases": _aliases(target)}},
         "ports": _ports(service, target.host_ports),
-        "volumes": _volumes(service, target.volumes),
+        "mounts": _mounts(service, target.volumes),
         **limits,
         "memswap_limit": limits["mem_limit"],
         "security_opt": ["no-new-privileges:true"],

@@ -35,6 +35,7 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from packages.bounds import manifest_bounds
+from packages.characters import text_problem
 from packages.container import parse_bytes, parse_duration
 from packages.errors import ManifestValidationError, Problem
 from packages.limits import DEFAULT_LIMITS, Limits, MiB
@@ -321,15 +322,24 @@ def _message(error: ValidationError, echo: bool) -> str:
 
 
 def _json_shaped(value: Any, path: Path, found: _Problems) -> Any:
-    """A copy keeping only string keys: YAML allows `80:` or `yes:` as keys, JSON does not."""
+    """A copy keeping only string keys: YAML allows `80:` or `yes:` as keys, JSON does not.
+
+    Every key and string is checked for characters no package may hold: a key holds no
+    control at all, a value no NUL or control but tab and line breaks, neither a
+    bidirectional control (see packages.characters).
+    """
     if isinstance(value, dict):
         shaped = {}
         for key, item in value.items():
-            if isinstance(key, str):
-                shaped[key] = _json_shaped(item, (*path, key), found)
-            else:
+            if not isinstance(key, str):
                 found.add((*path, str(key)), "keys must be strings: quote this one")
+            elif problem := text_problem(key, allow=frozenset()):
+                found.add((*path, key), f"the key {problem}")  # quoted, escaped
+            else:
+                shaped[key] = _json_shaped(item, (*path, key), found)
         return shaped
+    if isinstance(value, str) and (problem := text_problem(value)):
+        found.add(path, problem)
     if isinstance(value, list):
         return [_json_shaped(item, (*path, i), found) for i, item in enumerate(value)]
     if isinstance(value, float) and not math.isfinite(value):
@@ -531,6 +541,9 @@ def _check_volumes(path: Path, volumes: Any, found: _Problems) -> None:
     mounted: dict[str, int] = {}
     for i, volume in _items(volumes):
         target = volume.get("path") if isinstance(volume, dict) else None
+        if isinstance(target, str) and ":" in target:
+            # The engine's volume syntax splits at ':': `/data:/etc` would mount on /etc.
+            found.add((*path, i, "path"), "a volume path may not contain ':'")
         if isinstance(target, str) and target in mounted:
             where = format_path(("volumes", mounted[target]))
             found.add((*path, i, "path"), f"{target} is already mounted by {where}")

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable
 
 from semantic_version import NpmSpec, Version
 
 MAX_LENGTH = 256  # as npm: longer strings are refused before parsing
 
+# semantic_version matches with `\d` and `$`, which take any Unicode digit (fullwidth,
+# Arabic-Indic) and a final newline: a look-alike of 1.0.0 would publish beside it and
+# satisfy a pin on it.
+# Every version and range is first held to ASCII semver grammar here.
+_NUMBER = r"(?:0|[1-9][0-9]*)"
+_IDENTIFIER = r"[0-9A-Za-z-]+"
+_VERSION = re.compile(
+    rf"{_NUMBER}\.{_NUMBER}\.{_NUMBER}"
+    rf"(?:-{_IDENTIFIER}(?:\.{_IDENTIFIER})*)?(?:\+{_IDENTIFIER}(?:\.{_IDENTIFIER})*)?\Z",
+    re.ASCII,
+)
+# A range is made of versions (possibly partial, `1.x`, `*`), operators, spaces and `||`.
+_RANGE_CHARACTERS = re.compile(r"[0-9A-Za-z.+*<>=^~| -]+\Z", re.ASCII)
+
 
 def parse_version(value: object) -> Version:
     """A strict semver 2.0 version (`1.2.3`, `1.0.0-rc.1+build.5`); ValueError names the value."""
     text = _checked_text(value, "version")
+    if not _VERSION.match(text):
+        raise ValueError(f"{text!r} is not a semantic version like 1.2.3 (ASCII digits only)")
     try:
         return Version(text)
     except ValueError:
@@ -21,6 +38,11 @@ def parse_version(value: object) -> Version:
 def parse_range(value: object) -> NpmSpec:
     """An npm-style range (`>=8.0.0 <9.0.0`, `^1.2.0`, `~1.2`, `1.x`, `*`, `1.2.3`)."""
     text = _checked_text(value, "version range")
+    if not _RANGE_CHARACTERS.match(text):
+        raise ValueError(
+            f"{text!r} is not a version range: only ASCII digits, letters, '.', '-', '+', "
+            "'*', spaces and the operators < > = ^ ~ || may appear"
+        )
     try:
         return NpmSpec(text)
     except ValueError:

@@ -49,10 +49,11 @@ from workers.driver import (
 from workers.events import EventLog
 from workers.images import ensure_bundled_image
 from workers.lifecycle import aware
+from workers.names import container_name, hostname, network_name
 from workers.parallel import run_in_waves
 from workers.planner import Plan, Step, Strategy, plan
 from workers.ports import PortsExhausted, allocate, parse_range, release_orphans
-from workers.prepare import Prepared, PrepareError, hostname, prepare, published_ports
+from workers.prepare import Prepared, PrepareError, prepare, published_ports
 from workers.readiness import Interrupted, NotReady, wait_ready
 
 log = logging.getLogger(__name__)
@@ -95,18 +96,6 @@ class Runtime:
     host_id: str | None = None
     # Opens the secret parameters of a snapshot, only to build its containers.
     secrets: SecretBox = field(default_factory=SecretBox)
-
-
-def network_name(env_id: str) -> str:
-    return f"cat-{env_id}"
-
-
-def volume_name(env_id: str, app: str, volume: str) -> str:
-    return f"cat-{env_id}-{app}-{volume}"
-
-
-def container_name(env_id: str, item: Prepared, revision: int) -> str:
-    return f"cat-{env_id[:12]}-{item.app}-{item.service}-{item.replica}-r{revision}"
 
 
 def deploy(rt: Runtime, env_id: str, revision: int) -> str:
@@ -197,6 +186,7 @@ class Execution:
         self.stopped: list[str] = []  # old containers stopped first (published ports)
         self._archives: dict[str, PackageArchive] = {}
         self._image_ids: dict[str, str] = {}  # image reference -> id, resolved this attempt
+        self.volumes: dict[tuple[str, str], str] = {}  # (app, volume) -> docker volume name
         self._lock = threading.Lock()
         self._engine_slots = threading.BoundedSemaphore(rt.settings["DEPLOY_PARALLELISM"])
         self._abandoned = threading.Event()  # set at the first failed start
@@ -362,8 +352,11 @@ class Execution:
         for app in spec["apps"]:
             for service in app["manifest"].get("services", {}).values():
                 for volume in service.get("volumes", []):
-                    name = volume_name(self.env_id, app["name"], volume["name"])
-                    self.rt.driver.ensure_volume(name, {**labels, APP_LABEL: app["name"]})
+                    key = (app["name"], volume["name"])
+                    if key not in self.volumes:
+                        self.volumes[key] = self.rt.driver.ensure_volume(
+                            self.env_id, *key, {**labels, APP_LABEL: app["name"]}
+                        )
 
     def _start_all(self, prepared: list[Prepared], the_plan: Plan, tenant_id: str) -> None:
         by_key = {p.key: p for p in prepared}
@@ -490,11 +483,10 @@ class Execution:
             HASH_LABEL: item.config_hash,
         }
         volumes = {
-            v["name"]: volume_name(self.env_id, item.app, v["name"])
-            for v in item.rendered.get("volumes", [])
+            v["name"]: self.volumes[item.app, v["name"]] for v in item.rendered.get("volumes", [])
         }
         target = ContainerTarget(
-            name=container_name(self.env_id, item, self.revision),
+            name=container_name(self.env_id, item.app, item.service, item.replica, self.revision),
             hostname=hostname(item.app, item.service),
             image=item.image_id,
             network=network_name(self.env_id),

@@ -14,6 +14,7 @@ from docker.models.containers import Container, _create_container_args
 from docker.types import IPAMConfig, IPAMPool
 
 from packages.container import LABEL_PREFIX
+from workers.names import legacy_volume_name, volume_name
 from workers.planner import ObservedContainer
 from workers.subnets import capacity, free_subnet, subnets_in_use
 
@@ -25,6 +26,7 @@ REPLICA_LABEL = LABEL_PREFIX + "replica"
 REVISION_LABEL = LABEL_PREFIX + "revision"
 FENCING_LABEL = LABEL_PREFIX + "fencing"
 HASH_LABEL = LABEL_PREFIX + "config-hash"
+VOLUME_LABEL = LABEL_PREFIX + "volume"  # a docker volume's package volume name
 # Subnets an environment network tries when other networks take them as it is created.
 NETWORK_ATTEMPTS = 5
 
@@ -123,11 +125,35 @@ class Driver:
                 raise EngineError(f"cannot create network {name}: {exc.explanation}") from None
         return True
 
-    def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+    def ensure_volume(self, env_id: str, app: str, volume: str, labels: dict[str, str]) -> str:
+        """The docker volume of the app's package volume, made if there is none; its name.
+
+        Found by its labels (environment, app, volume), so its name decides nothing. A
+        volume of the old, ambiguous name that an older worker made for this very app
+        (its app label says so, it has no volume label) keeps serving it: the data stays.
+        """
+        selector = [f"{ENV_LABEL}={env_id}", f"{APP_LABEL}={app}", f"{VOLUME_LABEL}={volume}"]
+        found = self.client.api.volumes(filters={"label": selector}).get("Volumes") or []
+        if found:
+            return min(v["Name"] for v in found)
+        legacy = self._legacy_volume(env_id, app, volume)
+        if legacy is not None:
+            return legacy
+        name = volume_name(env_id, app, volume)
         try:
             self.client.volumes.get(name)
         except NotFound:
-            self.client.volumes.create(name, labels=labels)
+            self.client.volumes.create(name, labels={**labels, VOLUME_LABEL: volume})
+        return name
+
+    def _legacy_volume(self, env_id: str, app: str, volume: str) -> str | None:
+        name = legacy_volume_name(env_id, app, volume)
+        try:
+            labels = self.client.volumes.get(name).attrs.get("Labels") or {}
+        except NotFound:
+            return None
+        mine = labels.get(ENV_LABEL) == env_id and labels.get(APP_LABEL) == app
+        return name if mine and VOLUME_LABEL not in labels else None
 
     def remove_environment_objects(self, env_id: str) -> None:
         """Containers, networks and volumes carrying the environment's label."""

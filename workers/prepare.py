@@ -14,6 +14,7 @@ from packages.render import (
     render_service,
     template_context,
 )
+from workers.names import hostname
 from workers.planner import DesiredContainer
 
 
@@ -58,11 +59,6 @@ class Prepared:
             publishes_ports=self.publishes_ports,
             depends_on=self.depends_on,
         )
-
-
-def hostname(app: str, service: str) -> str:
-    """The name other containers of the environment reach a service by."""
-    return f"{app}-{service}"
 
 
 def binding_order(apps: list[dict]) -> list[dict]:

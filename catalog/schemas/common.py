@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 NAME = validate.Regexp(
-    r"^[a-z0-9][a-z0-9_-]{0,62}$",
+    r"^[a-z0-9][a-z0-9_-]{0,62}\Z",
     error="lower-case letters, digits, '_' and '-', starting with a letter or digit, 63 at most",
 )
 

@@ -21,6 +21,10 @@ FQN = validate.Regexp(
     r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)+\Z",
     error="must be a package name like org.example.app",
 )
+PROBLEM = (
+    "why the app cannot be deployed now (its package deleted, disabled or no longer "
+    "available, no version matching); null: none"
+)
 MAX_DOCUMENT_BYTES = 64 * 1024
 MAX_VERSION_LENGTH = 128  # App.version
 
@@ -134,6 +138,7 @@ class App(Schema):
     bindings = fields.Dict(keys=fields.String(), values=fields.String())
     endpoints = fields.List(fields.Nested(Endpoint))
     created_at = fields.DateTime()
+    problem = fields.String(allow_none=True, metadata={"description": PROBLEM})
 
 
 class Environment(Schema):

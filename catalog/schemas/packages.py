@@ -8,7 +8,7 @@ from webargs.fields import DelimitedList
 
 from catalog.schemas.common import NAME, PageArgs
 
-TAG = validate.Regexp(r"^[a-z0-9][a-z0-9._-]{0,31}$", error="a short lower-case tag")
+TAG = validate.Regexp(r"^[a-z0-9][a-z0-9._-]{0,31}\Z", error="a short lower-case tag")
 VISIBILITY = validate.OneOf(("private", "public"))
 
 

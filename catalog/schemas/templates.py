@@ -7,6 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from catalog.schemas.common import PageArgs
 from catalog.schemas.environments import (
     DNS_LABEL,
+    PROBLEM,
     AppCreate,
     bounded_document,
     host_field,
@@ -80,6 +81,7 @@ class TemplateApp(Schema):
     version = fields.String(allow_none=True, metadata={"description": "exact version or range"})
     parameters = fields.Dict(metadata={"description": 'x-secret values read "********"'})
     bindings = fields.Dict(keys=fields.String(), values=fields.String())
+    problem = fields.String(allow_none=True, metadata={"description": PROBLEM})
 
 
 class Template(Schema):

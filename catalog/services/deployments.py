@@ -25,6 +25,7 @@ from catalog.models.common import utcnow
 from catalog.models.environment import placed_on
 from catalog.queue import DEPLOY_TASK, Publisher
 from catalog.services import audit
+from catalog.services.environment_checks import snapshot_problems
 from catalog.services.environments import draft_spec, get_environment
 from catalog.services.pagination import decode_cursor, encode_cursor
 from catalog.services.quotas import DEFAULT_QUOTAS, Quotas, check_published_ports
@@ -84,6 +85,20 @@ def snapshot(session: Session, environment: Environment) -> dict:
     return spec
 
 
+def redeployable(
+    session: Session, environment: Environment, revision: int, principal: Principal
+) -> dict:
+    """Revision `revision`'s snapshot, once its packages are checked as a draft's would be."""
+    spec = dict(get_deployment(session, principal, environment.name, revision).spec)
+    problems = snapshot_problems(session, environment, spec)
+    if problems:
+        raise ValidationFailed(
+            f"revision {revision} of {environment.name!r} cannot be deployed again",
+            errors=problems,
+        )
+    return spec
+
+
 def _check_capacity(session: Session, principal: Principal, limit: int) -> None:
     active = session.scalar(
         select(func.count())
@@ -140,7 +155,7 @@ def create_deployment(
     if from_revision is None:
         spec = snapshot(session, environment)
     else:
-        spec = dict(get_deployment(session, principal, env_name, from_revision).spec)
+        spec = redeployable(session, environment, from_revision, principal)
     spec["log_share"] = limits.log_share
     _check_log_budget(session, environment, spec, limits)
     check_published_ports(session, environment, spec["apps"], quotas)

@@ -26,7 +26,6 @@ from catalog.services.environment_rules import (
 from catalog.services.environment_views import PackageIndex
 from packages.errors import ManifestValidationError
 from packages.manifest import format_path, validate_parameters
-from packages.versions import parse_version
 
 IN_FLIGHT = ("queued", "running")
 
@@ -203,31 +202,45 @@ def resolve_spec(
     return resolved
 
 
+def snapshot_problems(session: Session, env: Environment, spec: Mapping[str, Any]) -> list[dict]:
+    """Every reason an earlier revision's snapshot cannot be deployed again now.
+
+    A snapshot keeps its versions and parameters, but its packages must still be usable as a
+    draft's are (not deleted, disabled or hidden from the tenant since), and each version
+    still published as it was (the same archive digest; a yanked version pinned exactly
+    still deploys).
+    """
+    problems: list[dict[str, str]] = []
+    for app in spec.get("apps", []):
+        where = f"apps.{app['name']}"
+        try:
+            package = usable_package(session, env, app["package"])
+        except ValidationFailed as failed:
+            problems += [{**e, "path": f"{where}.{e['path']}"} for e in failed.errors or []]
+            continue
+        digest = session.scalar(
+            select(PackageVersion.digest).where(
+                PackageVersion.package_id == package.id,
+                PackageVersion.version == app["version"],
+            )
+        )
+        if digest != app["digest"]:
+            message = f"{app['package']} {app['version']} is no longer published"
+            problems.append({"path": f"{where}.version", "message": message})
+    return sorted(problems, key=lambda p: (p["path"], p["message"]))
+
+
 # -- packages in use -------------------------------------------------------------------------
-
-
-def _pins(constraint: str | None, version: str) -> bool:
-    if constraint is None:
-        return False
-    try:
-        return parse_version(constraint.removeprefix("=")) == parse_version(version)
-    except ValueError:
-        return False
 
 
 def package_in_use(session: Session, package: Package, version: str | None) -> str | None:
     """Why `package` (or one version) may not be deleted, or None.
 
-    In use: a draft app of the package (for a version: a draft app pinned to it exactly; a
-    range just resolves to another version), or the spec of an environment's current revision
-    or of a queued or running deployment. Another tenant's environment is counted, not named.
+    In use: what runs or is about to, the spec of an environment's current revision or of a
+    queued or running deployment. A draft or a template naming it does not hold it (it then
+    shows a problem and refuses to deploy). Another tenant's environment is counted, not named.
     """
     uses: set[tuple[str, str, str, str]] = set()  # (tenant id, env name, env id, app)
-    for app, env in session.execute(
-        select(App, Environment).join(Environment).where(App.package == package.name)
-    ):
-        if version is None or _pins(app.version, version):
-            uses.add((env.tenant_id, env.name, env.id, app.name))
     mentions = cast(Deployment.spec, Text).like(f'%"{package.name}"%')
     for deployment, env in session.execute(
         select(Deployment, Environment)

@@ -58,6 +58,7 @@ class AppView:
     endpoints: list[EndpointView]
     created_at: datetime
     etag: str
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,29 @@ class PackageIndex:
         )
         self.packages: dict[str, Package] = {p.name: p for p in rows}
         self._secrets: dict[str, tuple[dict, ...]] = {}
+
+    def unusable(self, name: str, tenant_id: str) -> str | None:
+        """Why the tenant's drafts cannot deploy package `name` now, or None.
+
+        Deleted and hidden from the tenant read alike: a draft tells nothing of another
+        tenant's packages.
+        """
+        package = self.packages.get(name)
+        if package is None or not (
+            package.tenant_id == tenant_id or (package.visibility == "public" and package.enabled)
+        ):
+            return f"no package {name!r}: it was deleted or is no longer available"
+        if not package.enabled:
+            return f"package {name!r} is disabled"
+        return None
+
+    def problem(self, tenant_id: str, name: str, constraint: str | None) -> str | None:
+        """What keeps an app of package `name` at `constraint` from deploying, or None."""
+        unusable = self.unusable(name, tenant_id)
+        if unusable is None and self.resolve(name, constraint) is None:
+            wanted = f"matches {constraint!r}" if constraint else "is published and not yanked"
+            return f"no version of {name} {wanted}"
+        return unusable
 
     def resolve(self, name: str, constraint: str | None) -> PackageVersion | None:
         """The version `constraint` picks now (yanked ones only when pinned), or None."""
@@ -212,7 +236,8 @@ def _view(
     address = host.public_host if host is not None else None
     apps, draft = [], []
     for app in env.apps:
-        resolved = index.resolve(app.package, app.version)
+        problem = index.problem(env.tenant_id, app.package, app.version)
+        resolved = index.resolve(app.package, app.version) if problem is None else None
         running = deployed.get(app.name)
         schemas = index.secrets(app.package)
         if running is not None:
@@ -240,6 +265,7 @@ def _view(
                 else [],
                 created_at=app.created_at,
                 etag=etag,
+                problem=problem,
             )
         )
         draft.append(

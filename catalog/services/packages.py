@@ -169,7 +169,8 @@ def publish(
         .with_for_update(of=Package)
     )
     if package is not None and package.tenant_id != principal.tenant_id and not principal.is_admin:
-        raise Conflict(f"the name {manifest.name!r} belongs to another tenant")
+        # Public or private, whoever holds it: one answer, so it tells no owner or visibility.
+        raise name_taken(manifest.name)
     if package is not None and session.scalar(
         select(PackageVersion.id).where(
             PackageVersion.package_id == package.id, PackageVersion.version == manifest.version
@@ -178,6 +179,7 @@ def publish(
         raise Conflict(f"{manifest.name} {manifest.version} is published already")
     chosen = _categories(session, categories or [])
     logo_digest, logo_new, stored = None, False, False
+    package_is_new = package is None
     # From the first blob written to the commit: any failure (a full disk too) forgets the
     # blobs this call wrote, so a rejected upload leaves no row and no blob behind.
     try:
@@ -213,12 +215,19 @@ def publish(
     except IntegrityError:
         session.rollback()
         _forget(blobs, (digest, stored), (logo_digest, logo_new))
+        if package_is_new:  # another upload took the name first, perhaps another tenant's
+            raise name_taken(manifest.name) from None
         raise Conflict(f"{manifest.name} {manifest.version} is published already") from None
     except BaseException:
         session.rollback()
         _forget(blobs, (digest, stored), (logo_digest, logo_new))
         raise
     return version
+
+
+def name_taken(name: str) -> Conflict:
+    """The answer to publishing a name another tenant holds: neither whose nor how visible."""
+    return Conflict(f"the name {name!r} is taken")
 
 
 def _apply_manifest(package, manifest, categories, logo_digest) -> None:

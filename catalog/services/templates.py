@@ -75,7 +75,11 @@ def _views(
             source=t.source,
             settings=dict(t.settings),
             apps=[
-                {**_spec(a), "parameters": mask_secrets(a["parameters"], _secrets(a, index))}
+                {
+                    **_spec(a),
+                    "parameters": mask_secrets(a["parameters"], _secrets(a, index)),
+                    "problem": index.problem(t.tenant_id, a["package"], a["version"]),
+                }
                 for a in t.apps
             ],
             created_at=t.created_at,

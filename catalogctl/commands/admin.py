@@ -32,7 +32,7 @@ def duration(text: str | None) -> int | None:
     """`3600`, `90m`, `12h`, `30d` -> seconds."""
     if text is None:
         return None
-    match = re.fullmatch(r"(\d+)([smhd]?)", text.strip())
+    match = re.fullmatch(r"(\d+)([smhd]?)", text.strip(), re.ASCII)
     if not match:
         raise click.BadParameter(f"{text!r} is not a duration like 3600, 90m, 12h or 30d")
     return int(match[1]) * UNITS[match[2] or "s"]

@@ -35,6 +35,7 @@ def show_app(item: dict) -> None:
             ("resolves to", "resolved_version"),
             ("deployed", "deployed_version"),
             ("status", "status"),
+            ("problem", lambda a: a.get("problem") or "none"),
             ("parameters", "parameters"),
             ("bindings", "bindings"),
             ("endpoints", lambda a: [endpoint_text(e) for e in a.get("endpoints") or []]),

@@ -5,17 +5,22 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from packages.characters import bidi_problem, printable
 from packages.errors import ArchiveLimitError, DuplicateMemberError, UnsafeMemberError
 from packages.limits import Limits
+
+__all__ = [
+    "IMAGES_DIR",
+    "NameRegistry",
+    "check_placement",
+    "is_root",
+    "normalise_name",
+    "printable",
+]
 
 IMAGES_DIR = "images/"
 
 _DRIVE = re.compile(r"[A-Za-z]:")
-
-
-def printable(name: str) -> str:
-    """The name with unprintable characters escaped, safe to put in a message or a log."""
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in name)
 
 
 def _check_encoding(raw: str) -> None:
@@ -25,6 +30,9 @@ def _check_encoding(raw: str) -> None:
         raise UnsafeMemberError("name is not valid UTF-8", path=printable(raw)) from None
     if any(unicodedata.category(c) == "Cc" for c in raw):
         raise UnsafeMemberError("name contains a NUL or control character", path=printable(raw))
+    problem = bidi_problem(raw)
+    if problem:
+        raise UnsafeMemberError(f"name {problem}", path=printable(raw))
 
 
 def _check_anchor(raw: str) -> None:

@@ -361,7 +361,7 @@ def test_a_failed_upgrade_rolls_back_and_the_old_containers_serve_throughout(
     before = running_ids(docker_client, env_id)
 
     patch_app(deployer, "fail", "svc", version="2.0.0")
-    with Probe(before[("svc", "probe")], "http://svc-api:9000/") as probe:
+    with Probe(before[("svc", "probe")], "http://api.svc:9000/") as probe:
         deployment = deployer.wait("fail", deployer.deploy("fail"))
     assert deployment["status"] == "rolled_back", deployment["events"]
     assert probe.failures == [], probe
@@ -376,7 +376,7 @@ def test_a_failed_upgrade_rolls_back_and_the_old_containers_serve_throughout(
     # The event names the failing container, the reason and its last log lines.
     (failure,) = [e for e in error_events(deployment) if e["service"] == "api"]
     assert failure["app"] == "svc"
-    assert re.search(r"cat-\w+-svc-api-0-r2 failed: not ready within", failure["message"])
+    assert re.search(r"cat-[0-9a-f]{12}_svc_api_0_r2 failed: not ready within", failure["message"])
     assert "last log lines:" in failure["message"]
     assert "boom: cannot read /etc/api.conf" in failure["message"]
     assert "giving up" in failure["message"]
@@ -398,7 +398,7 @@ def test_an_upgrade_of_an_unpublished_service_starts_beside_without_a_failed_req
     before = running_ids(docker_client, env_id)
 
     patch_app(deployer, "beside", "svc", version="2.0.0")
-    with Probe(before[("svc", "probe")], "http://svc-api:9000/") as probe:
+    with Probe(before[("svc", "probe")], "http://api.svc:9000/") as probe:
         deployment = deploy_ok(deployer, "beside")
         # Until the old generation is gone for sure.
         eventually(lambda: "two" in probe.bodies and probe.ok >= 20, 10, probe.__repr__)
@@ -408,7 +408,7 @@ def test_an_upgrade_of_an_unpublished_service_starts_beside_without_a_failed_req
     # network: the engine's DNS (Docker 20.10) still answers its address for a few tens of
     # ms after the address is gone, so one request resolved then may hang; the worker takes
     # the old container off the network before killing it to keep that window that short.
-    ready = event_time(deployment, r"-svc-api-0-r2 ready in")
+    ready = event_time(deployment, r"_svc_api_0_r2 ready in")
     removed = event_time(deployment, r"^removed 1 old container")
     outside = [f for f in probe.failures if f.ended < ready or f.started > removed + 0.5]
     assert outside == [], probe
@@ -419,7 +419,7 @@ def test_an_upgrade_of_an_unpublished_service_starts_beside_without_a_failed_req
     assert after[("svc", "api")] != before[("svc", "api")]
     assert len(containers(docker_client, env_id)) == 2
     assert exec_get(docker_client.containers.get(after[("svc", "probe")]),
-                    "http://svc-api:9000/") == (True, "two")  # fmt: skip
+                    "http://api.svc:9000/") == (True, "two")  # fmt: skip
 
 
 def test_a_published_service_upgrade_keeps_its_host_port_and_serves_the_new_version(
@@ -531,7 +531,7 @@ def test_cancel_undoes_a_running_deploy_and_a_finished_one_cannot_be_cancelled(
     # Both new containers exist, and the fast one already proved ready: the slow one waits.
     eventually(lambda: len(new_ones()) == 2, 20, "both new containers created")
     eventually(
-        lambda: any("svc-fast-0-r2 ready" in e["message"]
+        lambda: any("_svc_fast_0_r2 ready" in e["message"]
                     for e in deployer.deployment("cancel", revision)["events"]),
         20, "the fast container ready",
     )  # fmt: skip
@@ -724,9 +724,9 @@ def test_a_deployed_container_carries_the_security_policy(deployer, start_worker
     assert host["PortBindings"] in ({}, None)
     mounts = container.attrs["Mounts"]
     assert [(m["Type"], m["Name"], m["Destination"]) for m in mounts] == [
-        ("volume", f"cat-{env_id}-svc-data", "/data")
+        ("volume", f"cat-{env_id}_svc_data", "/data")
     ]
-    assert not host.get("Binds") or all(b.startswith(f"cat-{env_id}-") for b in host["Binds"])
+    assert not host.get("Binds") or all(b.startswith(f"cat-{env_id}_") for b in host["Binds"])
     labels = container.labels
     assert labels["io.catalog.env"] == env_id
     assert labels["io.catalog.tenant"]
@@ -759,7 +759,7 @@ def test_a_container_cannot_reach_another_tenants_service(
     # The other tenant's service answers from the host (it is up), not from tenant A.
     assert fetch(their_ip, 9000) == b"theirs"
     assert exec_get(probe, f"http://{own_ip}:9000/") == (True, "mine")
-    assert exec_get(probe, "http://svc-api:9000/") == (True, "mine")
+    assert exec_get(probe, "http://api.svc:9000/") == (True, "mine")
     reached, output = exec_get(probe, f"http://{their_ip}:9000/")
     assert not reached, output
     # Each environment network has a /24 of its own out of the workers' CATALOG_NETWORK_POOL.

@@ -76,8 +76,8 @@ def test_a_template_from_apps_keeps_them_as_given_with_secrets_masked(world, app
     assert body["description"] == "a shop"
     assert body["settings"] == {"site_name": "S"}
     assert body["apps"] == [
-        {**WEB, "parameters": MASKED_WEB},
-        {**DB, "parameters": {}, "bindings": {}},
+        {**WEB, "parameters": MASKED_WEB, "problem": None},
+        {**DB, "parameters": {}, "bindings": {}, "problem": None},
     ]
     assert world.get("/templates/shop").get_json() == body
     assert world.get(f"/templates/{body['id']}", world.viewer).get_json() == body

@@ -337,6 +337,10 @@ UNSAFE_NAMES = [
     ("a/./b", UnsafeMemberError, "'.' path segment"),
     ("a\x01b", UnsafeMemberError, "control character"),
     ("a\x7fb", UnsafeMemberError, "control character"),
+    # Hole 14: bidirectional controls make "files/\u202egnp.sh" read as "files/hs.png".
+    ("files/\u202egnp.sh", UnsafeMemberError, "bidirectional control character U+202E"),
+    ("files/a\u2066b", UnsafeMemberError, "bidirectional control character U+2066"),
+    ("files/a\u200fb", UnsafeMemberError, "bidirectional control character U+200F"),
     ("x" * 300, ArchiveLimitError, "300 bytes long"),
     ("d/" * 19 + "f", ArchiveLimitError, "20 levels deep"),
 ]

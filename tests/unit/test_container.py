@@ -64,7 +64,14 @@ def test_full_params_for_a_typical_service() -> None:
         "network": "catalog-env1",
         "networking_config": {"catalog-env1": {"Aliases": ["web.wp", "web"]}},
         "ports": {"80/tcp": 30080},
-        "volumes": {"catalog-env1-wp-data": {"bind": "/var/www/html", "mode": "rw"}},
+        "mounts": [
+            {
+                "Target": "/var/www/html",
+                "Source": "catalog-env1-wp-data",
+                "Type": "volume",
+                "ReadOnly": False,
+            }
+        ],
         "mem_limit": 256 * MiB,
         "memswap_limit": 256 * MiB,
         "nano_cpus": 1_000_000_000,
@@ -191,28 +198,44 @@ def test_bad_host_ports_are_refused(host_ports: dict, match: str) -> None:
 @pytest.mark.parametrize(
     ("volumes", "expected"),
     [
-        ([], {}),
+        ([], []),
         (
             [{"name": "data", "path": "/data", "read_only": True}],
-            {"catalog-env1-wp-data": {"bind": "/data", "mode": "ro"}},
+            [("catalog-env1-wp-data", "/data", True)],
         ),
-        (
-            [{"name": "data", "path": "/data"}],
-            {"catalog-env1-wp-data": {"bind": "/data", "mode": "rw"}},
-        ),
+        ([{"name": "data", "path": "/data"}], [("catalog-env1-wp-data", "/data", False)]),
         (
             [{"name": "data", "path": "/a"}, {"name": "cache", "path": "/b", "read_only": True}],
-            {
-                "catalog-env1-wp-data": {"bind": "/a", "mode": "rw"},
-                "catalog-env1-wp-cache": {"bind": "/b", "mode": "ro"},
-            },
+            [("catalog-env1-wp-data", "/a", False), ("catalog-env1-wp-cache", "/b", True)],
         ),
     ],
 )
-def test_named_volumes_ro_and_rw(volumes: list, expected: dict) -> None:
+def test_named_volumes_ro_and_rw(volumes: list, expected: list) -> None:
     names = {"data": "catalog-env1-wp-data", "cache": "catalog-env1-wp-cache"}
     target = dataclasses.replace(TARGET, volumes=names)
-    assert container_params(with_(SERVICE, volumes=volumes), target)["volumes"] == expected
+    params = container_params(with_(SERVICE, volumes=volumes), target)
+    assert "volumes" not in params  # no `name:path:mode` bind strings
+    assert [(m["Source"], m["Target"], m["ReadOnly"]) for m in params["mounts"]] == expected
+    assert all(m["Type"] == "volume" for m in params["mounts"])
+
+
+# Hole 14: a ':' in a path would have become another field of a `name:path:mode` bind string.
+@pytest.mark.parametrize("path", ["/data:/etc", "/data:ro", "relative", "/a\x00b", "/a\nb"])
+def test_a_volume_path_that_is_not_a_plain_container_path_is_refused(path: str) -> None:
+    target = dataclasses.replace(TARGET, volumes={"data": "catalog-env1-wp-data"})
+    with pytest.raises(ValueError, match="not a container path"):
+        container_params(with_(SERVICE, volumes=[{"name": "data", "path": path}]), target)
+
+
+def test_an_environment_value_with_a_nul_is_refused() -> None:
+    with pytest.raises(ValueError, match="'GREETING' contains a NUL"):
+        container_params(with_(SERVICE, environment={"GREETING": "a\x00b"}), TARGET)
+
+
+def test_an_environment_value_may_span_lines() -> None:
+    pem = "-----BEGIN KEY-----\nabc\n-----END KEY-----\n"
+    params = container_params(with_(SERVICE, environment={"KEY": pem}), TARGET)
+    assert params["environment"]["KEY"] == pem
 
 
 def test_a_volume_without_a_docker_volume_is_refused() -> None:

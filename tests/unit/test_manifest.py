@@ -11,7 +11,7 @@ from packages.errors import ManifestError, ManifestValidationError
 from packages.manifest import Manifest, parse_manifest, validate_manifest, validate_parameters
 from packages.yamlload import load_yaml
 
-# ARCHITECTURE §4's example, with the elisions filled in and a bundled second service.
+# ARCHITECTURE \u00a74's example, with the elisions filled in and a bundled second service.
 EXAMPLE = b"""\
 format: catalog/v1
 name: org.example.wordpress
@@ -878,3 +878,45 @@ def test_parse_manifest_reports_schema_problems_as_validation_errors():
         parse_manifest(b"format: catalog/v1\n")
 
     assert [p.path for p in caught.value.problems] == ["name", "type", "version"]
+
+
+@pytest.mark.parametrize("version", ["\uff11.\uff10.\uff10", "\u0661.\u0660.\u0660"])
+def test_a_version_with_unicode_digits_is_refused_at_upload(version):
+    path, message = _only_problem(_edited(("version", version)))
+    assert path == "version"
+    assert "ASCII" in message or "semantic version" in message
+
+
+# Hole 14: characters no package text may hold, and a ':' in a volume path.
+@pytest.mark.parametrize(
+    ("edit", "path", "message"),
+    [
+        (("services/web/environment/GREETING", "a\x00b"), "services.web.environment.GREETING",
+         "contains a NUL character (U+0000)"),
+        (("services/web/environment/GREETING", "\x1b[2J"), "services.web.environment.GREETING",
+         "contains the control character U+001B"),
+        (("description", "safe\u202eexe.txt"), "description",
+         "contains the bidirectional control character U+202E"),
+        (("title", "a\u2067b"), "title", "contains the bidirectional control character U+2067"),
+        (("services/web/volumes", [{"name": "data", "path": "/data:/etc"}]),
+         "services.web.volumes[0].path", "a volume path may not contain ':'"),
+    ],
+)  # fmt: skip
+def test_unsafe_characters_are_refused_naming_the_field(edit, path, message):
+    problems = _problems(_edited(edit))
+    assert any(p == path and m.startswith(message) for p, m in problems), problems
+
+
+def test_a_key_with_a_control_or_bidi_character_is_refused():
+    doc = _example()
+    doc["services"]["web"]["environment"] = {"A\u202eB": "x", "C\nD": "y"}
+    problems = dict(_problems(doc))
+    assert problems['services.web.environment["C\\nD"]'] == (
+        "the key contains the control character U+000A"
+    )
+    assert "U+202E" in problems['services.web.environment["A\\u202eB"]']
+
+
+def test_multi_line_text_stays_allowed():
+    doc = _edited(("description", "line one\n\tline two\r\n"))
+    assert validate_manifest(doc).raw["description"] == "line one\n\tline two\r\n"

@@ -144,3 +144,38 @@ def test_select_version_ignores_strings_that_are_not_versions():
 def test_select_version_refuses_a_bad_range():
     with pytest.raises(ValueError, match="'latest' is not a version range"):
         select_version("latest", AVAILABLE)
+
+
+# Hole 9: semantic_version's `\d` takes any Unicode digit; fullwidth and Arabic-Indic
+# look-alikes of 1.0.0 would publish beside it and match a pin on it.
+LOOK_ALIKES = [
+    "\uff11.\uff10.\uff10",
+    "\u0661.\u0660.\u0660",
+    "1.0.\uff10",
+    "1.0.0-rc.\uff11",
+    "1.0.0+build.\u0663",
+    "\U0001d7cf.0.0",
+]
+
+
+@pytest.mark.parametrize("text", LOOK_ALIKES)
+def test_versions_with_unicode_digits_are_refused(text):
+    with pytest.raises(ValueError, match="ASCII"):
+        parse_version(text)
+    assert not is_version(text)
+
+
+@pytest.mark.parametrize(
+    "text", [*LOOK_ALIKES, "^\uff11.0.0", ">=1.0.0 <\u0662.0.0", "\uff11.x", "~1.\uff12"]
+)
+def test_ranges_with_unicode_digits_are_refused(text):
+    with pytest.raises(ValueError, match="ASCII"):
+        parse_range(text)
+    assert not is_range(text)
+
+
+def test_a_pin_never_resolves_to_a_look_alike():
+    available = ["1.0.0", "\uff11.\uff10.\uff10", "\u0661.\u0660.\u0660"]
+    assert select_version("1.0.0", available) == "1.0.0"
+    assert select_version("=1.0.0", ["\uff11.\uff10.\uff10"]) is None
+    assert select_version("^1.0.0", ["\u0661.\u0661.\u0660"]) is None
