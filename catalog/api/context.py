@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from flask import Response, current_app, g, request, stream_with_context
 from sqlalchemy.engine import Connection
@@ -13,6 +14,8 @@ from catalog.errors import ServiceUnavailable
 from catalog.services.blobs import BlobStore
 from catalog.services.quotas import Quotas
 from catalog.streams import Slot
+from packages.imageref import RegistryPolicy
+from packages.limits import DEFAULT_LIMITS, Limits
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 
@@ -38,6 +41,12 @@ def connection() -> Connection:
     if "read_connection" not in g:
         g.read_connection = current_app.extensions["catalog"]["read_engine"].connect()
     return g.read_connection
+
+
+def package_limits() -> Limits:
+    """The limits an upload is checked against, with the registries of CATALOG_REGISTRIES."""
+    policy = RegistryPolicy.from_setting(current_app.config["REGISTRIES"])
+    return replace(DEFAULT_LIMITS, registries=policy)
 
 
 def quotas() -> Quotas:
