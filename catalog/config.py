@@ -43,6 +43,12 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         # deploy waits this long (docker-compose and Kubernetes wait for nothing).
         "MIN_RUNNING_SECONDS": 0.25,
         "ALLOW_PULL": True,  # pull missing images from their registry
+        # Registries service images may come from: host[:port] names, "*" for any public one
+        # (loopback, link-local, private and local names only when listed; packages.imageref).
+        "REGISTRIES": "*",
+        # ca.pem, cert.pem and key.pem the API presents to registered hosts' tcp:// engines
+        # (verified TLS); without them only ssh:// and unix:// engine addresses are accepted.
+        "DOCKER_TLS_DIR": "",
         # Containers one deployment creates and starts at once (its engine calls; readiness
         # waits take no slot). The engine serializes much of a start itself; 16 lets a typical
         # environment queue all its starts at once (docker-compose allows 64).
@@ -108,6 +114,8 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {
     "NETWORK_PREFIX": lambda v: int(v.removeprefix("/")),
     "MIN_RUNNING_SECONDS": float,
     "ALLOW_PULL": lambda v: v.lower() in ("1", "true", "yes", "on"),
+    "REGISTRIES": str,
+    "DOCKER_TLS_DIR": str,
     "DEPLOY_PARALLELISM": int,
     "MAX_ACTIVE_DEPLOYS": int,
     "RESYNC_SECONDS": float,

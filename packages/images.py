@@ -42,6 +42,7 @@ from packages.archive.names import IMAGES_DIR, NameRegistry, is_root, normalise_
 from packages.archive.tarend import Recording, end_problem
 from packages.archive.targz import _BoundedTarInfo
 from packages.errors import ArchiveLimitError, PackageError, Problem
+from packages.imageref import normalise_reference
 from packages.limits import DEFAULT_LIMITS, KiB, Limits
 
 MANIFEST_JSON = "manifest.json"
@@ -105,18 +106,6 @@ class ImageTarball:
             if wanted in {normalise_reference(t) for t in image.repo_tags}:
                 return image
         raise ImageError(f"holds no image tagged {tag!r}{listing}", path=self.name)
-
-
-def normalise_reference(reference: str) -> str:
-    """`nginx` -> `nginx:latest`, `docker.io/library/nginx:1` -> `nginx:1`: the form to compare."""
-    name, at, digest = reference.partition("@")
-    if not at and ":" not in name.rsplit("/", 1)[-1]:
-        name += ":latest"
-    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/"):
-        if name.startswith(prefix):
-            name = name[len(prefix) :]
-            break
-    return name + at + digest
 
 
 # --- streams ------------------------------------------------------------------------------

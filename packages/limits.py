@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from packages.imageref import DEFAULT_POLICY, RegistryPolicy
+
 KiB = 1024
 MiB = 1024 * KiB
 
@@ -39,6 +41,8 @@ class Limits:
     max_service_files: int = 64  # `files:` targets of one service
     max_package_files: int = 256  # `files:` targets over all its services
     max_files_bytes: int = 256 * MiB  # bytes every target together receives (fan-out counted)
+    # The registries service images may come from (CATALOG_REGISTRIES; packages.imageref).
+    registries: RegistryPolicy = DEFAULT_POLICY
 
 
 DEFAULT_LIMITS = Limits()

@@ -38,6 +38,7 @@ from packages.bounds import manifest_bounds
 from packages.characters import text_problem
 from packages.container import parse_bytes, parse_duration
 from packages.errors import ManifestValidationError, Problem
+from packages.imageref import image_problems
 from packages.limits import DEFAULT_LIMITS, Limits, MiB
 from packages.patterns import ParameterValidator, additional_keys, pattern_problem
 from packages.secrets import schema_problems as secret_schema_problems
@@ -157,6 +158,8 @@ def validate_manifest(
         found.add_error(error, ())
     _check_semantics(doc, found, None if members is None else frozenset(members))
     for path, message in manifest_bounds(doc, limits):
+        found.add(path, message)
+    for path, message in image_problems(doc, limits.registries):
         found.add(path, message)
     if found:
         raise ManifestValidationError(found.sorted())

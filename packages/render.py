@@ -477,8 +477,8 @@ def render_service(name: str, service: Mapping[str, Any], render: TextRenderer) 
 
     Rendered: `command`, `entrypoint`, `environment` values (non-strings become
     strings: `true`/`false` for booleans, `""` for null), `healthcheck.command`,
-    `user` and `working_dir` (a numeric `user` becomes a string), and `image`
-    when it is a string (a bundled image's mapping is passed through).
+    `user` and `working_dir` (a numeric `user` becomes a string). The `image` is never
+    a template: the worker resolves exactly the reference the manifest names.
     """
     rendered = copy.deepcopy(dict(service))
     for key in ("command", "entrypoint"):
@@ -492,8 +492,6 @@ def render_service(name: str, service: Mapping[str, Any], render: TextRenderer) 
     for key in ("user", "working_dir"):
         if service.get(key) is not None:  # YAML reads `user: 1000` as a number
             rendered[key] = _render_scalar(service[key], render, service=name, field=key)
-    if isinstance(service.get("image"), str):  # a bundled image is not a template
-        rendered["image"] = _render_text(service["image"], render, service=name, field="image")
     healthcheck = rendered.get("healthcheck")
     if isinstance(healthcheck, dict) and "command" in healthcheck:
         field = "healthcheck.command"

@@ -31,6 +31,7 @@ from catalog.services.quotas import Quotas
 from packages.archive import PackageArchive, open_archive
 from packages.container import ContainerTarget, RuntimeDefaults, container_params
 from packages.errors import PackageError
+from packages.imageref import RegistryPolicy
 from packages.render_process import RenderLimits, RenderProcess
 from packages.secrets import redact
 from workers import lease
@@ -522,8 +523,11 @@ class Execution:
             # Once per reference and attempt: services sharing an image cost one engine call
             # and run the very same image id.
             if image not in self._image_ids:
-                pull = self.rt.settings["ALLOW_PULL"]
-                self._image_ids[image] = self.rt.driver.image_id(image, pull=pull)
+                self._image_ids[image] = self.rt.driver.image_id(
+                    image,
+                    pull=self.rt.settings["ALLOW_PULL"],
+                    registries=RegistryPolicy.from_setting(self.rt.settings["REGISTRIES"]),
+                )
             return self._image_ids[image]
         return self._bundled_image_id(image, app, tenant_id)
 

@@ -14,6 +14,14 @@ from docker.models.containers import Container, _create_container_args
 from docker.types import IPAMConfig, IPAMPool
 
 from packages.container import LABEL_PREFIX
+from packages.imageref import (
+    DEFAULT_POLICY,
+    Reference,
+    RegistryPolicy,
+    carries,
+    parse,
+    reference_problem,
+)
 from workers.names import legacy_volume_name, volume_name
 from workers.planner import ObservedContainer
 from workers.subnets import capacity, free_subnet, subnets_in_use
@@ -169,19 +177,38 @@ class Driver:
 
     # -- images -----------------------------------------------------------------
 
-    def image_id(self, reference: str, *, pull: bool) -> str:
-        """The id of an image, pulled first when absent and pulling is allowed."""
+    def image_id(
+        self, reference: str, *, pull: bool, registries: RegistryPolicy = DEFAULT_POLICY
+    ) -> str:
+        """The id of the image `reference` names, pulled first when absent and pulling is
+        allowed: exactly that image (its tag written out, and carried by the image found),
+        never one the engine's lookup would take for it, such as an id or an id's prefix."""
+        problem = reference_problem(reference, registries)
+        if problem:  # checked at upload too; this holds for packages stored before, or
+            raise EngineError(f"image {reference} {problem}")  # a narrowed allowlist
+        ref = parse(reference)
+        found = self._exact_image(ref)
+        if found is not None:
+            return found
+        if not pull:
+            raise EngineError(f"image {reference} is not on the engine")
         try:
-            return self.client.images.get(reference).id
-        except ImageNotFound:
-            if not pull:
-                raise EngineError(f"image {reference} is not on the engine") from None
-        except APIError as exc:
-            raise EngineError(f"image {reference}: {exc.explanation}") from None
-        try:
-            return self.client.images.pull(reference).id
+            self.client.images.pull(ref.repository, tag=ref.digest or ref.tag or "latest")
         except (APIError, ImageNotFound) as exc:
             raise EngineError(f"image {reference} could not be pulled: {exc}") from None
+        found = self._exact_image(ref)
+        if found is None:
+            raise EngineError(f"image {reference} was pulled but is not on the engine")
+        return found
+
+    def _exact_image(self, ref: Reference) -> str | None:
+        try:
+            attrs = self.client.api.inspect_image(ref.exact)
+        except ImageNotFound:
+            return None
+        except APIError as exc:
+            raise EngineError(f"image {ref.exact}: {exc.explanation}") from None
+        return attrs["Id"] if carries(attrs, ref) else None
 
     # -- containers -------------------------------------------------------------
 

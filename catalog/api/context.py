@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from flask import Response, current_app, g, request, stream_with_context
 from sqlalchemy.engine import Connection
@@ -13,6 +14,8 @@ from catalog.errors import ServiceUnavailable
 from catalog.services.blobs import BlobStore
 from catalog.services.quotas import Quotas
 from catalog.streams import Slot
+from packages.imageref import RegistryPolicy
+from packages.limits import DEFAULT_LIMITS, Limits
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 
@@ -38,6 +41,12 @@ def connection() -> Connection:
     if "read_connection" not in g:
         g.read_connection = current_app.extensions["catalog"]["read_engine"].connect()
     return g.read_connection
+
+
+def package_limits() -> Limits:
+    """The limits an upload is checked against, with the registries of CATALOG_REGISTRIES."""
+    policy = RegistryPolicy.from_setting(current_app.config["REGISTRIES"])
+    return replace(DEFAULT_LIMITS, registries=policy)
 
 
 def quotas() -> Quotas:
@@ -97,16 +106,30 @@ def engine(host=None):
         )
     clients = extensions["docker"]
     if url not in clients:
-        import docker
-        from docker.errors import DockerException
-
-        try:
-            clients[url] = (
-                # ssh://user@host: through the machine's own ssh client and its keys.
-                docker.DockerClient(base_url=url, use_ssh_client=url.startswith("ssh://"))
-                if url
-                else docker.from_env()
-            )
-        except DockerException as exc:  # the client asks the engine its version
-            raise ServiceUnavailable(f"the Docker engine does not answer: {exc}") from None
+        clients[url] = _connect(url, current_app.config["DOCKER_TLS_DIR"], host)
     return clients[url]
+
+
+def _connect(url: str, tls_dir: str, host=None):
+    """A client of the engine at `url` (ssh:// through the machine's own ssh client and its
+    keys; tcp:// only with TLS client files, verified; "" the environment's engine)."""
+    import docker
+    from docker.errors import DockerException
+    from docker.tls import TLSConfig
+
+    from catalog.services.hosts import engine_url_problem, tls_files
+
+    problem = engine_url_problem(url, tls_dir) if host is not None else None
+    if problem:  # a host registered before the rule, or the TLS files have gone
+        raise ServiceUnavailable(f"the engine address of host {host.name!r} {problem}")
+    options: dict = {}
+    if url.startswith("ssh://"):
+        options["use_ssh_client"] = True
+    files = tls_files(tls_dir) if url.startswith("tcp://") else None
+    if files:
+        ca, cert, key = files
+        options["tls"] = TLSConfig(client_cert=(cert, key), ca_cert=ca, verify=True)
+    try:  # the client asks the engine its version
+        return docker.DockerClient(base_url=url, **options) if url else docker.from_env()
+    except DockerException as exc:
+        raise ServiceUnavailable(f"the Docker engine does not answer: {exc}") from None

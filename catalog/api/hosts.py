@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask_smorest import Blueprint
 
 from catalog.api.context import db, principal
@@ -18,7 +19,7 @@ blp = Blueprint("hosts", __name__, description="Docker hosts environments are pl
 @blp.response(201, schemas.Host)
 def add_host(body):
     """Register a Docker host (admin); its workers and tracker run with its name."""
-    return service.add_host(db(), principal(), body)
+    return service.add_host(db(), principal(), body, tls_dir=current_app.config["DOCKER_TLS_DIR"])
 
 
 @blp.route("/hosts", methods=["GET"])
@@ -43,7 +44,8 @@ def show_host(name):
 @blp.response(200, schemas.Host)
 def update_host(changes, name):
     """Change a host's addresses, or disable it for new environments (admin)."""
-    return service.update_host(db(), principal(), name, changes)
+    tls_dir = current_app.config["DOCKER_TLS_DIR"]
+    return service.update_host(db(), principal(), name, changes, tls_dir=tls_dir)
 
 
 @blp.route("/hosts/<name>", methods=["DELETE"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app, request, send_file, url_for
 from flask_smorest import Blueprint
 
-from catalog.api.context import blobs, connection, db, principal
+from catalog.api.context import blobs, connection, db, package_limits, principal
 from catalog.api.docs import BINARY, problems
 from catalog.auth import require_role
 from catalog.errors import NotFound, UnsupportedMediaType, ValidationFailed
@@ -86,6 +86,7 @@ def upload(args):
             size,
             visibility=args["visibility"],
             categories=args["categories"],
+            limits=package_limits(),
         )
     location = url_for("packages.show_version", name=version.package.name, version=version.version)
     return version, 201, {"Location": location}

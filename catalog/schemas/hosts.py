@@ -8,6 +8,12 @@ from catalog.schemas.common import JsonBoolean
 from catalog.schemas.environments import DNS_LABEL
 
 ADDRESS = validate.Length(1, 255)
+# An engine address: empty (unknown), or ssh://, unix:// or tcp:// (the last only with TLS,
+# which the service checks against the API's CATALOG_DOCKER_TLS_DIR).
+ENGINE_URL = [
+    validate.Length(max=255),
+    validate.Regexp(r"^(?:(?:ssh|unix|tcp)://\S+)?\Z", error="must be ssh://, unix:// or tcp://"),
+]
 
 
 class HostCreate(Schema):
@@ -17,8 +23,10 @@ class HostCreate(Schema):
         metadata={"description": "the address shown in the endpoints of its environments"},
     )  # fmt: skip
     docker_url = fields.String(
-        load_default="", validate=validate.Length(max=255),
-        metadata={"description": "where the API reads container logs, e.g. tcp://10.0.0.5:2376"},
+        load_default="", validate=ENGINE_URL,
+        metadata={"description": "where the API reads container logs: ssh://user@host, "
+                  "unix:///path, or tcp://host:2376 when the API has TLS client files "
+                  "(CATALOG_DOCKER_TLS_DIR); never plain tcp://"},
     )  # fmt: skip
     enabled = JsonBoolean(
         load_default=True, metadata={"description": "new environments may be placed here"}
@@ -27,7 +35,7 @@ class HostCreate(Schema):
 
 class HostPatch(Schema):
     public_host = fields.String(validate=ADDRESS)
-    docker_url = fields.String(validate=validate.Length(max=255))
+    docker_url = fields.String(validate=ENGINE_URL)
     enabled = JsonBoolean()
 
 

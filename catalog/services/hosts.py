@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -25,6 +26,38 @@ from catalog.services.environment_checks import invalid
 from catalog.services.lookup import commit_or_conflict
 
 FIELDS = ("public_host", "docker_url", "enabled")
+# TLS client files the API presents to an engine on tcp:// (Docker's DOCKER_CERT_PATH names).
+TLS_FILES = ("ca.pem", "cert.pem", "key.pem")
+
+
+def tls_files(tls_dir: str) -> tuple[str, str, str] | None:
+    """The CA, certificate and key under `tls_dir` (CATALOG_DOCKER_TLS_DIR), if all are there."""
+    if not tls_dir:
+        return None
+    paths = tuple(str(Path(tls_dir) / name) for name in TLS_FILES)
+    return paths if all(Path(p).is_file() for p in paths) else None  # type: ignore[return-value]
+
+
+def engine_url_problem(url: str, tls_dir: str) -> str | None:
+    """Why the API may not reach an engine at `url`, or None. Plain tcp:// would give root on
+    that host to anyone who reaches the port, so tcp:// needs the API's TLS client files."""
+    scheme, separator, rest = url.partition("://")
+    if not url:
+        return None
+    if not separator or scheme not in ("ssh", "unix", "tcp") or not rest:
+        return "must be ssh://user@host, unix:///path/to/docker.sock or tcp://host:port (TLS)"
+    if scheme == "tcp" and tls_files(tls_dir) is None:
+        return (
+            "plain tcp:// gives root on that host to anyone who reaches the port: give the API "
+            f"TLS client files ({', '.join(TLS_FILES)} in CATALOG_DOCKER_TLS_DIR), or use ssh://"
+        )
+    return None
+
+
+def _check_engine_url(url: str | None, tls_dir: str) -> None:
+    problem = engine_url_problem(url or "", tls_dir)
+    if problem:
+        raise invalid("docker_url", f"docker_url {problem}")
 
 
 @dataclass(frozen=True)
@@ -65,8 +98,11 @@ def _get(session: Session, name: str, *, lock: bool = False) -> Host:
     return host
 
 
-def add_host(session: Session, principal: Principal, body: dict[str, Any]) -> HostView:
+def add_host(
+    session: Session, principal: Principal, body: dict[str, Any], *, tls_dir: str = ""
+) -> HostView:
     require_role(principal, "admin")
+    _check_engine_url(body.get("docker_url"), tls_dir)
     taken = f"a host named {body['name']!r} exists already"
     if session.scalar(select(Host.id).where(Host.name == body["name"])):
         raise Conflict(taken)
@@ -91,10 +127,12 @@ def show_host(session: Session, principal: Principal, name: str) -> HostView:
 
 
 def update_host(
-    session: Session, principal: Principal, name: str, changes: dict[str, Any]
+    session: Session, principal: Principal, name: str, changes: dict[str, Any], *, tls_dir: str = ""
 ) -> HostView:
     """Change a host's public address, engine address, or whether it takes new environments."""
     require_role(principal, "admin")
+    if "docker_url" in changes:
+        _check_engine_url(changes["docker_url"], tls_dir)
     host = _get(session, name)
     changed = sorted(f for f, value in changes.items() if getattr(host, f) != value)
     for field in changed:

@@ -133,7 +133,11 @@ def host() -> None:
 @host.command("add")
 @click.argument("name")
 @click.option("--public-host", required=True, help="The address shown in endpoints.")
-@click.option("--docker-url", default="", help="Where the API reads logs (tcp://...:2376).")
+@click.option(
+    "--docker-url", default="",
+    help="Where the API reads logs: ssh://user@host, or tcp://host:2376 only with TLS "
+    "(the API's CATALOG_DOCKER_TLS_DIR).",
+)  # fmt: skip
 @click.option("--disabled", is_flag=True, help="Place no new environments here yet.")
 @api_options
 def host_add(name: str, public_host: str, docker_url: str, disabled: bool) -> None:

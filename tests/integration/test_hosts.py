@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select, update
 
-from catalog.models import AuditEvent, Deployment
+from catalog.models import AuditEvent, Deployment, Host
 from catalog.queue import ACTION_TASK, DEPLOY_TASK, TEARDOWN_TASK, host_queue
 from tests.conftest import TASK_QUEUE
 from tests.integration import test_tracker as tracker_tests
@@ -69,12 +69,12 @@ def test_an_admin_adds_lists_changes_and_removes_hosts(client, app, admin, make_
     listed = call(client, admin, "GET", "/hosts").get_json()["items"]
     assert [(h["name"], h["environments"]) for h in listed] == [("east", 1)]
     changed = call(
-        client, admin, "PATCH", "/hosts/east", {"enabled": False, "docker_url": "tcp://e:2376"}
+        client, admin, "PATCH", "/hosts/east", {"enabled": False, "docker_url": "ssh://catalog@e"}
     )
     assert changed.status_code == 200
     assert (changed.get_json()["enabled"], changed.get_json()["docker_url"]) == (
         False,
-        "tcp://e:2376",
+        "ssh://catalog@e",
     )
 
     refused = call(client, admin, "DELETE", "/hosts/east")
@@ -183,8 +183,37 @@ def test_an_environments_tasks_go_to_its_hosts_queue_only(
     assert published_tasks() == []
 
 
+@pytest.mark.parametrize(
+    "url", ["tcp://e:2376", "tcp://127.0.0.1:2375", "http://e:2375", "e:2376", "tcp://"]
+)
+def test_an_engine_address_without_tls_or_scheme_is_refused(client, admin, url):
+    refused = call(client, admin, "POST", "/hosts", {"name": "east", "public_host": "e",
+                                                      "docker_url": url})  # fmt: skip
+    assert refused.status_code == 400, refused.get_json()
+    assert [e["path"] for e in refused.get_json()["errors"]] == ["docker_url"]
+    add_host(client, admin, "east", docker_url="ssh://catalog@e")
+    patched = call(client, admin, "PATCH", "/hosts/east", {"docker_url": url})
+    assert patched.status_code == 400
+    assert call(client, admin, "GET", "/hosts/east").get_json()["docker_url"] == "ssh://catalog@e"
+
+
+def test_plain_tcp_says_why_and_tcp_with_the_apis_tls_files_is_accepted(
+    client, app, admin, tmp_path
+):
+    body = {"name": "east", "public_host": "e", "docker_url": "tcp://e:2376"}
+    refused = call(client, admin, "POST", "/hosts", body).get_json()
+    assert "gives root on that host" in refused["errors"][0]["message"]
+    assert "CATALOG_DOCKER_TLS_DIR" in refused["errors"][0]["message"]
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (tls / name).write_text("-----BEGIN CERTIFICATE-----\n")
+    app.config["DOCKER_TLS_DIR"] = str(tls)
+    assert call(client, admin, "POST", "/hosts", body).status_code == 201
+
+
 def test_a_hosts_worker_deploys_its_environments_and_they_show_its_address(
-    client, admin, deployer, start_worker, docker_client
+    client, app, admin, deployer, start_worker, docker_client
 ):
     add_host(client, admin, "east", public_host="localhost")
     start_worker()  # the default engine's: it must not take east's work
@@ -213,6 +242,15 @@ def test_a_hosts_worker_deploys_its_environments_and_they_show_its_address(
         client.get("/v1/environments/shop/apps/web/logs", headers=deployer.headers).status_code
         == 200
     )
+    # A host registered on plain tcp:// before the rule: the API will not call it.
+    with app.extensions["catalog"]["sessionmaker"]() as session:
+        session.execute(
+            update(Host).where(Host.name == "east").values(docker_url="tcp://127.0.0.1:2375")
+        )
+        session.commit()
+    legacy = client.get("/v1/environments/shop/apps/web/logs", headers=deployer.headers)
+    assert legacy.status_code == 503
+    assert "plain tcp://" in legacy.get_json()["detail"]
 
 
 def test_a_tracker_minds_only_its_own_hosts_environments(

@@ -173,6 +173,7 @@ CHECKED_BEYOND_THE_SCHEMA = {
     "apps": "apps of packages the tenant may deploy, bound to each other",
     "environment": "the name of an existing environment",
     "host": "the name of a registered Docker host",
+    "docker_url": "tcp:// only when the API has TLS client files (CATALOG_DOCKER_TLS_DIR)",
 }
 
 

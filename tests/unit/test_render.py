@@ -112,13 +112,19 @@ def test_strict_undefined_names_the_full_variable(
         ({"healthcheck": {"command": ["check", "{{ params.x }}"]}}, "healthcheck.command[1]"),
         ({"user": "{{ params.x }}"}, "user"),
         ({"working_dir": "/srv/{{ params.x }}"}, "working_dir"),
-        ({"image": "nginx:{{ params.x }}"}, "image"),
     ],
 )
 def test_every_service_field_names_itself(render: TextRenderer, service: dict, field: str) -> None:
     with pytest.raises(RenderError) as caught:
         render_service("web", service, render)
     assert (caught.value.field, caught.value.variable) == (field, "params.x")
+
+
+def test_the_image_is_never_a_template(render: TextRenderer) -> None:
+    # The worker resolves exactly the reference the manifest names, nothing a template made.
+    assert render_service("web", {"image": "nginx:{{ params.x }}"}, render)["image"] == (
+        "nginx:{{ params.x }}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -210,7 +216,7 @@ def test_error_messages_never_contain_secrets(render: TextRenderer, template: st
 
 def test_render_service_renders_fields_and_leaves_the_rest(render: TextRenderer) -> None:
     service = {
-        "image": "registry.local/app:{{ params.replicas }}",
+        "image": "registry.example.com/app:3",
         "command": ["sh", "-c", "echo {{ settings.site_name }}", 7],
         "entrypoint": None,
         "environment": {"N": 3, "ON": True, "OFF": False, "NONE": None, "F": 0.5, "S": "s"},
@@ -223,7 +229,7 @@ def test_render_service_renders_fields_and_leaves_the_rest(render: TextRenderer)
     rendered = render_service("web", service, render)
     assert rendered == {
         **service,
-        "image": "registry.local/app:3",
+        "image": "registry.example.com/app:3",
         "command": ["sh", "-c", "echo Demo Blog", "7"],
         "environment": {"N": "3", "ON": "true", "OFF": "false", "NONE": "", "F": "0.5", "S": "s"},
         "healthcheck": {"command": ["test", "wp"], "interval": "2s"},
