@@ -56,11 +56,12 @@ class Reference:
 
 
 def parse(reference: str) -> Reference:
-    """Split a reference the way the engine does (the first part is a registry when it has a
-    `.` or a `:` or is `localhost`)."""
+    """Split a reference the way the engine does: the first part is a registry when it has a
+    `.` or a `:`, is `localhost`, or holds an upper-case letter (newer engines take
+    `LOCALHOST/x` for the registry LOCALHOST, since no repository path may hold one)."""
     name, _, digest = reference.partition("@")
     first, slash, rest = name.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
+    if slash and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
         registry, path = first, rest
     else:
         registry, path = None, name

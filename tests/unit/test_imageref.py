@@ -24,6 +24,7 @@ ID = "sha256:" + "0123456789abcdef" * 4
             Reference("registry.example.com:5000", "a/b", None, None),
         ),
         (ID, Reference(None, "sha256", "0123456789abcdef" * 4, None)),
+        ("LOCALHOST/x:1", Reference("LOCALHOST", "x", "1", None)),
     ],
 )
 def test_references_split_as_the_engine_splits_them(reference, parsed):
@@ -59,6 +60,14 @@ def test_the_exact_reference_always_writes_its_tag_out():
         ("registry.local/x", "local"),
         ("nas.lan:5000/x", "local"),
         ("Registry.Internal/x", "local"),
+        # An upper-case first part is a registry to newer engines, not a Docker Hub path.
+        ("LOCALHOST/x:1", "loopback"),
+        ("LocalHost/x", "loopback"),
+        ("POSTGRES/x:1", "local"),  # a single-label name resolves on the engine's network
+        ("localhost./x", "loopback"),  # trailing dots
+        ("registry.local./x", "local"),
+        ("[::1]:5000/x", "loopback"),  # IPv6 literals
+        ("[fe80::1]/x", "link-local"),
     ],
 )
 def test_what_is_no_registry_reference_or_not_public_is_refused(reference, words):
