@@ -19,7 +19,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from catalog.api.context import close_session
     from catalog.api.docs import Api
     from catalog.api.inputs import refuse_unstorable_text
-    from catalog.auth import authenticate_request
     from catalog.db import make_engine, make_sessionmaker
     from catalog.errors import register_error_handlers
     from catalog.jsonprovider import OrjsonProvider
@@ -70,7 +69,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     }
     app.teardown_appcontext(close_session)
     # Authentication runs before any view parses its arguments (401 before 400).
-    app.before_request(authenticate_request)
+    app.before_request(_authenticate)
     app.before_request(refuse_unstorable_text)
 
     @app.after_request
@@ -88,6 +87,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # counted on the token the request authenticated with (catalog/ratelimit.py).
     limiter.init_app(app)
     return app
+
+
+def _authenticate() -> None:
+    """Authentication, with a failed one counted against the caller's address."""
+    from catalog.auth import authenticate_request
+    from catalog.errors import Unauthorized
+    from catalog.ratelimit import count_failed_authentication
+
+    try:
+        authenticate_request()
+    except Unauthorized:
+        count_failed_authentication()
+        raise
 
 
 def _method_label() -> str:

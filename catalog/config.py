@@ -25,6 +25,8 @@ def defaults(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "MAX_UPLOAD_BYTES": 64 * 1024 * 1024,
         "UPLOAD_RATE_LIMIT": "60/minute",  # per token
         "READ_RATE_LIMIT": "1200/minute",  # per token, every GET and HEAD together
+        # Requests with a missing or invalid token, per remote address (guessing tokens).
+        "AUTH_FAILURE_RATE_LIMIT": "60/minute",
         "RATELIMIT_STORAGE_URL": "memory://",
         # Concurrent `follow=1` streams (catalog/streams.py): each holds an API thread, so
         # STREAMS_PER_PROCESS stays below `catalogctl serve --threads` (4).
@@ -104,6 +106,7 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {
     "MAX_UPLOAD_BYTES": int,
     "UPLOAD_RATE_LIMIT": str,
     "READ_RATE_LIMIT": str,
+    "AUTH_FAILURE_RATE_LIMIT": str,
     "RATELIMIT_STORAGE_URL": str,
     "STREAMS_PER_PROCESS": int,
     "STREAMS_PER_TOKEN": int,

@@ -6,7 +6,10 @@ spells the token (`Bearer  T`, `bearer T`, `Bearer T `) it is one bucket; a requ
 token (the health check, the OpenAPI document) is counted by its remote address.
 
 - reads (GET, HEAD) share one budget per caller over every route: READ_RATE_LIMIT;
-- uploads have their own, on top: UPLOAD_RATE_LIMIT.
+- uploads have their own, on top: UPLOAD_RATE_LIMIT;
+- a request whose token is missing or not valid never reaches those checks (its 401 comes
+  first), so it counts against its remote address: AUTH_FAILURE_RATE_LIMIT, whatever the
+  method; past it, even a guess at a token gets 429 before it is looked up.
 
 The counts live in RATELIMIT_STORAGE_URL: `memory://` counts per API process, `redis://...`
 over every process that shares the server.
@@ -14,11 +17,15 @@ over every process that shares the server.
 
 from __future__ import annotations
 
+import time
+
 from flask import current_app, g, request
 from flask_limiter import ApplicationLimit, Limiter
 from flask_limiter.util import get_remote_address
+from limits import parse
 
 from catalog.api.context import READ_METHODS
+from catalog.errors import TooManyRequests
 
 # Routes no limit applies to: liveness must answer a load balancer however often it asks.
 UNLIMITED_PATHS = frozenset({"/v1/health"})
@@ -48,3 +55,18 @@ limiter = Limiter(
         )
     ],
 )
+
+
+def count_failed_authentication() -> None:
+    """Count a request without a valid token against its address; TooManyRequests past
+    AUTH_FAILURE_RATE_LIMIT (in the limiter's storage, so across API processes too)."""
+    item = parse(current_app.config["AUTH_FAILURE_RATE_LIMIT"])
+    key = "addr:" + (get_remote_address() or "unknown")
+    if limiter.limiter.hit(item, "auth-failures", key):
+        return
+    reset, _ = limiter.limiter.get_window_stats(item, "auth-failures", key)
+    raise TooManyRequests(
+        f"too many requests without a valid token from this address (limit {item}); "
+        "wait before trying again",
+        headers={"Retry-After": str(max(1, int(reset - time.time()) + 1))},
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import resource
 import struct
 import sys
@@ -117,6 +118,11 @@ def main(argv: list[str]) -> None:
     import packages.render  # noqa: F401
     from packages import seccomp
 
+    if not seccomp.supported():  # fail closed: no template renders unconfined
+        raise SystemExit(
+            f"the render process cannot confine itself on {platform.machine()} (no seccomp "
+            "allowlist for it): templates are not rendered"
+        )
     memory_mb, cpu_seconds = int(argv[0]), int(argv[1])
     confine(memory_mb, cpu_seconds)
     seccomp.install()  # from here on: no file, socket, exec, fork or signal to another

@@ -4,8 +4,8 @@ Rendering needs memory, the two pipes it was given and a clock. Everything else 
 a file such as the worker's `/proc/<pid>/environ` or the Docker socket, a network socket,
 exec, fork, signals to other processes, ptrace) fails with EPERM, so even a sandbox escape
 finds nothing to read and nowhere to write. The filter is a classic BPF program loaded
-with prctl; x86-64 and arm64 are known (elsewhere `install` reports False and the
-child keeps its other limits).
+with prctl; x86-64 and arm64 are known (elsewhere `install` reports False, and the
+render child refuses to serve).
 """
 
 from __future__ import annotations
@@ -69,6 +69,11 @@ def program(arch: int, numbers: list[int]) -> bytes:
 
 class _Program(ctypes.Structure):
     _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+
+
+def supported() -> bool:
+    """Whether this architecture's system call numbers are known here."""
+    return platform.machine() in _ARCHES
 
 
 def install() -> bool:

@@ -35,6 +35,7 @@ def app(database_url, tmp_path, app_config):
             "CATALOG_HOME": str(tmp_path),
             "UPLOAD_RATE_LIMIT": "10000/minute",
             "READ_RATE_LIMIT": "100000/minute",
+            "AUTH_FAILURE_RATE_LIMIT": "100000/minute",
             "BROKER_URL": BROKER_URL,
             "TASK_QUEUE": TASK_QUEUE,
             "SECRET_KEY": TEST_SECRET_KEY,

@@ -72,6 +72,24 @@ def test_anonymous_reads_are_limited_by_address(client):
     assert other.status_code == 200
 
 
+@pytest.mark.parametrize("app_config", [{"AUTH_FAILURE_RATE_LIMIT": "3/minute"}], indirect=True)
+def test_requests_without_a_valid_token_are_limited_by_address(client, make_caller):
+    guesses = [
+        client.get("/v1/environments", headers={"Authorization": "Bearer cat_guess1"}),
+        client.post("/v1/environments", json={"name": "x"}),  # no token at all
+        client.delete("/v1/packages/x", headers={"Authorization": "Bearer cat_guess2"}),
+    ]
+    assert [r.status_code for r in guesses] == [401] * 3, [r.get_json() for r in guesses]
+    assert_limited(
+        client.get("/v1/environments", headers={"Authorization": "Bearer cat_guess3"}),
+        "without a valid token",
+    )
+    elsewhere = client.get("/v1/environments", environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert elsewhere.status_code == 401  # another address has its own count
+    viewer = make_caller("acme", "viewer")  # a valid token is counted on itself only
+    assert client.get("/v1/environments", headers=viewer.headers).status_code == 200
+
+
 # --- concurrent streams -----------------------------------------------------------------------
 
 

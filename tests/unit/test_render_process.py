@@ -233,3 +233,11 @@ def test_render_limits_are_read_from_the_settings_and_checked() -> None:
         config.load({"CATALOG_RENDER_MEMORY_MB": "4"})
     with pytest.raises(ValueError, match="CATALOG_RENDER_TIME_LIMIT_SECONDS"):
         config.load({"CATALOG_RENDER_TIME_LIMIT_SECONDS": "0"})
+
+
+def test_the_render_child_refuses_to_serve_where_it_cannot_confine_itself(monkeypatch) -> None:
+    from packages import render_child, seccomp
+
+    monkeypatch.setattr(seccomp, "supported", lambda: False)
+    with pytest.raises(SystemExit, match="cannot confine itself"):
+        render_child.main(["64", "5"])  # refused before any limit or template
