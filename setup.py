@@ -48,6 +48,10 @@ setup(
         "test": [
             "pytest>=8.2,<10",
             "ruff>=0.6,<1",
+            "mypy>=1.11,<2",
+            "types-PyYAML",
+            "types-requests",
+            "types-docker",
             "schemathesis>=3.39,<5",
         ],
     },
