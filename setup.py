@@ -23,7 +23,7 @@ setup(
         "psycopg2-binary>=2.9.9,<3",
         "SQLAlchemy>=2.0.30,<2.1",
         "alembic>=1.13,<2",
-        "docker>=7.1,<8",
+        "docker>=7.1,<9",
         # Templates are publisher code: 3.1.5 and 3.1.6 close sandbox escapes through
         # str.format (CVE-2024-56326) and the attr filter (CVE-2025-27516).
         "Jinja2>=3.1.6,<4",

@@ -63,13 +63,13 @@ sys.path.insert(0, str(ROOT))
 import docker  # noqa: E402
 import requests  # noqa: E402
 import yaml  # noqa: E402
-from docker.models.containers import _create_container_args  # noqa: E402
 from stack import Api, Stack, ended_at  # noqa: E402
 
 from catalog import config as catalog_config  # noqa: E402
 from catalog.models import FINISHED  # noqa: E402
 from packages.build import write_archive  # noqa: E402
 from packages.container import ContainerTarget, container_params, readiness_timeout  # noqa: E402
+from workers.engine.docker import create_args  # noqa: E402
 from workers.subnets import capacity, free_subnet, subnets_in_use  # noqa: E402
 
 IMAGE = "catalog-test/busybox:latest"
@@ -144,9 +144,7 @@ def sdk_params(client, marks: dict, network: str, name: str, hostname: str) -> d
     target = ContainerTarget(
         name=name, hostname=hostname, image=IMAGE, network=network, labels=marks
     )
-    kwargs = {k: v for k, v in container_params(SERVICE, target).items() if k != "detach"}
-    kwargs["version"] = client.api._version
-    return _create_container_args(kwargs)
+    return create_args(client.api, container_params(SERVICE, target))
 
 
 def free_subnets(

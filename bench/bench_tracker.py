@@ -288,14 +288,13 @@ def runtime_for(stack: Stack):
     from catalog.db import make_engine, make_sessionmaker
     from catalog.services.blobs import BlobStore
     from workers.deploy import Runtime
-    from workers.driver import Driver, connect
+    from workers.engine.docker import connect
 
     settings = catalog_config.load(stack.env)
     sessions = make_sessionmaker(make_engine(settings["DATABASE_URL"], pool_size=4))
-    driver = Driver(connect(settings["DOCKER_URL"]))
     return Runtime(
         sessions=sessions,
-        driver=driver,
+        engine=connect(settings["DOCKER_URL"]),
         blob_path=BlobStore(settings["BLOB_DIR"]).path_for,
         settings=settings,
         owner=f"bench:{os.getpid()}",
@@ -415,7 +414,7 @@ def main() -> int:
                 remove_labelled(client, f"{ENV_LABEL}={env_id}")
             remove_labelled(client, f"{BENCH_LABEL}={tag}")
             if rt is not None:
-                rt.driver.client.close()
+                rt.engine.close()
                 with contextlib.suppress(Exception):
                     rt.sessions.kw["bind"].dispose()
             stack.drop()

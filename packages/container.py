@@ -9,8 +9,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from docker.types import Mount
-
 from packages.characters import control_problem
 from packages.limits import TIME_BOUNDS, KiB, MiB
 
@@ -192,11 +190,12 @@ def _ports(service: Mapping[str, Any], host_ports: Mapping[tuple[int, str], int]
     return mapping
 
 
-def _mounts(service: Mapping[str, Any], docker_names: Mapping[str, str]) -> list[Mount]:
+def _mounts(service: Mapping[str, Any], docker_names: Mapping[str, str]) -> list[dict[str, Any]]:
     """Named volumes only: a package volume maps to the docker volume the executor made.
 
     Structured mounts rather than `source:target:mode` bind strings, so no character of a
     path can turn into another field of the mount (`/data:/etc` is refused at upload too).
+    Plain dicts in the engine API's mount shape; the engine adapter hands them on.
     """
     mounts = []
     for volume in service.get("volumes") or ():
@@ -206,12 +205,12 @@ def _mounts(service: Mapping[str, Any], docker_names: Mapping[str, str]) -> list
         if not path.startswith("/") or ":" in path or control_problem(path, allow=frozenset()):
             raise ValueError(f"volume {volume['name']!r}: {path!r} is not a container path")
         mounts.append(
-            Mount(
-                target=path,
-                source=docker_names[volume["name"]],
-                type="volume",
-                read_only=bool(volume.get("read_only", False)),
-            )
+            {
+                "Target": path,
+                "Source": docker_names[volume["name"]],
+                "Type": "volume",
+                "ReadOnly": bool(volume.get("read_only", False)),
+            }
         )
     return mounts
 
@@ -253,7 +252,8 @@ def container_params(
     target: ContainerTarget,
     defaults: RuntimeDefaults = RuntimeDefaults(),
 ) -> dict[str, Any]:
-    """Keyword arguments for `client.containers.create(**params)` of the docker SDK.
+    """A container's create arguments, as `workers.engine.Engine.create` takes them (in the
+    shape of the docker SDK's `client.containers.create(**params)`).
 
     `service` is a rendered service (see `packages.render.render_service`). The
     security options are fixed here, whatever the service says: no new

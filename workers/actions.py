@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from celery.exceptions import SoftTimeLimitExceeded
-from docker.errors import APIError, NotFound
 from sqlalchemy import select
 
 from catalog.models import ContainerRecord, Environment, Task
@@ -17,6 +16,7 @@ from packages.limits import TIME_BOUNDS
 from packages.secrets import redact, secret_strings
 from workers import lease
 from workers.deploy import STOP_TIMEOUT, Runtime
+from workers.engine import EngineError
 from workers.execs import OUTPUT_KEEP, run_bounded
 
 # What a task keeps of an output: run_bounded's head and tail, and its note of the cut.
@@ -43,7 +43,7 @@ def _finish(
 def _targets(rt: Runtime, task: Task) -> list:
     return [
         c
-        for c in rt.driver.observe(task.environment_id)
+        for c in rt.engine.observe(task.environment_id)
         if c.app == task.app and (task.service is None or c.service == task.service)
     ]
 
@@ -70,7 +70,7 @@ def run(rt: Runtime, task_id: str) -> str:
             session.get(Task, task_id).status = "queued"
             session.commit()
         raise
-    except (APIError, NotFound, OSError) as exc:
+    except (EngineError, OSError) as exc:
         return _finish(rt, task_id, status="failed", error=f"the engine refused: {exc}")
     except SoftTimeLimitExceeded:
         return _finish(rt, task_id, status="failed", error="the action ran past its time limit")
@@ -86,11 +86,11 @@ def _built_in(rt: Runtime, task: Task) -> str:
             return _finish(rt, task.id, status="failed", error="no container to act on")
         for container in targets:
             if task.action == "stop":
-                rt.driver.stop(container.id, timeout=STOP_TIMEOUT)
+                rt.engine.stop(container.id, timeout=STOP_TIMEOUT)
             elif task.action == "start":
-                rt.driver.start(container.id)
+                rt.engine.start(container.id)
             else:
-                rt.driver.client.api.restart(container.id, timeout=STOP_TIMEOUT)
+                rt.engine.restart(container.id, timeout=STOP_TIMEOUT)
         _record_intent(rt, [c.id for c in targets], task.action)
     finally:
         lease.release(rt.sessions, task.environment_id, rt.owner, fencing)
@@ -140,7 +140,7 @@ def _package_command(rt: Runtime, task: Task) -> str:
         for name, value in parameters.items()
     }
     result = run_bounded(
-        rt.driver.client.api, running[0].id, action["command"], environment=environment_vars,
+        rt.engine, running[0].id, action["command"], environment=environment_vars,
         timeout=action_timeout(action), marker=task.id,
     )  # fmt: skip
     kept = {"output": redact(result.output, hidden), "cut": result.cut}

@@ -35,7 +35,7 @@ from packages.imageref import RegistryPolicy
 from packages.render_process import RenderLimits, RenderProcess
 from packages.secrets import redact
 from workers import lease
-from workers.driver import (
+from workers.engine import (
     APP_LABEL,
     ENV_LABEL,
     FENCING_LABEL,
@@ -44,7 +44,8 @@ from workers.driver import (
     REVISION_LABEL,
     SERVICE_LABEL,
     TENANT_LABEL,
-    Driver,
+    CreatedContainer,
+    Engine,
     EngineError,
 )
 from workers.events import EventLog
@@ -88,12 +89,12 @@ class Runtime:
     """What a worker needs to deploy: database, engine, blob store and settings."""
 
     sessions: sessionmaker[Session]
-    driver: Driver
+    engine: Engine
     blob_path: Callable[[str], Any]
     settings: dict[str, Any]
     owner: str
     defaults: RuntimeDefaults = field(default_factory=RuntimeDefaults)
-    # The registered host whose engine `driver` drives (the tracker's); None: the default one.
+    # The registered host whose engine `engine` drives (the tracker's); None: the default one.
     host_id: str | None = None
     # Opens the secret parameters of a snapshot, only to build its containers.
     secrets: SecretBox = field(default_factory=SecretBox)
@@ -270,7 +271,7 @@ class Execution:
     def _converge(self, spec: dict, env_name: str, tenant_id: str) -> str:
         wanted_ports = published_ports(spec["apps"])
         prepared = self._prepare(spec, env_name, tenant_id)
-        observed = self.rt.driver.observe(self.env_id)
+        observed = self.rt.engine.observe(self.env_id)
         the_plan = plan(
             [p.desired() for p in prepared], observed, revision=self.revision, fencing=self.fencing
         )
@@ -278,7 +279,7 @@ class Execution:
         for step in the_plan.remove_now:
             self.events.emit(f"removing {step.container_id[:12]}: {step.reason}", app=step.app,
                              service=step.service)  # fmt: skip
-            self.rt.driver.remove(step.container_id)
+            self.rt.engine.remove(step.container_id)
         self._ensure_network_and_volumes(spec, tenant_id)
         self._verify_leftovers(prepared, the_plan, observed)
         self._start_all(prepared, the_plan, tenant_id)
@@ -349,13 +350,13 @@ class Execution:
     def _ensure_network_and_volumes(self, spec: dict, tenant_id: str) -> None:
         labels = {ENV_LABEL: self.env_id, TENANT_LABEL: tenant_id}
         pool, prefix = network_pool(self.rt)
-        self.rt.driver.ensure_network(network_name(self.env_id), labels, pool, prefix)
+        self.rt.engine.ensure_network(network_name(self.env_id), labels, pool, prefix)
         for app in spec["apps"]:
             for service in app["manifest"].get("services", {}).values():
                 for volume in service.get("volumes", []):
                     key = (app["name"], volume["name"])
                     if key not in self.volumes:
-                        self.volumes[key] = self.rt.driver.ensure_volume(
+                        self.volumes[key] = self.rt.engine.ensure_volume(
                             self.env_id, *key, {**labels, APP_LABEL: app["name"]}
                         )
 
@@ -419,13 +420,13 @@ class Execution:
             raise _Abandoned()
         return self._interrupted()
 
-    def _launch(self, item: Prepared, step: Step, tenant_id: str):
+    def _launch(self, item: Prepared, step: Step, tenant_id: str) -> CreatedContainer:
         """Stop the old container first if need be, then create and start the new one."""
         self._check_interrupted()
         if step.strategy is Strategy.STOP_FIRST and step.container_id:
             self.events.emit("stopping the old container first (published port)",
                              app=item.app, service=item.service)  # fmt: skip
-            self.rt.driver.stop(step.container_id, timeout=STOP_TIMEOUT)
+            self.rt.engine.stop(step.container_id, timeout=STOP_TIMEOUT)
             with self._lock:
                 self.stopped.append(step.container_id)
         params = self._params(item, tenant_id)
@@ -434,10 +435,10 @@ class Execution:
             # (The engine makes a container's hostname a DNS alias too: it keeps its id's.)
             params["networking_config"] = {network_name(self.env_id): {"Aliases": []}}
             params["hostname"] = None
-        container = self.rt.driver.create(params, item.files)
+        container = self.rt.engine.create(params, item.files)
         with self._lock:
             self.created.append(container.id)
-        self.rt.driver.start(container.id)
+        self.rt.engine.start(container.id)
         return container
 
     def _await_ready(
@@ -452,7 +453,7 @@ class Execution:
     ) -> None:
         try:
             took = wait_ready(
-                self.rt.driver,
+                self.rt.engine,
                 container_id,
                 item.rendered,
                 network_name(self.env_id),
@@ -460,14 +461,14 @@ class Execution:
                 interrupted=interrupted or self._interrupted,
             )
         except NotReady as exc:
-            tail = self.rt.driver.logs_tail(container_id)
+            tail = self.rt.engine.logs_tail(container_id)
             message = f"{name} failed: {exc}"
             if tail:
                 message += f"\nlast log lines:\n{tail}"
             self.events.emit(message, level="error", app=item.app, service=item.service)
             raise
         if join:  # ready: now it answers to the service's name too (beside the old one)
-            self.rt.driver.join_as(container_id, network_name(self.env_id),
+            self.rt.engine.join_as(container_id, network_name(self.env_id),
                                    [hostname(item.app, item.service)])  # fmt: skip
         self.events.emit(f"{name} ready in {took:.1f} s ({reason})",
                          app=item.app, service=item.service)  # fmt: skip
@@ -501,7 +502,7 @@ class Execution:
     def _teardown(self, steps: tuple[Step, ...]) -> None:
         for step in steps:
             if step.container_id:
-                self.rt.driver.retire(step.container_id, network_name(self.env_id))
+                self.rt.engine.retire(step.container_id, network_name(self.env_id))
         if steps:
             self.events.emit(f"removed {len(steps)} old container(s)")
 
@@ -523,7 +524,7 @@ class Execution:
             # Once per reference and attempt: services sharing an image cost one engine call
             # and run the very same image id.
             if image not in self._image_ids:
-                self._image_ids[image] = self.rt.driver.image_id(
+                self._image_ids[image] = self.rt.engine.image_id(
                     image,
                     pull=self.rt.settings["ALLOW_PULL"],
                     registries=RegistryPolicy.from_setting(self.rt.settings["REGISTRIES"]),
@@ -536,7 +537,7 @@ class Execution:
         """Checked, loaded under a catalog-owned name (once per package digest), run by id."""
         with self._lock:  # the archive is read while the engine loads it
             result = ensure_bundled_image(
-                self.rt.driver.client,
+                self.rt.engine,
                 tenant_id=tenant_id,
                 package=app["package"],
                 digest=app["digest"],
@@ -593,12 +594,12 @@ class Execution:
 
     def _undo(self) -> None:
         # Kept leftovers of an earlier attempt at this revision go too, never checked ready.
-        ours = [c.id for c in self.rt.driver.observe(self.env_id) if c.revision == self.revision]
+        ours = [c.id for c in self.rt.engine.observe(self.env_id) if c.revision == self.revision]
         for container_id in dict.fromkeys([*reversed(self.created), *ours]):
-            self.rt.driver.retire(container_id, network_name(self.env_id))
+            self.rt.engine.retire(container_id, network_name(self.env_id))
         for container_id in self.stopped:
             try:
-                self.rt.driver.start(container_id)
+                self.rt.engine.start(container_id)
             except EngineError as exc:
                 self.events.emit(f"could not restart {container_id[:12]}: {exc}", level="error")
         if self.created or self.stopped:
@@ -608,7 +609,7 @@ class Execution:
             )
 
     def _finish_succeeded(self) -> str:
-        records = self.rt.driver.observe(self.env_id)
+        records = self.rt.engine.observe(self.env_id)
         with self.rt.sessions() as session:
             deployment = _deployment(session, self.env_id, self.revision)
             environment = session.get(Environment, self.env_id)

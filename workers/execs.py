@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from workers.engine import Engine, Stream
+
 log = logging.getLogger(__name__)
 
 OUTPUT_KEEP = 4096  # bytes kept from the start, and again from the end, of an output
@@ -71,7 +73,7 @@ class ExecResult:
 
 
 def run_bounded(
-    api,
+    engine: Engine,
     container_id: str,
     command: Sequence[str],
     *,
@@ -80,13 +82,9 @@ def run_bounded(
     marker: str,
     keep: int = OUTPUT_KEEP,
 ) -> ExecResult:
-    """Run `command` in the container through the engine's low-level `api` for at most
-    `timeout` seconds; past it (or past the task's own time limit) its processes are killed."""
-    created = api.exec_create(
-        container_id, list(command), environment={**environment, MARKER: marker},
-        stdout=True, stderr=True,
-    )  # fmt: skip
-    stream = api.exec_start(created["Id"], stream=True)
+    """Run `command` in the container for at most `timeout` seconds; past it (or past the
+    task's own time limit) its processes are killed."""
+    exec_id, stream = engine.exec_start(container_id, command, {**environment, MARKER: marker})
     output = HeadTail(keep)
     reader = threading.Thread(target=_read, args=(stream, output), daemon=True)
     reader.start()
@@ -98,24 +96,23 @@ def run_bounded(
     except SoftTimeLimitExceeded:
         stopped = "the action ran past the task time limit and was killed"
     if stopped:
-        _kill(api, container_id, marker)
+        _kill(engine, container_id, marker)
         reader.join(KILL_WAIT_SECONDS)
         with contextlib.suppress(Exception):
             stream.close()  # processes that escaped the kill hold the worker no longer
         return ExecResult(None, output.text(), output.cut, stopped)
-    return ExecResult(api.exec_inspect(created["Id"])["ExitCode"], output.text(), output.cut)
+    return ExecResult(engine.exec_exit_code(exec_id), output.text(), output.cut)
 
 
-def _read(stream, output: HeadTail) -> None:
+def _read(stream: Stream[bytes], output: HeadTail) -> None:
     # Ends when the command's output closes, or with an error once the stream is closed.
     with contextlib.suppress(Exception):
         for chunk in stream:
             output.add(chunk)
 
 
-def _kill(api, container_id: str, marker: str) -> None:
+def _kill(engine: Engine, container_id: str, marker: str) -> None:
     try:
-        killer = api.exec_create(container_id, ["sh", "-c", _KILL_SCRIPT, MARKER, marker])
-        api.exec_start(killer["Id"])
+        engine.exec_run(container_id, ["sh", "-c", _KILL_SCRIPT, MARKER, marker])
     except Exception as exc:  # the container may be gone or have no shell: report, go on
         log.warning("could not kill the processes of action %s: %s", marker, exc)

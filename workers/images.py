@@ -32,18 +32,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-import docker
-from docker.errors import APIError, ImageNotFound
-
 from packages.images import check_image_tarball, loadable_tarball
 from packages.limits import DEFAULT_LIMITS, Limits
-from workers.driver import EngineError
+from workers.engine import Engine, EngineError
 
 log = logging.getLogger(__name__)
 
 REGISTRY = "catalog.local"
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
-_LOADED = re.compile(r"^Loaded image(?: ID)?: (.+)$")
 
 
 @dataclass(frozen=True)
@@ -82,17 +78,8 @@ def tenant_prefix(tenant_id: str) -> str:
     return f"{REGISTRY}/{_component(tenant_id)}/"
 
 
-def _existing(client: docker.DockerClient, name: str) -> str | None:
-    try:
-        return client.api.inspect_image(name)["Id"]
-    except ImageNotFound:
-        return None
-    except APIError as exc:
-        raise EngineError(f"image {name}: {exc.explanation}") from None
-
-
 def ensure_bundled_image(
-    client: docker.DockerClient,
+    engine: Engine,
     *,
     tenant_id: str,
     package: str,
@@ -110,34 +97,18 @@ def ensure_bundled_image(
     """
     bundled, tag = image["bundled"], image.get("tag")
     name = catalog_image_name(tenant_id, package, digest, bundled, tag)
-    image_id = _existing(client, name)
+    image_id = engine.image_named(name)
     if image_id is not None:
         return LoadedImage(image_id, name, loaded=False)
     with open_member(bundled) as stream:
         tarball = check_image_tarball(stream, bundled, limits)
     chosen = tarball.select(tag)
     with open_member(bundled) as stream:
-        named = _load(client, loadable_tarball(stream, tarball, chosen, name, limits), bundled)
+        named = engine.load_image(loadable_tarball(stream, tarball, chosen, name, limits), bundled)
     if named != [name]:
         raise EngineError(f"loading {bundled} named {named}, expected only {name}")
-    image_id = _existing(client, name)
+    image_id = engine.image_named(name)
     if image_id is None:
         raise EngineError(f"{bundled} was loaded but {name} is not on the engine")
     log.info("loaded %s of %s as %s (%s)", bundled, package, name, image_id)
     return LoadedImage(image_id, name, loaded=True)
-
-
-def _load(client: docker.DockerClient, body, bundled: str) -> list[str]:
-    """Stream `body` to the engine's image load; the names (or ids) it reports loading."""
-    named: list[str] = []
-    try:
-        for message in client.api.load_image(body):
-            if "errorDetail" in message or "error" in message:
-                detail = message.get("errorDetail", {}).get("message") or message.get("error")
-                raise EngineError(f"the engine could not load {bundled}: {detail}")
-            found = _LOADED.match(str(message.get("stream", "")).strip())
-            if found:
-                named.append(found.group(1))
-    except APIError as exc:
-        raise EngineError(f"the engine could not load {bundled}: {exc.explanation}") from None
-    return named

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from workers.engine import ObservedContainer
+
 Identity = tuple[str, str, int]
 """(app, service, replica): one container slot; never two containers for one."""
 
@@ -25,21 +27,6 @@ class DesiredContainer:
     @property
     def identity(self) -> Identity:
         return (self.app, self.service, self.replica)
-
-
-@dataclass(frozen=True)
-class ObservedContainer:
-    """A container the engine shows, read from its io.catalog.* labels (None: label missing)."""
-
-    id: str
-    name: str
-    app: str | None
-    service: str | None
-    replica: int | None
-    revision: int | None
-    fencing: int | None
-    config_hash: str | None
-    running: bool
 
 
 class Strategy(Enum):

@@ -22,16 +22,16 @@ A removed image is loaded again from its package when a later deployment needs i
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from docker.errors import APIError, ImageNotFound
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.models import Deployment, Environment, Tenant
 from workers.deploy import Runtime
+from workers.engine import EngineError, InUse, NotFound
 from workers.images import REGISTRY, catalog_image_name, tenant_prefix
 
 log = logging.getLogger(__name__)
@@ -105,19 +105,13 @@ def _prefix(name: str) -> str:
     return name[: name.find("/", len(REGISTRY) + 1) + 1]
 
 
-def _catalog_tags(client) -> Iterable[str]:
-    for image in client.api.images(filters={"reference": f"{REGISTRY}/*/*"}):
-        yield from image.get("RepoTags") or ()
-
-
 def prune_images(rt: Runtime) -> list[str]:
     """Remove this catalog's bundled image tags that nothing needs; returns those removed."""
     with rt.sessions() as session:
         tenant_of = {tenant_prefix(t): t for t in session.scalars(select(Tenant.id))}
-    client = rt.driver.client
     tenants: dict[str, TenantImages] = {}
     removed = []
-    for name in sorted(_catalog_tags(client)):
+    for name in sorted(rt.engine.image_tags(f"{REGISTRY}/*/*")):
         tenant_id = tenant_of.get(_prefix(name))
         if tenant_id is None:
             continue
@@ -127,12 +121,11 @@ def prune_images(rt: Runtime) -> list[str]:
         if name in tenant.needed or not tenant.settled():
             continue
         try:
-            client.api.remove_image(name, noprune=False)
-        except ImageNotFound:
+            rt.engine.remove_image(name)
+        except (NotFound, InUse):  # InUse: a container was created from it
             continue
-        except APIError as exc:
-            if exc.status_code != 409:  # 409: a container was created from it
-                log.warning("could not remove bundled image %s: %s", name, exc.explanation)
+        except EngineError as exc:
+            log.warning("could not remove bundled image %s: %s", name, exc)
             continue
         log.info("removed unused bundled image %s", name)
         removed.append(name)

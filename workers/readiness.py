@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from packages.container import parse_duration, readiness_timeout
-from workers.driver import Driver
+from workers.engine import Engine
 
 POLL_SECONDS = 0.1
 
@@ -80,7 +80,7 @@ def _probe(check: Mapping[str, Any], info: Mapping[str, Any], network: str) -> b
 
 
 def wait_ready(
-    driver: Driver,
+    engine: Engine,
     container_id: str,
     service: Mapping[str, Any],
     network: str,
@@ -93,7 +93,7 @@ def wait_ready(
     """Block until ready; returns the seconds it took. NotReady or Interrupted otherwise."""
     check = service.get("healthcheck")
     if check is None:
-        return _wait_running(driver, container_id, min_running, interrupted, clock, sleep)
+        return _wait_running(engine, container_id, min_running, interrupted, clock, sleep)
     started = clock()
     window = readiness_timeout(service)
     deadline = started + window
@@ -101,7 +101,7 @@ def wait_ready(
         reason = interrupted()
         if reason:
             raise Interrupted(reason)
-        info = driver.inspect(container_id)
+        info = engine.inspect(container_id)
         if info is None:
             raise NotReady("the container disappeared")
         problem = _state_problem(info.get("State") or {})
@@ -118,7 +118,14 @@ def wait_ready(
         sleep(min(POLL_SECONDS, max(deadline - clock(), 0.0)))
 
 
-def _wait_running(driver, container_id, min_running, interrupted, clock, sleep) -> float:
+def _wait_running(
+    engine: Engine,
+    container_id: str,
+    min_running: float,
+    interrupted: Callable[[], str | None],
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> float:
     """Ready once the same run of the container has lasted `min_running` seconds.
 
     Two inspects instead of polling: one now (an early exit fails at once), one when the
@@ -127,7 +134,7 @@ def _wait_running(driver, container_id, min_running, interrupted, clock, sleep) 
     noticed within POLL_SECONDS while waiting.
     """
     started = clock()
-    first = _running_state(driver, container_id)
+    first = _running_state(engine, container_id)
     deadline = started + min_running
     while (left := deadline - clock()) > 0:
         reason = interrupted()
@@ -137,14 +144,14 @@ def _wait_running(driver, container_id, min_running, interrupted, clock, sleep) 
     reason = interrupted()
     if reason:
         raise Interrupted(reason)
-    last = _running_state(driver, container_id)
+    last = _running_state(engine, container_id)
     if last.get("StartedAt") != first.get("StartedAt"):
         raise NotReady("the container exited and was restarted within its minimum running time")
     return clock() - started
 
 
-def _running_state(driver: Driver, container_id: str) -> Mapping[str, Any]:
-    info = driver.inspect(container_id)
+def _running_state(engine: Engine, container_id: str) -> Mapping[str, Any]:
+    info = engine.inspect(container_id)
     if info is None:
         raise NotReady("the container disappeared")
     state = info.get("State") or {}

@@ -19,7 +19,7 @@ from catalog.models import ContainerRecord, Deployment, Environment
 from catalog.models.common import utcnow
 from catalog.models.environment import placed_on
 from workers.deploy import Runtime
-from workers.driver import EngineError
+from workers.engine import EngineError
 from workers.events import EventLog
 from workers.lifecycle import (
     Change,
@@ -101,7 +101,7 @@ def settle(
             return None
         record, _status, revision = found
         had_oom = record.oom_killed
-        info = rt.driver.inspect(container_id)
+        info = rt.engine.inspect(container_id)
         if info is None:
             change = Change()
             if mark_missing(record):
@@ -136,13 +136,13 @@ def _death_notes(record, change: Change, policy: RestartPolicy, had_oom: bool) -
 
 def _restart(rt: Runtime, record: ContainerRecord, policy: RestartPolicy) -> tuple[str, str]:
     try:
-        rt.driver.start(record.id)
+        rt.engine.start(record.id)
     except EngineError as exc:
         # Tried again after the longest backoff; a container that cannot start is not hot-looped.
         record.next_restart_at = utcnow() + timedelta(seconds=policy.backoff_max)
         return "error", f"could not restart {record.name}: {exc}"
     record.restart_count += 1
-    info = rt.driver.inspect(record.id)
+    info = rt.engine.inspect(record.id)
     if info is not None:
         observe(record, info, policy)
     return "info", f"{record.name} restarted (restart {record.restart_count})"

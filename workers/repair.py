@@ -21,9 +21,9 @@ from catalog.models.common import utcnow
 from packages.secrets import redact
 from workers import lease
 from workers.deploy import Execution, Runtime, lease_seconds
+from workers.engine import ObservedContainer
 from workers.events import EventLog
 from workers.lifecycle import MISSING, RESTARTABLE, RestartPolicy, Slot, expected_slots, observe
-from workers.planner import ObservedContainer
 from workers.records import TRACKED, Specs, refresh_status, settle
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class _Repair:
         if target is None:
             return Outcome()
         events = EventLog(self.rt.sessions, self.env_id, target.revision)
-        observed = {c.id: c for c in self.rt.driver.observe(self.env_id)}
+        observed = {c.id: c for c in self.rt.engine.observe(self.env_id)}
         records = self._records()
         self._drop_gone(records, observed, events)
         slots = expected_slots(target.spec)
@@ -148,9 +148,9 @@ class _Repair:
                 legit[slot] = container.id
         for container, reason in strays:
             self.heartbeat.check()
-            if self.rt.driver.inspect(container.id) is None:
+            if self.rt.engine.inspect(container.id) is None:
                 continue  # the engine's listing can lag a removal just done
-            self.rt.driver.remove(container.id)
+            self.rt.engine.remove(container.id)
             events.emit(f"removed stray container {container.name}: {reason}", level="warning",
                         app=container.app, service=container.service)  # fmt: skip
         stale = [c.id for c, _ in strays if c.id in records]
@@ -195,7 +195,7 @@ class _Repair:
         """Records for the containers this pass created (its fencing token on their labels)."""
         created = [
             c
-            for c in self.rt.driver.observe(self.env_id)
+            for c in self.rt.engine.observe(self.env_id)
             if c.fencing == self.fencing and _slot(c) in missing
         ]
         with self.rt.sessions() as session:
@@ -216,7 +216,7 @@ class _Repair:
                     oom_killed=False,
                     log_bytes=log_share,
                 )
-                info = self.rt.driver.inspect(container.id)
+                info = self.rt.engine.inspect(container.id)
                 if info is not None:
                     observe(record, info, self.policy)
                 record.updated_at = utcnow()

@@ -9,7 +9,7 @@ import threading
 from functools import cache
 
 from sqlalchemy import select, text
-from sqlalchemy.orm import configure_mappers
+from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
 from catalog import config as catalog_config
 from catalog.db import make_engine, make_sessionmaker
@@ -18,7 +18,8 @@ from catalog.secretbox import box_from
 from catalog.services.blobs import BlobStore
 from packages.render_process import RenderLimits, start_spare
 from workers.deploy import Runtime
-from workers.driver import Driver, connect
+from workers.engine import Engine
+from workers.engine.docker import connect
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +42,20 @@ def host_id(sessions, name: str | None) -> str | None:
 
 
 @cache
-def _shared() -> tuple[dict, object, Driver, BlobStore]:
+def _shared() -> tuple[dict, sessionmaker[Session], Engine, BlobStore]:
     settings = catalog_config.load()
     secrets = box_from(settings)
     sessions = make_sessionmaker(make_engine(settings["DATABASE_URL"], pool_size=4), secrets)
-    driver = Driver(connect(settings["DOCKER_URL"]))
-    return settings, sessions, driver, BlobStore(settings["BLOB_DIR"])
+    engine = connect(settings["DOCKER_URL"])
+    return settings, sessions, engine, BlobStore(settings["BLOB_DIR"])
 
 
 def runtime() -> Runtime:
     """What a task or the tracker works with: settings, database, engine and blobs."""
-    settings, sessions, driver, blobs = _shared()
+    settings, sessions, engine, blobs = _shared()
     owner = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
     return Runtime(
-        sessions=sessions, driver=driver, blob_path=blobs.path_for, settings=settings,
+        sessions=sessions, engine=engine, blob_path=blobs.path_for, settings=settings,
         owner=owner, secrets=sessions.kw["info"]["secrets"],
     )  # fmt: skip
 
@@ -69,7 +70,7 @@ def warm_up() -> None:
     """
     try:
         configure_mappers()
-        settings, sessions, _driver, _blobs = _shared()
+        settings, sessions, _engine, _blobs = _shared()
         with sessions() as session:
             session.execute(text("SELECT 1"))
         start_spare(RenderLimits.from_settings(settings))  # the first render needs no start

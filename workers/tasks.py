@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from docker.errors import DockerException
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
@@ -13,6 +12,7 @@ from catalog.queue import ACTION_TASK, DEPLOY_TASK, RESYNC_TASK, TEARDOWN_TASK, 
 from workers import actions
 from workers.celery_app import celery
 from workers.deploy import DatabaseAway, LeaseBusy, deploy
+from workers.engine import EngineError
 from workers.resync import fail_abandoned_actions, republish_stale
 from workers.runtime import runtime
 from workers.teardown import TeardownBusy
@@ -31,7 +31,7 @@ def _runtime_or_retry(task):
     a resync noticed (never, for an action)."""
     try:
         return runtime()
-    except DockerException as exc:
+    except EngineError as exc:
         log.warning("the Docker engine is unreachable, retrying in %.0f s: %s",
                     ENGINE_RETRY_SECONDS, exc)  # fmt: skip
         raise task.retry(countdown=ENGINE_RETRY_SECONDS) from None

@@ -22,7 +22,7 @@ def delete_environment(rt: Runtime, env_id: str) -> str:
     if fencing is None:
         raise TeardownBusy(env_id)
     try:
-        rt.driver.remove_environment_objects(env_id)
+        rt.engine.remove_environment_objects(env_id)
         with rt.sessions() as session:
             environment = session.get(Environment, env_id)
             if environment is not None:

@@ -33,18 +33,19 @@ import socket
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-import docker
 from sqlalchemy import select
 
 from catalog.models import ContainerRecord, Environment
 from catalog.models.common import utcnow
 from catalog.models.environment import placed_on
 from workers.deploy import Runtime
-from workers.driver import ENV_LABEL
+from workers.engine import ENV_LABEL, ContainerSummary, Engine
+from workers.engine.docker import connect
 from workers.lifecycle import (
     MISSING,
     RESTARTABLE,
@@ -68,7 +69,6 @@ from workers.repair import repair
 log = logging.getLogger("catalog.tracker")
 
 EVENT_ACTIONS = ("start", "die", "oom", "kill", "health_status", "destroy", "restart", "stop")
-EVENT_FILTERS = {"type": "container", "label": [ENV_LABEL], "event": list(EVENT_ACTIONS)}
 TICK_SECONDS = 0.1  # how often timers are looked at when no event comes
 FIRST_PRUNE_SECONDS = 60.0
 BUSY_RETRY_SECONDS = 1.0  # another holder has an environment's lease
@@ -77,9 +77,16 @@ BUSY_RETRY_SECONDS = 1.0  # another holder has an environment's lease
 class EventReader(threading.Thread):
     """Engine events -> a bounded queue; reconnects with backoff and resubscribes with `since`."""
 
-    def __init__(self, url: str, sink: queue.Queue, on_connect, max_delay: float) -> None:
+    def __init__(
+        self, engine: Callable[[], Engine], sink: queue.Queue, on_connect, max_delay
+    ) -> None:
         super().__init__(name="engine-events", daemon=True)
-        self.url, self.sink, self.on_connect, self.max_delay = url, sink, on_connect, max_delay
+        self.engine, self.sink, self.on_connect, self.max_delay = (
+            engine,
+            sink,
+            on_connect,
+            max_delay,
+        )
         self.since: str | None = None  # the last event's time, "seconds.nanoseconds"
         self.connects = 0
         self._dropped = 0
@@ -90,10 +97,11 @@ class EventReader(threading.Thread):
     def run(self) -> None:
         delay = 0.2
         while not self._stopping.is_set():
-            client = None
+            engine: Engine | None = None
             try:
-                client = docker.DockerClient(base_url=self.url) if self.url else docker.from_env()
-                self._stream = client.events(decode=True, filters=EVENT_FILTERS, since=self.since)
+                engine = self.engine()  # a connection of its own, made again after each drop
+                self._stream = engine.events(label=ENV_LABEL, actions=EVENT_ACTIONS,
+                                             since=self.since)  # fmt: skip
                 self.connects += 1
                 log.info("following engine events (connection %d, since %s)",
                          self.connects, self.since or "now")  # fmt: skip
@@ -114,8 +122,8 @@ class EventReader(threading.Thread):
                     log.warning("engine events unavailable (%s); retrying in %.1f s", exc, delay)
             finally:
                 self._stream = None
-                if client is not None:
-                    client.close()
+                if engine is not None:
+                    engine.close()
             if self._stopping.wait(delay):
                 break
             delay = min(delay * 2, self.max_delay)
@@ -153,7 +161,7 @@ class Tracker:
         self._relist_needed = threading.Event()
         self._stopping = threading.Event()
         self.reader = EventReader(
-            settings.get("DOCKER_URL", ""),
+            lambda: connect(settings.get("DOCKER_URL", ""), ping=False),
             self.events,
             self._relist_needed.set,
             float(settings.get("TRACKER_RECONNECT_MAX_SECONDS", 5.0)),
@@ -283,9 +291,9 @@ class Tracker:
     def relist(self) -> None:
         """Compare every tracked environment's records with one listing of the engine."""
         started = time.monotonic()
-        engine: dict[str, dict[str, dict]] = defaultdict(dict)
-        for summary in self.rt.driver.client.api.containers(all=True, filters={"label": ENV_LABEL}):
-            engine[(summary.get("Labels") or {}).get(ENV_LABEL)][summary["Id"]] = summary
+        engine: dict[str | None, dict[str, ContainerSummary]] = defaultdict(dict)
+        for summary in self.rt.engine.list_containers([ENV_LABEL]):
+            engine[summary.labels.get(ENV_LABEL)][summary.id] = summary
         with self.rt.sessions() as session:
             environments = session.execute(
                 select(
@@ -315,7 +323,9 @@ class Tracker:
         log.debug("relisted %d environment(s), %d record(s) in %.3f s",
                   len(environments), len(rows), time.monotonic() - started)  # fmt: skip
 
-    def _relist_one(self, env_id, status, detail, slots, records, seen: dict[str, dict]) -> None:
+    def _relist_one(
+        self, env_id, status, detail, slots, records, seen: dict[str, ContainerSummary]
+    ) -> None:
         repair_now, changed = False, False
         for record in records:
             summary = seen.get(record.id)
@@ -413,16 +423,16 @@ def _health(status_text: str) -> str | None:
     return None
 
 
-def _differs(record: ContainerRecord, summary: dict) -> bool:
+def _differs(record: ContainerRecord, summary: ContainerSummary) -> bool:
     """Whether the engine's listing contradicts a record (then it is inspected)."""
-    state = summary.get("State")
+    state = summary.state
     if record.state in STICKY and state in RESTARTABLE:
         return False
     if record.state != state:
         return True
     if state == "running" and record.started_at is None:
         return True  # recorded by a deploy, never inspected by the tracker yet
-    return state == "running" and record.health != _health(summary.get("Status") or "")
+    return state == "running" and record.health != _health(summary.status)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from flask import Response, current_app, g, request, stream_with_context
 from sqlalchemy.engine import Connection
@@ -16,6 +17,10 @@ from catalog.services.quotas import Quotas
 from catalog.streams import Slot
 from packages.imageref import RegistryPolicy
 from packages.limits import DEFAULT_LIMITS, Limits
+from workers.engine import Engine, EngineError
+
+if TYPE_CHECKING:
+    from catalog.models import Host
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 
@@ -91,9 +96,9 @@ def publisher():
     return current_app.extensions["catalog"]["publisher"]
 
 
-def engine(host=None):
-    """The Docker engine client of `host` (a Host; None: the default engine), created on
-    first use: the API only reads logs through it."""
+def engine(host: Host | None = None) -> Engine:
+    """The container engine of `host` (None: the default engine), connected on first use:
+    the API only reads logs through it."""
     extensions = current_app.extensions["catalog"]
     if host is None:
         url = current_app.config["DOCKER_URL"]
@@ -104,32 +109,23 @@ def engine(host=None):
             f"the API does not know the engine address of host {host.name!r}: "
             f"`catalogctl admin host update {host.name} --docker-url URL`"
         )
-    clients = extensions["docker"]
-    if url not in clients:
-        clients[url] = _connect(url, current_app.config["DOCKER_TLS_DIR"], host)
-    return clients[url]
+    engines = extensions["docker"]
+    if url not in engines:
+        engines[url] = _connect(url, current_app.config["DOCKER_TLS_DIR"], host)
+    return engines[url]
 
 
-def _connect(url: str, tls_dir: str, host=None):
-    """A client of the engine at `url` (ssh:// through the machine's own ssh client and its
-    keys; tcp:// only with TLS client files, verified; "" the environment's engine)."""
-    import docker
-    from docker.errors import DockerException
-    from docker.tls import TLSConfig
-
+def _connect(url: str, tls_dir: str, host: Host | None = None) -> Engine:
+    """The engine at `url` (ssh:// through the machine's own ssh client and its keys;
+    tcp:// only with TLS client files, verified; "" the environment's engine)."""
     from catalog.services.hosts import engine_url_problem, tls_files
+    from workers.engine.docker import connect
 
     problem = engine_url_problem(url, tls_dir) if host is not None else None
     if problem:  # a host registered before the rule, or the TLS files have gone
         raise ServiceUnavailable(f"the engine address of host {host.name!r} {problem}")
-    options: dict = {}
-    if url.startswith("ssh://"):
-        options["use_ssh_client"] = True
     files = tls_files(tls_dir) if url.startswith("tcp://") else None
-    if files:
-        ca, cert, key = files
-        options["tls"] = TLSConfig(client_cert=(cert, key), ca_cert=ca, verify=True)
-    try:  # the client asks the engine its version
-        return docker.DockerClient(base_url=url, **options) if url else docker.from_env()
-    except DockerException as exc:
-        raise ServiceUnavailable(f"the Docker engine does not answer: {exc}") from None
+    try:  # connecting asks the engine its version
+        return connect(url, ping=False, ssh_client=url.startswith("ssh://"), tls=files or None)
+    except EngineError as exc:
+        raise ServiceUnavailable(str(exc)) from None

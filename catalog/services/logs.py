@@ -6,16 +6,23 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-import docker
-from docker.errors import APIError
-from docker.errors import NotFound as EngineNotFound
 from sqlalchemy.orm import Session
 
 from catalog.auth import Principal
 from catalog.errors import NotFound, ServiceUnavailable
 from catalog.models import App, Host
 from catalog.services.environments import get_environment
+from workers.engine import (
+    APP_LABEL,
+    ENV_LABEL,
+    SERVICE_LABEL,
+    ContainerSummary,
+    Engine,
+    EngineError,
+)
+from workers.engine import NotFound as EngineNotFound
 
 MAX_TAIL = 10_000
 FOLLOW_MAX_SECONDS = 3600
@@ -23,26 +30,39 @@ FOLLOW_POLL_SECONDS = 1.0  # how often a quiet follow checks that its client is 
 FOLLOW_QUEUE = 64  # chunks read ahead of the client
 
 
-def _containers(client: docker.DockerClient, env_id: str, app: str, service: str | None):
-    labels = [f"io.catalog.env={env_id}", f"io.catalog.app={app}"]
+@dataclass(frozen=True)
+class LogSource:
+    """A container whose log is read, with the engine it runs on."""
+
+    engine: Engine
+    container: ContainerSummary
+
+    @property
+    def service(self) -> str:
+        return self.container.labels.get(SERVICE_LABEL, "?")
+
+
+def _containers(engine: Engine, env_id: str, app: str, service: str | None) -> list[LogSource]:
+    labels = [f"{ENV_LABEL}={env_id}", f"{APP_LABEL}={app}"]
     if service:
-        labels.append(f"io.catalog.service={service}")
+        labels.append(f"{SERVICE_LABEL}={service}")
     try:
-        found = client.containers.list(all=True, filters={"label": labels})
-    except (APIError, OSError) as exc:
+        found = engine.list_containers(labels)
+    except (EngineError, OSError) as exc:
         raise ServiceUnavailable(f"the Docker engine does not answer: {exc}") from None
-    return sorted(found, key=lambda c: (c.labels.get("io.catalog.service", ""), c.name))
+    found.sort(key=lambda c: (c.labels.get(SERVICE_LABEL, ""), c.name))
+    return [LogSource(engine, container) for container in found]
 
 
 def app_containers(
     session: Session,
     principal: Principal,
-    engine: Callable[[Host | None], docker.DockerClient],
+    engine: Callable[[Host | None], Engine],
     env_name: str,
     app_name: str,
     service: str | None,
-):
-    """The app's containers on its environment's engine (`engine(host)` gives the client)."""
+) -> list[LogSource]:
+    """The app's containers on its environment's engine (`engine(host)` gives it)."""
     environment = get_environment(session, principal, env_name)
     if not any(a.name == app_name for a in environment.apps if isinstance(a, App)):
         raise NotFound(f"environment {env_name!r} has no app {app_name!r}")
@@ -53,40 +73,35 @@ def app_containers(
     return containers
 
 
-def _prefix(container, many: bool) -> bytes:
-    return f"{container.labels.get('io.catalog.service', '?')} | ".encode() if many else b""
+def _prefix(source: LogSource, many: bool) -> bytes:
+    return f"{source.service} | ".encode() if many else b""
 
 
-def tail(containers, lines: int) -> bytes:
+def tail(containers: list[LogSource], lines: int) -> bytes:
     """The last `lines` lines of each container, prefixed by its service when several."""
     many = len(containers) > 1
     out = []
-    for container in containers:
+    for source in containers:
         try:
-            raw = container.logs(tail=min(lines, MAX_TAIL), stdout=True, stderr=True)
+            raw = source.engine.logs(source.container.id, tail=min(lines, MAX_TAIL))
         except EngineNotFound:
             continue
-        prefix = _prefix(container, many)
+        prefix = _prefix(source, many)
         out += [prefix + line for line in raw.splitlines(keepends=True)]
     return b"".join(out)
 
 
-def follow(containers, lines: int, alive: Callable[[], bool]) -> Iterator[bytes]:
+def follow(containers: list[LogSource], lines: int, alive: Callable[[], bool]) -> Iterator[bytes]:
     """Stream one container's log (the first one when several), starting with a tail.
 
     A thread reads the engine's stream, so that a quiet log still lets this generator ask
     `alive()` every FOLLOW_POLL_SECONDS and end, closing the engine's stream, once the
     client has gone.
     """
-    container = containers[0]
+    source = containers[0]
     # The engine ends the stream at `until`, so a quiet container never holds a thread forever.
-    stream = container.logs(
-        stream=True,
-        follow=True,
-        tail=min(lines, MAX_TAIL),
-        stdout=True,
-        stderr=True,
-        until=int(time.time() + FOLLOW_MAX_SECONDS),
+    stream = source.engine.follow_logs(
+        source.container.id, tail=min(lines, MAX_TAIL), until=int(time.time() + FOLLOW_MAX_SECONDS)
     )
     chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=FOLLOW_QUEUE)
     stop = threading.Event()

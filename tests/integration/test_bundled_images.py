@@ -27,6 +27,7 @@ from catalog.models import Deployment, Tenant
 from tests.conftest import TEST_IMAGE
 from tests.integration.conftest import package_bytes
 from tests.unit.test_images import Entry, Image, docker_save, rootfs, tar_of
+from workers.engine.docker import DockerEngine
 from workers.images import ensure_bundled_image
 from workers.prune import TenantImages, prune_images
 
@@ -193,7 +194,7 @@ def test_loading_twice_loads_once(bundled_nginx, docker_client):
 
     def ensure():
         return ensure_bundled_image(
-            docker_client, tenant_id=tenant, package=PACKAGE, digest=digest,
+            DockerEngine(docker_client), tenant_id=tenant, package=PACKAGE, digest=digest,
             image={"bundled": TARBALL, "tag": "nginx"}, open_member=lambda _: io.BytesIO(tarball),
         )  # fmt: skip
 
@@ -293,7 +294,7 @@ def test_bundled_images_nothing_needs_are_pruned_and_the_rest_kept(
     docker_client.api.tag(bundled_id, *foreign.rsplit(":", 1))
     rt = SimpleNamespace(
         sessions=app.extensions["catalog"]["sessionmaker"],
-        driver=SimpleNamespace(client=docker_client),
+        engine=DockerEngine(docker_client),
     )
 
     # Version 1.0.0 is no revision's any more; 1.1.0 runs in the current one.

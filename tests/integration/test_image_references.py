@@ -14,15 +14,16 @@ import pytest
 from packages.imageref import RegistryPolicy
 from tests.conftest import TEST_IMAGE
 from tests.integration.conftest import package_bytes
-from workers.driver import Driver, EngineError
+from workers.engine import EngineError
+from workers.engine.docker import DockerEngine
 
 pytestmark = pytest.mark.docker
 GZIP = {"Content-Type": "application/gzip"}
 
 
 @pytest.fixture
-def driver(docker_client) -> Driver:
-    return Driver(docker_client)
+def driver(docker_client) -> DockerEngine:
+    return DockerEngine(docker_client)
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def foreign_bundled(docker_client):
     docker_client.images.remove(f"{name}:0123456789abcdef-01234567")
 
 
-def _refused(driver: Driver, reference: str, words: str) -> None:
+def _refused(driver: DockerEngine, reference: str, words: str) -> None:
     with pytest.raises(EngineError) as caught:
         driver.image_id(reference, pull=False)
     assert words in str(caught.value), caught.value

@@ -7,7 +7,8 @@ from ipaddress import IPv4Network
 import pytest
 from docker.types import IPAMConfig, IPAMPool
 
-from workers.driver import Driver, EngineError
+from workers.engine import EngineError
+from workers.engine.docker import DockerEngine
 
 pytestmark = pytest.mark.docker
 
@@ -18,8 +19,8 @@ PREFIX = 29
 
 
 @pytest.fixture
-def driver(docker_client) -> Driver:
-    return Driver(docker_client)
+def driver(docker_client) -> DockerEngine:
+    return DockerEngine(docker_client)
 
 
 def subnet_of(docker_client, name: str) -> IPv4Network:

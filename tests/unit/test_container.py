@@ -348,12 +348,12 @@ def test_nonpositive_limits_are_refused() -> None:
 
 
 def test_params_are_accepted_by_the_docker_sdk() -> None:
-    from docker.models.containers import _create_container_args
+    from docker import APIClient
 
-    kwargs = container_params(with_(SERVICE, healthcheck={"command": ["true"]}), TARGET) | {
-        "version": "1.41"
-    }
-    create = _create_container_args(kwargs)
+    from workers.engine.docker import create_args
+
+    params = container_params(with_(SERVICE, healthcheck={"command": ["true"]}), TARGET)
+    create = create_args(APIClient(version="1.41"), params)
     host_config = create["host_config"]
     assert host_config["SecurityOpt"] == ["no-new-privileges:true"]
     assert host_config["NetworkMode"] == "catalog-env1"

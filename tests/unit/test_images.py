@@ -30,7 +30,8 @@ from packages.images import (
 from packages.limits import DEFAULT_LIMITS, MiB
 from packages.package import load_package
 from tests import archives
-from workers.driver import EngineError
+from workers.engine import EngineError
+from workers.engine.docker import DockerEngine
 from workers.images import catalog_image_name, ensure_bundled_image
 
 TARBALL = "images/app.tar"
@@ -639,7 +640,7 @@ class FakeClient:
 
 def ensure(client, data: bytes, tag: str | None = "app:1.0"):
     return ensure_bundled_image(
-        client, tenant_id="t1", package="org.acme.app", digest=DIGEST,
+        DockerEngine(client), tenant_id="t1", package="org.acme.app", digest=DIGEST,
         image={"bundled": TARBALL, "tag": tag}, open_member=lambda name: io.BytesIO(data),
     )  # fmt: skip
 

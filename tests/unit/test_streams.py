@@ -11,6 +11,7 @@ import pytest
 from catalog.errors import TooManyRequests
 from catalog.services import logs
 from catalog.streams import LocalTokenSlots, Streams, client_gone
+from workers.engine import ContainerSummary
 
 
 def test_slots_are_bounded_per_token_and_per_process_and_given_back_once():
@@ -61,21 +62,22 @@ class QuietEngineStream:
         self.closed.set()
 
 
-class Container:
+class QuietEngine:
     def __init__(self) -> None:
         self.stream = QuietEngineStream()
 
-    def logs(self, **_options):
+    def follow_logs(self, _container_id: str, **_options):
         return self.stream
 
 
 def test_a_quiet_log_follow_ends_and_closes_the_engine_stream_once_its_client_is_gone():
-    container, present = Container(), threading.Event()
+    engine, present = QuietEngine(), threading.Event()
     present.set()
-    follow = logs.follow([container], 10, present.is_set)
+    source = logs.LogSource(engine, ContainerSummary(id="c1", name="web"))  # type: ignore[arg-type]
+    follow = logs.follow([source], 10, present.is_set)
     assert next(follow) == b"the tail\n"
     started = time.monotonic()
     threading.Timer(0.3, present.clear).start()
     assert list(follow) == []  # the generator ends: the server then closes the response
     assert time.monotonic() - started < 0.3 + 2 * logs.FOLLOW_POLL_SECONDS
-    assert container.stream.closed.is_set()
+    assert engine.stream.closed.is_set()
