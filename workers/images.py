@@ -35,7 +35,8 @@ from typing import Any, BinaryIO
 import docker
 from docker.errors import APIError, ImageNotFound
 
-from packages.images import check_image_tarball, loadable_tarball
+from packages.image_load import loadable_tarball
+from packages.images import check_image_tarball
 from packages.limits import DEFAULT_LIMITS, Limits
 from workers.driver import EngineError
 

@@ -11,6 +11,7 @@ from catalog.auth import require_role
 from catalog.errors import NotFound, UnsupportedMediaType, ValidationFailed
 from catalog.ratelimit import limiter
 from catalog.schemas import packages as schemas
+from catalog.services import package_listing as listing
 from catalog.services import packages as service
 from packages.archive import sniff_kind
 
@@ -97,7 +98,7 @@ def upload(args):
 @blp.response(200, schemas.PackageList)
 def list_packages(args):
     """Search and list the packages the caller may see (keyset-paginated)."""
-    items, cursor = service.list_packages(connection(), principal(), service.PackageQuery(**args))
+    items, cursor = listing.list_packages(connection(), principal(), listing.PackageQuery(**args))
     return {"items": [schemas.listed_package(p) for p in items], "next_cursor": cursor}
 
 
@@ -105,7 +106,7 @@ def list_packages(args):
 @blp.response(200, schemas.PackageDetail)
 def show_package(name):
     """A package with its versions, newest first."""
-    package, versions = service.package_detail(connection(), principal(), name)
+    package, versions = listing.package_detail(connection(), principal(), name)
     return {**package._asdict(), "versions_newest_first": versions}
 
 
