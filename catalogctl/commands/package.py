@@ -15,8 +15,8 @@ from catalogctl.client import ApiError, Client, path
 from catalogctl.commands.package_catalog import COMMANDS as CATALOG_COMMANDS
 from catalogctl.context import api, api_options, output_format
 from catalogctl.output import dump
-from packages.build import build_package, write_archive
-from packages.package import LoadedPackage, load_directory, load_package
+from packages.build import build_package, load_directory, write_archive
+from packages.package import LoadedPackage, load_package
 from packages.scaffold import init_package
 
 
