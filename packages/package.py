@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from packages.archive import PackageArchive, open_archive
@@ -28,19 +28,18 @@ class LoadedPackage:
     manifest: Manifest
     kind: str  # "zip" or "tar.gz"
     names: tuple[str, ...]
-
-    @property
-    def has_logo(self) -> bool:
-        return LOGO in self.names
+    logo: bytes | None = field(default=None, repr=False)  # logo.png, checked to be a PNG
 
 
-def _check_logo(archive: PackageArchive) -> None:
+def _logo(archive: PackageArchive) -> bytes | None:
     if LOGO not in archive.names:
-        return
+        return None
     if archive.size_of(LOGO) > MAX_LOGO_BYTES:
         raise PackageError(f"the logo is larger than {MAX_LOGO_BYTES // 1024} KiB", path=LOGO)
-    if not archive.read(LOGO).startswith(PNG_MAGIC):
+    logo = archive.read(LOGO)
+    if not logo.startswith(PNG_MAGIC):
         raise PackageError("the logo is not a PNG image", path=LOGO)
+    return logo
 
 
 def _check_files_bytes(manifest: Manifest, archive: PackageArchive, limits: Limits) -> None:
@@ -59,7 +58,7 @@ def load_package(
             raise ManifestError(f"{MANIFEST} is missing at the archive's root", path=MANIFEST)
         manifest = parse_manifest(archive.read(MANIFEST), members=archive.names, limits=limits)
         check_templates(manifest.raw, archive)
-        _check_logo(archive)
+        logo = _logo(archive)
         _check_files_bytes(manifest, archive, limits)
         check_bundled_images(archive, manifest.services, limits)
-        return LoadedPackage(manifest, archive.kind, tuple(archive.names))
+        return LoadedPackage(manifest, archive.kind, tuple(archive.names), logo)

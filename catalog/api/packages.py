@@ -7,7 +7,6 @@ from flask_smorest import Blueprint
 
 from catalog.api.context import blobs, connection, db, package_limits, principal
 from catalog.api.docs import BINARY, problems
-from catalog.auth import require_role
 from catalog.errors import NotFound, UnsupportedMediaType, ValidationFailed
 from catalog.ratelimit import limiter
 from catalog.schemas import packages as schemas
@@ -74,21 +73,16 @@ def _upload_stream():
 @blp.doc(requestBody=UPLOAD_BODY)
 def upload(args):
     """Publish a package version from an archive (publisher)."""
-    caller = require_role(principal(), "publisher")
-    store = blobs()
-    with store.receive(_upload_stream(), current_app.config["MAX_UPLOAD_BYTES"]) as received:
-        path, digest, size = received
-        version = service.publish(
-            db(),
-            caller,
-            store,
-            path,
-            digest,
-            size,
-            visibility=args["visibility"],
-            categories=args["categories"],
-            limits=package_limits(),
-        )
+    version = service.publish(
+        db(),
+        principal(),
+        blobs(),
+        _upload_stream,
+        current_app.config["MAX_UPLOAD_BYTES"],
+        visibility=args["visibility"],
+        categories=args["categories"],
+        limits=package_limits(),
+    )
     location = url_for("packages.show_version", name=version.package.name, version=version.version)
     return version, 201, {"Location": location}
 

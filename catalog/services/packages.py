@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -17,9 +18,9 @@ from catalog.models.common import utcnow
 from catalog.services import audit
 from catalog.services.blobs import BlobStore
 from catalog.services.package_listing import visible_to
-from packages.archive import open_archive
-from packages.limits import Limits
-from packages.package import LOGO, load_package
+from packages.limits import DEFAULT_LIMITS, Limits
+from packages.manifest import Manifest
+from packages.package import LoadedPackage, load_package
 from packages.versions import version_key
 
 # Checks that refuse deleting a package in use; each returns a reason or None.
@@ -94,20 +95,30 @@ def publish(
     session: Session,
     principal: Principal,
     blobs: BlobStore,
-    archive: Path,
-    digest: str,
-    size: int,
+    body: Callable[[], BinaryIO],
+    max_bytes: int,
     *,
     visibility: str = "private",
     categories: list[str] | None = None,
-    limits: Limits | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> PackageVersion:
-    """Validate a received archive and record it as a new version; no row or blob on failure."""
+    """Receive an archive, validate it and record it as a new version; no row or blob on failure.
+
+    `body` gives the upload's bytes: it is read only once the caller may publish. The archive
+    is hashed as it is received and opened once, for its manifest and logo alike.
+    """
     require_role(principal, "publisher")
-    if visibility == "public" and not principal.is_admin:
-        raise Forbidden("only an admin may publish a public package")
-    loaded = load_package(archive, limits) if limits else load_package(archive)
-    manifest = loaded.manifest
+    with blobs.receive(body(), max_bytes) as (archive, digest, size):
+        if visibility == "public" and not principal.is_admin:
+            raise Forbidden("only an admin may publish a public package")
+        loaded = load_package(archive, limits)
+        return _record(
+            session, principal, blobs, loaded, (archive, digest, size), visibility, categories or []
+        )
+
+
+def _locked_package(session: Session, principal: Principal, manifest: Manifest) -> Package | None:
+    """The package this version joins, if it exists; refused if taken or holding the version."""
     # Locked: concurrent uploads of one package's versions take turns to move its summary.
     package = session.scalar(
         select(Package)
@@ -124,15 +135,30 @@ def publish(
         )
     ):
         raise Conflict(f"{manifest.name} {manifest.version} is published already")
-    chosen = _categories(session, categories or [])
+    return package
+
+
+def _record(
+    session: Session,
+    principal: Principal,
+    blobs: BlobStore,
+    loaded: LoadedPackage,
+    received: tuple[Path, str, int],
+    visibility: str,
+    categories: list[str],
+) -> PackageVersion:
+    """The new version's rows and blobs, committed together or not at all."""
+    archive, digest, size = received
+    manifest = loaded.manifest
+    package = _locked_package(session, principal, manifest)
+    chosen = _categories(session, categories)
     logo_digest, logo_new, stored = None, False, False
     package_is_new = package is None
     # From the first blob written to the commit: any failure (a full disk too) forgets the
     # blobs this call wrote, so a rejected upload leaves no row and no blob behind.
     try:
-        if loaded.has_logo:
-            with open_archive(archive) as opened:
-                logo_digest, logo_new = blobs.store_bytes(opened.read(LOGO))
+        if loaded.logo is not None:
+            logo_digest, logo_new = blobs.store_bytes(loaded.logo)
         if package is None:
             package = Package(
                 name=manifest.name, tenant_id=principal.tenant_id, visibility=visibility

@@ -88,14 +88,13 @@ def publish_sources(
     for source in sources:
         with tempfile.TemporaryFile() as built:
             if source.is_dir():
-                loaded = load_directory(source)  # every problem, before anything is sent
-                write_archive(source, built)
-                built.seek(0)
+                write_archive(source, built)  # built once: checked here, then sent
                 archive = built
             else:
-                loaded = load_package(source)
                 archive = source.open("rb")
             with archive:
+                loaded = load_package(archive)  # every problem, before anything is sent
+                archive.seek(0)
                 if skip_existing and _published(client, loaded):
                     yield {"package": loaded.manifest.name, "version": loaded.manifest.version,
                            "skipped": True}  # fmt: skip
