@@ -1,4 +1,5 @@
-"""Deterministic building of a package directory into a `catalog/v1` tar.gz archive."""
+"""Deterministic building of a package directory into a `catalog/v1` tar.gz archive, checked
+as the catalog will check it (`packages.package`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from packages.errors import PackageError
+from packages.limits import DEFAULT_LIMITS, Limits
+from packages.package import LoadedPackage, load_package
 
 # Editor, VCS and build droppings never belong in a package.
 IGNORED_NAMES = frozenset({".git", ".hg", ".svn", "__pycache__", ".DS_Store", ".catalogignore"})
@@ -93,8 +96,6 @@ def build_package(root: str | os.PathLike, output: str | os.PathLike) -> str:
 
     Returns the archive's digest.
     """
-    from packages.package import load_package  # late: package imports build's helpers
-
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".build-", suffix=".tar.gz", dir=output.parent)
@@ -107,3 +108,10 @@ def build_package(root: str | os.PathLike, output: str | os.PathLike) -> str:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return digest
+
+
+def load_directory(root: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> LoadedPackage:
+    """Validate a package directory exactly as its built archive would be validated."""
+    with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as stream:
+        write_archive(root, stream)
+        return load_package(stream, limits)

@@ -70,3 +70,15 @@ class RenderError(PackageError):
         self.variable = variable
         path = ".".join(p for p in (f"services.{service}" if service else "", field) if p)
         super().__init__(message, path=path)
+
+
+class ImageError(PackageError):
+    """A bundled image tarball is malformed, or does not hold the image asked for."""
+
+
+class UnsafeImageError(ImageError):
+    """A member of the tarball, or an entry of one of its layers, could escape its root."""
+
+
+class ImageLimitError(ImageError):
+    """Too many members, layers or entries, or JSON or a layer too large."""

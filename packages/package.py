@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from packages.archive import PackageArchive, open_archive
 from packages.bounds import files_bytes_problem
-from packages.build import write_archive
 from packages.errors import ManifestError, ManifestValidationError, PackageError, Problem
 from packages.images import check_bundled_images
 from packages.limits import DEFAULT_LIMITS, Limits
-from packages.manifest import Manifest, format_path, parse_manifest
+from packages.manifest import Manifest, parse_manifest
+from packages.problems import format_path
 from packages.template_check import check_templates
 
 MANIFEST = "manifest.yaml"
@@ -25,38 +23,23 @@ MAX_LOGO_BYTES = 512 * 1024
 
 @dataclass(frozen=True)
 class LoadedPackage:
-    """A package that passed every check: its manifest and the archive's identity."""
+    """A package that passed every check: its manifest and what the archive holds."""
 
     manifest: Manifest
-    digest: str  # "sha256:<hex>" of the archive bytes
-    size: int
     kind: str  # "zip" or "tar.gz"
     names: tuple[str, ...]
-
-    @property
-    def has_logo(self) -> bool:
-        return LOGO in self.names
+    logo: bytes | None = field(default=None, repr=False)  # logo.png, checked to be a PNG
 
 
-def file_digest(stream: BinaryIO) -> tuple[str, int]:
-    """Digest and size of a stream read from its start; leaves it rewound."""
-    stream.seek(0)
-    digest = hashlib.sha256()
-    size = 0
-    for chunk in iter(lambda: stream.read(1024 * 1024), b""):
-        digest.update(chunk)
-        size += len(chunk)
-    stream.seek(0)
-    return "sha256:" + digest.hexdigest(), size
-
-
-def _check_logo(archive: PackageArchive) -> None:
+def _logo(archive: PackageArchive) -> bytes | None:
     if LOGO not in archive.names:
-        return
+        return None
     if archive.size_of(LOGO) > MAX_LOGO_BYTES:
         raise PackageError(f"the logo is larger than {MAX_LOGO_BYTES // 1024} KiB", path=LOGO)
-    if not archive.read(LOGO).startswith(PNG_MAGIC):
+    logo = archive.read(LOGO)
+    if not logo.startswith(PNG_MAGIC):
         raise PackageError("the logo is not a PNG image", path=LOGO)
+    return logo
 
 
 def _check_files_bytes(manifest: Manifest, archive: PackageArchive, limits: Limits) -> None:
@@ -66,31 +49,16 @@ def _check_files_bytes(manifest: Manifest, archive: PackageArchive, limits: Limi
         raise ManifestValidationError([Problem(format_path(path), message)])
 
 
-def _load(stream: BinaryIO, limits: Limits) -> LoadedPackage:
-    digest, size = file_digest(stream)
-    with open_archive(stream, limits) as archive:
-        if MANIFEST not in archive.names:
-            raise ManifestError(f"{MANIFEST} is missing at the archive's root", path=MANIFEST)
-        manifest = parse_manifest(archive.read(MANIFEST), members=archive.names, limits=limits)
-        check_templates(manifest.raw, archive)
-        _check_logo(archive)
-        _check_files_bytes(manifest, archive, limits)
-        check_bundled_images(archive, manifest.services, limits)
-        return LoadedPackage(manifest, digest, size, archive.kind, tuple(archive.names))
-
-
 def load_package(
     source: str | os.PathLike | BinaryIO, limits: Limits = DEFAULT_LIMITS
 ) -> LoadedPackage:
     """Validate an archive (a path or a seekable binary stream) and return what it holds."""
-    if hasattr(source, "read"):
-        return _load(source, limits)  # type: ignore[arg-type]
-    with open(source, "rb") as stream:
-        return _load(stream, limits)
-
-
-def load_directory(root: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> LoadedPackage:
-    """Validate a package directory exactly as its built archive would be validated."""
-    with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as stream:
-        write_archive(root, stream)
-        return _load(stream, limits)
+    with open_archive(source, limits) as archive:
+        if MANIFEST not in archive.names:
+            raise ManifestError(f"{MANIFEST} is missing at the archive's root", path=MANIFEST)
+        manifest = parse_manifest(archive.read(MANIFEST), members=archive.names, limits=limits)
+        check_templates(manifest.raw, archive)
+        logo = _logo(archive)
+        _check_files_bytes(manifest, archive, limits)
+        check_bundled_images(archive, manifest.services, limits)
+        return LoadedPackage(manifest, archive.kind, tuple(archive.names), logo)

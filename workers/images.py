@@ -32,7 +32,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from packages.images import check_image_tarball, loadable_tarball
+from packages.image_load import loadable_tarball
+from packages.images import check_image_tarball
 from packages.limits import DEFAULT_LIMITS, Limits
 from workers.engine import Engine, EngineError
 

@@ -7,10 +7,10 @@ from flask_smorest import Blueprint
 
 from catalog.api.context import blobs, connection, db, package_limits, principal
 from catalog.api.docs import BINARY, problems
-from catalog.auth import require_role
 from catalog.errors import NotFound, UnsupportedMediaType, ValidationFailed
 from catalog.ratelimit import limiter
 from catalog.schemas import packages as schemas
+from catalog.services import package_listing as listing
 from catalog.services import packages as service
 from packages.archive import sniff_kind
 
@@ -73,21 +73,16 @@ def _upload_stream():
 @blp.doc(requestBody=UPLOAD_BODY)
 def upload(args):
     """Publish a package version from an archive (publisher)."""
-    caller = require_role(principal(), "publisher")
-    store = blobs()
-    with store.receive(_upload_stream(), current_app.config["MAX_UPLOAD_BYTES"]) as received:
-        path, digest, size = received
-        version = service.publish(
-            db(),
-            caller,
-            store,
-            path,
-            digest,
-            size,
-            visibility=args["visibility"],
-            categories=args["categories"],
-            limits=package_limits(),
-        )
+    version = service.publish(
+        db(),
+        principal(),
+        blobs(),
+        _upload_stream,
+        current_app.config["MAX_UPLOAD_BYTES"],
+        visibility=args["visibility"],
+        categories=args["categories"],
+        limits=package_limits(),
+    )
     location = url_for("packages.show_version", name=version.package.name, version=version.version)
     return version, 201, {"Location": location}
 
@@ -97,7 +92,7 @@ def upload(args):
 @blp.response(200, schemas.PackageList)
 def list_packages(args):
     """Search and list the packages the caller may see (keyset-paginated)."""
-    items, cursor = service.list_packages(connection(), principal(), service.PackageQuery(**args))
+    items, cursor = listing.list_packages(connection(), principal(), listing.PackageQuery(**args))
     return {"items": [schemas.listed_package(p) for p in items], "next_cursor": cursor}
 
 
@@ -105,7 +100,7 @@ def list_packages(args):
 @blp.response(200, schemas.PackageDetail)
 def show_package(name):
     """A package with its versions, newest first."""
-    package, versions = service.package_detail(connection(), principal(), name)
+    package, versions = listing.package_detail(connection(), principal(), name)
     return {**package._asdict(), "versions_newest_first": versions}
 
 

@@ -1,30 +1,26 @@
-"""Packages and versions: publishing, search, metadata, yanking and deletion."""
+"""Packages and versions: publishing, metadata, yanking and deletion (finding them:
+package_listing)."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO
 
-from sqlalchemy import Select, and_, bindparam, exists, func, or_, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
 from catalog.auth import Principal, require_role
-from catalog.db import PlannedOnce
 from catalog.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from catalog.models import Category, Package, PackageVersion, Tenant, package_categories
+from catalog.models import Category, Package, PackageVersion
 from catalog.models.common import utcnow
 from catalog.services import audit
 from catalog.services.blobs import BlobStore
-from catalog.services.pagination import decode_cursor, encode_cursor
-from packages.archive import open_archive
-from packages.limits import Limits
-from packages.package import LOGO, load_package
+from catalog.services.package_listing import visible_to
+from packages.limits import DEFAULT_LIMITS, Limits
+from packages.manifest import Manifest
+from packages.package import LoadedPackage, load_package
 from packages.versions import version_key
 
 # Checks that refuse deleting a package in use; each returns a reason or None.
@@ -32,38 +28,7 @@ from packages.versions import version_key
 PackageInUseCheck = Callable[[Session, Package, str | None], str | None]
 IN_USE_CHECKS: list[PackageInUseCheck] = []
 
-SORTS = ("name", "-created", "-updated")
-
-
-@dataclass(frozen=True)
-class PackageQuery:
-    q: str | None = None
-    category: str | None = None
-    tag: str | None = None
-    type: str | None = None
-    owned: bool = False
-    sort: str = "name"
-    limit: int = 20
-    cursor: str | None = None
-
-
 # -- visibility ----------------------------------------------------------------
-
-
-def visible_to(principal: Principal):
-    """SQL condition: the packages this principal may see."""
-    if principal.is_admin:
-        return True
-    return _visible_to_tenant(principal.tenant_id)
-
-
-def _visible_to_tenant(tenant_id):
-    """A tenant sees its own packages and the enabled public ones (`tenant_id`: a value or a
-    bound parameter)."""
-    return or_(
-        Package.tenant_id == tenant_id,
-        and_(Package.visibility == "public", Package.enabled.is_(True)),
-    )
 
 
 def get_package(session: Session, principal: Principal, name: str) -> Package:
@@ -72,23 +37,6 @@ def get_package(session: Session, principal: Principal, name: str) -> Package:
     if package is None:
         raise NotFound(f"no package {name!r}")
     return package
-
-
-def package_detail(
-    connection: Connection, principal: Principal, name: str
-) -> tuple[PackageSummary, list[VersionSummary]]:
-    """A visible package, as listings show it, and its versions newest first: plain rows."""
-    values = {"name": name, "tenant_id": principal.tenant_id}
-    found = _planned_detail(principal.is_admin).rows(connection, values)
-    if not found:
-        raise NotFound(f"no package {name!r}")
-    package = _summary(found[0])
-    versions = [
-        VersionSummary(*version)
-        for version in _VERSIONS.rows(connection, {"package_id": package.id})
-    ]
-    versions.sort(key=lambda v: version_key(v.version), reverse=True)
-    return package, versions
 
 
 def owned_package(session: Session, principal: Principal, name: str) -> Package:
@@ -147,20 +95,30 @@ def publish(
     session: Session,
     principal: Principal,
     blobs: BlobStore,
-    archive: Path,
-    digest: str,
-    size: int,
+    body: Callable[[], BinaryIO],
+    max_bytes: int,
     *,
     visibility: str = "private",
     categories: list[str] | None = None,
-    limits: Limits | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> PackageVersion:
-    """Validate a received archive and record it as a new version; no row or blob on failure."""
+    """Receive an archive, validate it and record it as a new version; no row or blob on failure.
+
+    `body` gives the upload's bytes: it is read only once the caller may publish. The archive
+    is hashed as it is received and opened once, for its manifest and logo alike.
+    """
     require_role(principal, "publisher")
-    if visibility == "public" and not principal.is_admin:
-        raise Forbidden("only an admin may publish a public package")
-    loaded = load_package(archive, limits) if limits else load_package(archive)
-    manifest = loaded.manifest
+    with blobs.receive(body(), max_bytes) as (archive, digest, size):
+        if visibility == "public" and not principal.is_admin:
+            raise Forbidden("only an admin may publish a public package")
+        loaded = load_package(archive, limits)
+        return _record(
+            session, principal, blobs, loaded, (archive, digest, size), visibility, categories or []
+        )
+
+
+def _locked_package(session: Session, principal: Principal, manifest: Manifest) -> Package | None:
+    """The package this version joins, if it exists; refused if taken or holding the version."""
     # Locked: concurrent uploads of one package's versions take turns to move its summary.
     package = session.scalar(
         select(Package)
@@ -177,15 +135,30 @@ def publish(
         )
     ):
         raise Conflict(f"{manifest.name} {manifest.version} is published already")
-    chosen = _categories(session, categories or [])
+    return package
+
+
+def _record(
+    session: Session,
+    principal: Principal,
+    blobs: BlobStore,
+    loaded: LoadedPackage,
+    received: tuple[Path, str, int],
+    visibility: str,
+    categories: list[str],
+) -> PackageVersion:
+    """The new version's rows and blobs, committed together or not at all."""
+    archive, digest, size = received
+    manifest = loaded.manifest
+    package = _locked_package(session, principal, manifest)
+    chosen = _categories(session, categories)
     logo_digest, logo_new, stored = None, False, False
     package_is_new = package is None
     # From the first blob written to the commit: any failure (a full disk too) forgets the
     # blobs this call wrote, so a rejected upload leaves no row and no blob behind.
     try:
-        if loaded.has_logo:
-            with open_archive(archive) as opened:
-                logo_digest, logo_new = blobs.store_bytes(opened.read(LOGO))
+        if loaded.logo is not None:
+            logo_digest, logo_new = blobs.store_bytes(loaded.logo)
         if package is None:
             package = Package(
                 name=manifest.name, tenant_id=principal.tenant_id, visibility=visibility
@@ -255,230 +228,7 @@ def _forget(blobs: BlobStore, *written: tuple[str | None, bool]) -> None:
             blobs.delete(digest)
 
 
-# -- listing -------------------------------------------------------------------
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-class PackageSummary(NamedTuple):
-    """A package as listings show it, read as plain columns (no ORM objects to build).
-
-    The fields are the listing statement's columns, in its order.
-    """
-
-    id: str
-    name: str
-    title: str
-    description: str
-    type: str
-    owner: str
-    visibility: str
-    enabled: bool
-    tags: list[str]
-    category_names: list[str]
-    latest_version: str | None
-    has_logo: bool
-    created_at: datetime
-    updated_at: datetime
-
-
-class VersionSummary(NamedTuple):
-    """A version as a package's detail lists it (its manifest is the version resource's)."""
-
-    version: str
-    digest: str
-    size: int
-    yanked: bool
-    created_at: datetime
-
-
-_VERSIONS = PlannedOnce(
-    "catalog_package_versions",
-    select(
-        PackageVersion.version,
-        PackageVersion.digest,
-        PackageVersion.size,
-        PackageVersion.yanked,
-        PackageVersion.created_at,
-    ).where(PackageVersion.package_id == bindparam("package_id")),
-)
-
-
-# Each listed package's categories, as one comma-separated string (category names are
-# slugs), aggregated by the database in the same statement: string_agg / group_concat.
-_CATEGORY_NAMES = (
-    select(func.aggregate_strings(package_categories.c.category, ","))
-    .where(package_categories.c.package_id == Package.id)
-    .scalar_subquery()
-)
-_SUMMARY_COLUMNS = (
-    Package.id,
-    Package.name,
-    Package.title,
-    Package.description,
-    Package.type,
-    Tenant.name.label("owner"),
-    Package.visibility,
-    Package.enabled,
-    Package.tags,
-    _CATEGORY_NAMES.label("category_names"),
-    Package.latest_version,
-    Package.logo_digest.is_not(None).label("has_logo"),
-    Package.created_at,
-    Package.updated_at,
-)
-
-
-@dataclass(frozen=True)
-class _Shape:
-    """What a listing's SQL depends on; the values themselves are bound parameters."""
-
-    admin: bool
-    words: int
-    category: bool
-    tag: bool
-    type: bool
-    owned: bool
-    cursor: bool
-    sort: str
-
-
-def _visible_summaries(admin: bool) -> Select:
-    """Listing columns of the packages the caller may see (`tenant_id` bound unless admin)."""
-    query = select(*_SUMMARY_COLUMNS).join(Tenant, Tenant.id == Package.tenant_id)
-    return query if admin else query.where(_visible_to_tenant(bindparam("tenant_id")))
-
-
-@functools.lru_cache(maxsize=2)
-def _planned_detail(admin: bool) -> PlannedOnce:
-    statement = _visible_summaries(admin).where(Package.name == bindparam("name"))
-    return PlannedOnce(f"catalog_package_{'a' if admin else 't'}", statement)
-
-
-@functools.lru_cache(maxsize=512)
-def _listing_statement(shape: _Shape) -> Select:
-    """The listing's statement for one shape, built once.
-
-    SQLAlchemy memoizes a statement's cache key on the statement object, so executing the
-    same object with new parameters skips rebuilding and re-keying it on every request.
-    """
-    query = _visible_summaries(shape.admin)
-    for i in range(shape.words):
-        query = query.where(Package.search_text.like(bindparam(f"word{i}"), "\\"))
-    if shape.category:
-        query = query.where(
-            exists().where(
-                package_categories.c.package_id == Package.id,
-                package_categories.c.category == bindparam("category"),
-            )
-        )
-    if shape.tag:
-        query = query.where(Package.tag_index.like(bindparam("tag"), "\\"))
-    if shape.type:
-        query = query.where(Package.type == bindparam("type"))
-    if shape.owned:
-        query = query.where(Package.tenant_id == bindparam("tenant_id"))
-    if shape.sort == "name":
-        if shape.cursor:
-            query = query.where(Package.name > bindparam("after_name"))
-        order = [Package.name.asc()]
-    else:
-        column = Package.created_at if shape.sort == "-created" else Package.updated_at
-        if shape.cursor:
-            moment, last_id = bindparam("after_moment"), bindparam("after_id")
-            query = query.where(or_(column < moment, and_(column == moment, Package.id < last_id)))
-        order = [column.desc(), Package.id.desc()]
-    return query.order_by(*order).limit(bindparam("limit"))
-
-
-@functools.lru_cache(maxsize=512)
-def _planned_listing(shape: _Shape) -> PlannedOnce:
-    flags = "".join(
-        letter
-        for letter, on in zip(
-            "actyok",
-            (shape.admin, shape.category, shape.tag, shape.type, shape.owned, shape.cursor),
-            strict=True,
-        )
-        if on
-    )
-    sort = shape.sort.lstrip("-")
-    return PlannedOnce(f"catalog_list_{sort}_{flags}", _listing_statement(shape))
-
-
-def _cursor_values(sort: str, cursor: str) -> dict:
-    if sort == "name":
-        (name,) = decode_cursor(cursor, 1)
-        return {"after_name": name}
-    moment_text, last_id = decode_cursor(cursor, 2)
-    try:
-        moment = datetime.fromisoformat(moment_text)
-    except (TypeError, ValueError):
-        raise ValidationFailed(
-            "the cursor is not valid", errors=[{"path": "cursor", "message": "invalid cursor"}]
-        ) from None
-    return {"after_moment": moment, "after_id": last_id}
-
-
-_CATEGORIES_AT = PackageSummary._fields.index("category_names")
-
-
-def _summary(row) -> PackageSummary:
-    names = row[_CATEGORIES_AT]
-    return PackageSummary(
-        *row[:_CATEGORIES_AT],
-        sorted(names.split(",")) if names else [],
-        *row[_CATEGORIES_AT + 1 :],
-    )
-
-
-def list_packages(
-    connection: Connection, principal: Principal, params: PackageQuery
-) -> tuple[list[PackageSummary], str | None]:
-    words = params.q.lower().split() if params.q else []
-    shape = _Shape(
-        admin=principal.is_admin,
-        words=len(words),
-        category=bool(params.category),
-        tag=bool(params.tag),
-        type=bool(params.type),
-        owned=params.owned,
-        cursor=bool(params.cursor),
-        sort=params.sort,
-    )
-    values = {
-        "tenant_id": principal.tenant_id,
-        "category": params.category,
-        "tag": f"%,{_escape_like(params.tag.lower())},%" if params.tag else None,
-        "type": params.type,
-        "limit": params.limit + 1,
-        **{f"word{i}": f"%{_escape_like(word)}%" for i, word in enumerate(words)},
-        **(_cursor_values(params.sort, params.cursor) if params.cursor else {}),
-    }
-    # On a connection: plain rows, without the ORM's result machinery (a tenth of the CPU).
-    if shape.words:  # how best to search depends on the words: planned for each search
-        rows = connection.execute(_listing_statement(shape), values).all()
-    else:
-        rows = _planned_listing(shape).rows(connection, values)
-    page, more = [_summary(row) for row in rows[: params.limit]], len(rows) > params.limit
-    if not more or not page:
-        return page, None
-    last = page[-1]
-    if params.sort == "name":
-        return page, encode_cursor([last.name])
-    moment = last.created_at if params.sort == "-created" else last.updated_at
-    return page, encode_cursor([moment.isoformat(), last.id])
-
-
-def count_packages(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Package)) or 0
-
-
 # -- changing ------------------------------------------------------------------
-
-PATCHABLE = ("title", "description", "tags", "categories", "visibility", "enabled")
 
 
 def update_package(session: Session, principal: Principal, name: str, changes: dict) -> Package:

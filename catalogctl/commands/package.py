@@ -15,8 +15,8 @@ from catalogctl.client import ApiError, Client, path
 from catalogctl.commands.package_catalog import COMMANDS as CATALOG_COMMANDS
 from catalogctl.context import api, api_options, output_format
 from catalogctl.output import dump
-from packages.build import build_package, write_archive
-from packages.package import LoadedPackage, load_directory, load_package
+from packages.build import build_package, load_directory, write_archive
+from packages.package import LoadedPackage, load_package
 from packages.scaffold import init_package
 
 
@@ -88,14 +88,13 @@ def publish_sources(
     for source in sources:
         with tempfile.TemporaryFile() as built:
             if source.is_dir():
-                loaded = load_directory(source)  # every problem, before anything is sent
-                write_archive(source, built)
-                built.seek(0)
+                write_archive(source, built)  # built once: checked here, then sent
                 archive = built
             else:
-                loaded = load_package(source)
                 archive = source.open("rb")
             with archive:
+                loaded = load_package(archive)  # every problem, before anything is sent
+                archive.seek(0)
                 if skip_existing and _published(client, loaded):
                     yield {"package": loaded.manifest.name, "version": loaded.manifest.version,
                            "skipped": True}  # fmt: skip

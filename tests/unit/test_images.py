@@ -19,12 +19,12 @@ import yaml
 from docker.errors import ImageNotFound
 
 from packages.errors import PackageError
+from packages.image_load import loadable_tarball
 from packages.images import (
     ImageError,
     ImageLimitError,
     UnsafeImageError,
     check_image_tarball,
-    loadable_tarball,
     normalise_reference,
 )
 from packages.limits import DEFAULT_LIMITS, MiB

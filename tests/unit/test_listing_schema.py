@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from catalog.schemas.packages import Package, PackageList, listed_package
-from catalog.services.packages import _SUMMARY_COLUMNS, PackageSummary
+from catalog.services.package_listing import _SUMMARY_COLUMNS, PackageSummary
 
 SUMMARY = PackageSummary(
     id="p1",

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from packages import manifest
+from packages import parameter_schemas
 from packages.errors import ManifestError, ManifestValidationError
 from packages.manifest import Manifest, parse_manifest, validate_manifest, validate_parameters
 from packages.yamlload import load_yaml
@@ -736,7 +736,7 @@ def test_a_parameter_schema_seen_before_is_not_checked_again_and_says_the_same()
     # One broken schema, as the package's parameters and as an action's, twice each.
     broken = {"type": "object", "properties": {"port": {"type": "integer", "default": "x"}}}
     doc = _edited(("parameters", broken), ("actions/flush-cache/parameters", broken))
-    manifest._cached_schema_problems.cache_clear()
+    parameter_schemas._cached_schema_problems.cache_clear()
 
     first, second = _problems(doc), _problems(copy.deepcopy(doc))
 
@@ -745,18 +745,18 @@ def test_a_parameter_schema_seen_before_is_not_checked_again_and_says_the_same()
         "actions.flush-cache.parameters.properties.port.default",
         "parameters.properties.port.default",
     ]
-    assert manifest._cached_schema_problems.cache_info().misses == 1
+    assert parameter_schemas._cached_schema_problems.cache_info().misses == 1
 
 
 def test_a_large_parameter_schema_is_checked_without_the_cache():
-    described = {"type": "string", "description": "d" * manifest.CACHED_SCHEMA_CHARS}
+    described = {"type": "string", "description": "d" * parameter_schemas.CACHED_SCHEMA_CHARS}
     large = {"type": "object", "properties": {"a": described, "b": {"type": "bogus"}}}
-    manifest._cached_schema_problems.cache_clear()
+    parameter_schemas._cached_schema_problems.cache_clear()
 
     problems = _problems(_edited(("parameters", large), ("actions", DELETE)))
 
     assert [path for path, _ in problems] == ["parameters.properties.b.type"]
-    assert manifest._cached_schema_problems.cache_info().currsize == 0
+    assert parameter_schemas._cached_schema_problems.cache_info().currsize == 0
 
 
 _NOT_OBJECT = 'must be "object": parameters are a mapping of names to values'

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from packages.build import load_directory
 from packages.errors import ManifestValidationError
-from packages.package import load_directory
 from packages.template_check import MAX_TEMPLATE_BYTES, template_problems
 
 MANIFEST = """\
