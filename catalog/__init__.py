@@ -91,7 +91,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def _authenticate() -> None:
     """Authentication, with a failed one counted against the caller's address."""
-    from catalog.auth import authenticate_request
+    from catalog.api.context import authenticate_request
     from catalog.errors import Unauthorized
     from catalog.ratelimit import count_failed_authentication
 
