@@ -267,7 +267,3 @@ def package_in_use(session: Session, package: Package, version: str | None) -> s
         return f"package {label} is used by environment {env_name!r} (app {app_name!r}){tail}"
     count = len({env_id for _, _, env_id, _ in uses})
     return f"package {label} is used by {count} environment(s) of other tenants"
-
-
-if package_in_use not in package_service.IN_USE_CHECKS:
-    package_service.IN_USE_CHECKS.append(package_in_use)
