@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, require_role
 from catalog.errors import Conflict, NotFound, ValidationFailed
-from catalog.models import Task
+from catalog.models import Task, TaskStatus
 from catalog.models.deployment import deployed_app
 from catalog.queue import ACTION_TASK, Publisher
 from catalog.secretbox import box_of, seal_at
@@ -88,7 +88,7 @@ def run_action(
     )  # fmt: skip
     session.commit()
     if not publisher.send(ACTION_TASK, task.id, host=environment.host_name):
-        task.status, task.error = "failed", "the message broker is unreachable; try again"
+        task.status, task.error = TaskStatus.FAILED, "the message broker is unreachable; try again"
         session.commit()
     return task
 

@@ -20,7 +20,15 @@ from catalog.errors import (
     TooManyRequests,
     ValidationFailed,
 )
-from catalog.models import ContainerRecord, Deployment, DeploymentEvent, Environment
+from catalog.models import (
+    IN_FLIGHT,
+    ContainerRecord,
+    Deployment,
+    DeploymentEvent,
+    DeploymentStatus,
+    Environment,
+    EnvironmentStatus,
+)
 from catalog.models.common import utcnow
 from catalog.models.environment import placed_on
 from catalog.queue import DEPLOY_TASK, Publisher
@@ -31,7 +39,6 @@ from catalog.services.pagination import decode_cursor, encode_cursor
 from catalog.services.quotas import DEFAULT_QUOTAS, Quotas, check_published_ports
 from packages.versions import parse_range, parse_version
 
-ACTIVE = ("queued", "running")
 MiB = 1024 * 1024
 
 
@@ -104,7 +111,7 @@ def _check_capacity(session: Session, principal: Principal, limit: int) -> None:
         select(func.count())
         .select_from(Deployment)
         .join(Environment, Environment.id == Deployment.environment_id)
-        .where(Environment.tenant_id == principal.tenant_id, Deployment.status.in_(ACTIVE))
+        .where(Environment.tenant_id == principal.tenant_id, Deployment.status.in_(IN_FLIGHT))
     )
     if active >= limit:
         raise TooManyRequests(
@@ -149,7 +156,7 @@ def create_deployment(
 ) -> Deployment:
     require_role(principal, "deployer")
     environment = get_environment(session, principal, env_name)
-    if environment.status in ("deleting", "delete_failed"):
+    if environment.status in (EnvironmentStatus.DELETING, EnvironmentStatus.DELETE_FAILED):
         raise Conflict(f"environment {env_name!r} is being deleted")
     _check_capacity(session, principal, limits.max_active)
     if from_revision is None:
@@ -171,7 +178,7 @@ def create_deployment(
         published_at=utcnow(),
     )
     session.add(deployment)
-    environment.status = "deploying"
+    environment.status = EnvironmentStatus.DEPLOYING
     source = f" from revision {from_revision}" if from_revision else ""
     session.add(
         DeploymentEvent(
@@ -244,16 +251,18 @@ def cancel_deployment(
 ) -> Deployment:
     require_role(principal, "deployer")
     deployment = get_deployment(session, principal, env_name, revision)
-    if deployment.status not in ACTIVE:
+    if deployment.status not in IN_FLIGHT:
         raise Conflict(
             f"revision {revision} is {deployment.status}; "
             "only a queued or running one can be cancelled"
         )
     environment = session.get(Environment, deployment.environment_id)
-    if deployment.status == "queued":
-        deployment.status, deployment.finished_at = "cancelled", utcnow()
+    if deployment.status == DeploymentStatus.QUEUED:
+        deployment.status, deployment.finished_at = DeploymentStatus.CANCELLED, utcnow()
         deployment.error = "cancelled before it started"
-        environment.status = "ready" if environment.current_revision else "new"
+        environment.status = (
+            EnvironmentStatus.READY if environment.current_revision else EnvironmentStatus.NEW
+        )
     deployment.cancel_requested = True
     session.add(
         DeploymentEvent(
@@ -293,7 +302,7 @@ def revision_finished(session: Session, env_id: str, revision: int) -> tuple[boo
             Deployment.environment_id == env_id, Deployment.revision == revision
         )
     )
-    return status not in ACTIVE, status
+    return status not in IN_FLIGHT, status
 
 
 def events_after(

@@ -14,7 +14,6 @@ from catalogctl.commands.events import EVENT_COLUMNS, echo_event
 from catalogctl.context import api, api_options, confirm, env_argument, output_format, yes_option
 from catalogctl.output import done, dump, record, show, show_list, table, when
 
-FINISHED = ("succeeded", "failed", "rolled_back", "cancelled")
 # The API sends a keep-alive every 15 s on a quiet stream; one silent for longer is dropped,
 # its status read, and reopened after the last event seen.
 SILENCE_SECONDS = 25.0
@@ -45,16 +44,20 @@ def _seconds(deployment: dict) -> str:
 
 def outcome(env: str, deployment: dict, serving: int | None) -> str:
     """The last line of a deploy: what happened, and for a failure why (raised)."""
+    from catalog.models.deployment import (
+        DeploymentStatus,
+    )  # imported when used: SQLAlchemy and Flask would slow every start of the CLI
+
     revision, status = deployment["revision"], deployment["status"]
     reason = (deployment.get("error") or "").removeprefix(f"revision {revision} failed: ")
-    if status == "succeeded":
+    if status == DeploymentStatus.SUCCEEDED:
         return f"revision {revision} of {env} is deployed{_seconds(deployment)}"
-    if status == "rolled_back":
+    if status == DeploymentStatus.ROLLED_BACK:
         keeps = f"revision {serving} keeps serving" if serving else "the previous revision serves"
         raise DeploymentFailed(
             f"revision {revision} failed and was rolled back ({keeps}): {reason}"
         )
-    if status == "cancelled":
+    if status == DeploymentStatus.CANCELLED:
         raise DeploymentFailed(
             f"revision {revision} was cancelled" + (f": {reason}" * bool(reason))
         )
@@ -63,6 +66,10 @@ def outcome(env: str, deployment: dict, serving: int | None) -> str:
 
 def follow(client: Client, env: str, revision: int, timeout: float, *, err: bool) -> dict:
     """Print the revision's events as they come until it finishes; its final state."""
+    from catalog.models.deployment import (
+        FINISHED,
+    )  # imported when used: SQLAlchemy and Flask would slow every start of the CLI
+
     deployment_path = path("environments", env, "deployments", revision)
     deadline = time.monotonic() + timeout
     last = 0
@@ -119,6 +126,10 @@ def deploy(env: str, from_revision: int | None, wait: bool, timeout: float) -> N
     cancelled. With -o json/yaml the events go to standard error and the final deployment
     to standard output.
     """
+    from catalog.models.deployment import (
+        DeploymentStatus,
+    )  # imported when used: SQLAlchemy and Flask would slow every start of the CLI
+
     client = api()
     body = {"from_revision": from_revision} if from_revision else {}
     created = client.json("POST", path("environments", env, "deployments"), json=body)
@@ -137,7 +148,7 @@ def deploy(env: str, from_revision: int | None, wait: bool, timeout: float) -> N
             f"{env} {revision}`, `catalogctl deployment cancel {env} {revision}`)"
         ) from None
     serving = None
-    if final["status"] == "rolled_back":
+    if final["status"] == DeploymentStatus.ROLLED_BACK:
         serving = client.json("GET", path("environments", env)).get("current_revision")
     if not people:
         dump(final)
