@@ -31,7 +31,7 @@ from catalog.models import (
 )
 from catalog.models.common import utcnow
 from catalog.models.environment import placed_on
-from catalog.queue import DEPLOY_TASK, Publisher
+from catalog.queue import DEPLOY_TASK, Publisher, commit_then_publish
 from catalog.services import audit
 from catalog.services.environment_checks import snapshot_problems
 from catalog.services.environments import draft_spec, get_environment
@@ -191,29 +191,31 @@ def create_deployment(
         session, principal, "deployment.create", "deployment",
         f"{environment.id}@{deployment.revision}", tenant_id=environment.tenant_id,
     )  # fmt: skip
-    session.commit()
-    _publish(session, publisher, deployment, environment.host_name)
+    commit_then_publish(
+        session, publisher, DEPLOY_TASK, deployment.environment_id, deployment.revision,
+        host=environment.host_name,
+        sent=lambda: _published(deployment),
+        unsent=lambda: _left_to_the_resync(session, deployment),
+    )  # fmt: skip
     return deployment
 
 
-def _publish(
-    session: Session, publisher: Publisher, deployment: Deployment, host: str | None
-) -> None:
-    """Publish after the commit, to the environment's host; when the broker is away the
-    resync publishes it later."""
-    if publisher.send(DEPLOY_TASK, deployment.environment_id, deployment.revision, host=host):
-        deployment.published_at = utcnow()
-    else:
-        deployment.published_at = None  # never published: the next resync sends it
-        session.add(
-            DeploymentEvent(
-                environment_id=deployment.environment_id,
-                revision=deployment.revision,
-                level="warning",
-                message="the message broker is unreachable; the deployment waits for the resync",
-            )
+def _published(deployment: Deployment) -> None:
+    """The broker confirmed it: the resync counts its staleness from now."""
+    deployment.published_at = utcnow()
+
+
+def _left_to_the_resync(session: Session, deployment: Deployment) -> None:
+    """Never published: the next resync sends it; its events say why it waits."""
+    deployment.published_at = None
+    session.add(
+        DeploymentEvent(
+            environment_id=deployment.environment_id,
+            revision=deployment.revision,
+            level="warning",
+            message="the message broker is unreachable; the deployment waits for the resync",
         )
-    session.commit()
+    )
 
 
 def list_deployments(

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, selectinload
 from catalog.auth import Principal, require_role
 from catalog.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from catalog.models import App, Environment, EnvironmentStatus
-from catalog.queue import TEARDOWN_TASK, Publisher
+from catalog.queue import TEARDOWN_TASK, Publisher, commit_then_publish
 from catalog.secretbox import box_of
 from catalog.services import audit
 from catalog.services.environment_checks import (
@@ -234,8 +234,7 @@ def delete_environment(
         tenant_id=env.tenant_id,
         detail={"name": env.name},
     )
-    session.commit()
-    publisher.send(TEARDOWN_TASK, env.id, host=env.host_name)
+    commit_then_publish(session, publisher, TEARDOWN_TASK, env.id, host=env.host_name)
 
 
 # -- apps ------------------------------------------------------------------------------------
