@@ -306,7 +306,7 @@ class ContainerState(Protocol):
 
 
 # The status of a deployed app whose containers nobody has observed yet.
-_BY_DEPLOYMENT = {
+_BY_DEPLOYMENT: dict[str, AppStatus] = {
     DeploymentStatus.QUEUED: AppStatus.DEPLOYING,
     DeploymentStatus.RUNNING: AppStatus.DEPLOYING,
     DeploymentStatus.SUCCEEDED: AppStatus.RUNNING,

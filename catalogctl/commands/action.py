@@ -32,9 +32,8 @@ def show_task(task: dict) -> None:
 
 
 def wait_task(client: Client, env: str, task_id: str, timeout: float) -> dict:
-    from catalog.models.deployment import (
-        TaskStatus,
-    )  # imported when used: SQLAlchemy and Flask would slow every start of the CLI
+    # imported when used: SQLAlchemy and Flask would slow every start of the CLI
+    from catalog.models.deployment import TaskStatus
 
     deadline = time.monotonic() + timeout
     while True:
@@ -66,9 +65,8 @@ def action() -> None:
 @api_options
 def run_command(env, app, name, service, params, wait: bool, timeout: float) -> None:
     """Run ACTION on APP in ENV; prints its output, exits non-zero when it fails."""
-    from catalog.models.deployment import (
-        TaskStatus,
-    )  # imported when used: SQLAlchemy and Flask would slow every start of the CLI
+    # imported when used: SQLAlchemy and Flask would slow every start of the CLI
+    from catalog.models.deployment import TaskStatus
 
     client = api()
     body = {"service": service, "parameters": key_values(params, "--param")}

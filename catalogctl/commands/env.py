@@ -143,9 +143,8 @@ def update_command(name, rename, description, settings, unset, settings_file: Pa
 
 def wait_deleted(client, name: str, timeout: float) -> None:
     """Until the environment is gone (torn down); a failed teardown is an error."""
-    from catalog.models.environment import (
-        EnvironmentStatus,
-    )  # imported when used: SQLAlchemy and Flask would slow every start of the CLI
+    # imported when used: SQLAlchemy and Flask would slow every start of the CLI
+    from catalog.models.environment import EnvironmentStatus
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
