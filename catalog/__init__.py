@@ -83,15 +83,26 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_blueprints(api)
     app.extensions["catalog"]["api"] = api
     register_error_handlers(app)
+    _wire_services()
     # Its check is a before-request hook too, registered after authentication: every limit is
     # counted on the token the request authenticated with (catalog/ratelimit.py).
     limiter.init_app(app)
     return app
 
 
+def _wire_services() -> None:
+    """The packages service refuses deleting what environments use: it learns how here, so
+    it needs to know nothing of environments."""
+    from catalog.services import packages
+    from catalog.services.environment_checks import package_in_use
+
+    if package_in_use not in packages.IN_USE_CHECKS:
+        packages.IN_USE_CHECKS.append(package_in_use)
+
+
 def _authenticate() -> None:
     """Authentication, with a failed one counted against the caller's address."""
-    from catalog.auth import authenticate_request
+    from catalog.api.context import authenticate_request
     from catalog.errors import Unauthorized
     from catalog.ratelimit import count_failed_authentication
 

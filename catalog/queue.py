@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from kombu.exceptions import OperationalError
 
 from catalog import config as catalog_config
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 DEPLOY_TASK = "workers.tasks.deploy_environment"
 TEARDOWN_TASK = "workers.tasks.delete_environment"
@@ -152,3 +156,30 @@ class Publisher:
         if error is not None:
             raise error
         return True
+
+
+def commit_then_publish(
+    session: Session,
+    publisher: Publisher,
+    name: str,
+    *args: Any,
+    host: str | None = None,
+    sent: Callable[[], None] | None = None,
+    unsent: Callable[[], None] | None = None,
+) -> bool:
+    """Commit, then publish task `name`: never inside an open transaction, so a worker never
+    reads a row that is not there yet. True when the broker took the message.
+
+    The rule for a broker that does not answer: the committed rows say what happens next,
+    so the API's answer stays true. `unsent` (or, once confirmed, `sent`) writes that on
+    them, committed in turn: a deployment waits for the resync, an action fails with the
+    reason. Without it the rows are already right (a teardown: the resync sends `deleting`
+    environments again).
+    """
+    session.commit()
+    published = publisher.send(name, *args, host=host)
+    record = sent if published else unsent
+    if record is not None:
+        record()
+        session.commit()
+    return published

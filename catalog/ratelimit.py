@@ -1,7 +1,7 @@
 """Request rate limits (Flask-Limiter), keyed on the authenticated token; a 429 has Retry-After.
 
 Every limit is counted per caller: the id of the token the request authenticated with
-(`catalog.auth.authenticate_request` runs before the limiter's check), so however the header
+(`catalog.api.context.authenticate_request` runs before the limiter's check), so however the header
 spells the token (`Bearer  T`, `bearer T`, `Bearer T `) it is one bucket; a request without a
 token (the health check, the OpenAPI document) is counted by its remote address.
 

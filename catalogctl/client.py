@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -114,7 +114,9 @@ class Client:
             if not cursor or (limit is not None and len(items) >= limit):
                 return items
 
-    def upload(self, archive: BinaryIO, *, visibility: str = "private", categories: list[str] = ()):
+    def upload(
+        self, archive: BinaryIO, *, visibility: str = "private", categories: Sequence[str] = ()
+    ) -> Any:
         params: dict[str, str] = {"visibility": visibility}
         if categories:
             params["categories"] = ",".join(categories)
@@ -122,7 +124,7 @@ class Client:
 
     def stream(
         self, path: str, params: dict[str, Any], read_timeout: float | None = None
-    ) -> Iterator[ServerEvent]:
+    ) -> Generator[ServerEvent, None, None]:
         """Server-sent events of a `follow=1` route, until the server ends the stream.
 
         `read_timeout` bounds a silence (requests.ReadTimeout, or ConnectionError from the
@@ -172,7 +174,8 @@ def parse_events(lines: Iterator[str]) -> Iterator[ServerEvent]:
     """The text/event-stream format: fields until a blank line. A comment line (the server's
     keep-alive) comes out as an event of kind "comment" with no data, so that a follower
     learns the stream is alive and can look around."""
-    event_id, kind, data = None, "message", []
+    data: list[str] = []
+    event_id, kind = None, "message"
     for line in lines:
         if line is None:
             continue

@@ -1,4 +1,8 @@
-"""Per-request access to the database session, the caller and the blob store."""
+"""Per-request access to the database session, the caller and the blob store.
+
+The one place that reads the caller's token from the request: services get the Principal
+as an argument.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ from flask import Response, current_app, g, request, stream_with_context
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from catalog.auth import Principal, current_principal
-from catalog.errors import ServiceUnavailable
+from catalog.auth import Principal, authenticate
+from catalog.errors import ServiceUnavailable, Unauthorized
 from catalog.services.blobs import BlobStore
 from catalog.services.quotas import Quotas
 from catalog.streams import Slot
@@ -23,6 +27,11 @@ if TYPE_CHECKING:
     from catalog.models import Host
 
 READ_METHODS = frozenset({"GET", "HEAD"})
+# Query parameters that look like credentials: refused, tokens belong in the header.
+QUERY_CREDENTIALS = ("token", "access_token", "api_key", "apikey")
+# What answers without a token: liveness and the OpenAPI document.
+PUBLIC_ENDPOINTS = frozenset({"health.health"})
+PUBLIC_BLUEPRINTS = frozenset({"api-docs"})
 
 
 def db() -> Session:
@@ -59,8 +68,44 @@ def quotas() -> Quotas:
     return Quotas.from_config(current_app.config)
 
 
+def bearer_secret() -> str | None:
+    """The secret of the Authorization header, or None when there is no header."""
+    if any(name in request.args for name in QUERY_CREDENTIALS):
+        raise Unauthorized("tokens are accepted only in the Authorization header")
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    return secret.strip()
+
+
 def principal() -> Principal:
-    return current_principal(connection)
+    """The authenticated caller of this request (cached on `g`); Unauthorized if none."""
+    if "principal" not in g:
+        secret = bearer_secret()
+        if secret is None:
+            raise Unauthorized()
+        g.principal = authenticate(connection(), secret)
+    return g.principal
+
+
+def authenticate_request() -> None:
+    """Before-request hook: every route but the public ones needs a valid token.
+
+    It runs before a view parses its arguments, so an anonymous caller, or one with a
+    token in the query string, gets 401 whatever its body or query says (never a 400
+    describing what the route would accept). Unrouted requests keep their 404/405.
+    """
+    if (
+        request.endpoint is None
+        or request.method == "OPTIONS"
+        or request.endpoint in PUBLIC_ENDPOINTS
+        or request.blueprint in PUBLIC_BLUEPRINTS
+    ):
+        return
+    principal()
 
 
 def blobs() -> BlobStore:

@@ -3,39 +3,50 @@
 from catalog.db import Base
 from catalog.models.audit import AuditEvent
 from catalog.models.deployment import (
-    DEPLOYMENT_STATUSES,
     FINISHED,
+    IN_FLIGHT,
     ContainerRecord,
     Deployment,
     DeploymentEvent,
+    DeploymentStatus,
     EnvironmentLease,
     Task,
+    TaskStatus,
 )
-from catalog.models.environment import ENVIRONMENT_STATUSES, App, Environment, HostPort
+from catalog.models.environment import (
+    App,
+    AppStatus,
+    Environment,
+    EnvironmentStatus,
+    HostPort,
+)
 from catalog.models.host import Host
 from catalog.models.package import Category, Package, PackageVersion, package_categories
 from catalog.models.template import Template
 from catalog.models.tenant import ROLES, Tenant, Token
 
 __all__ = [
-    "DEPLOYMENT_STATUSES",
-    "ENVIRONMENT_STATUSES",
     "FINISHED",
+    "IN_FLIGHT",
     "ROLES",
     "App",
+    "AppStatus",
     "AuditEvent",
     "Base",
     "Category",
     "ContainerRecord",
     "Deployment",
     "DeploymentEvent",
+    "DeploymentStatus",
     "Environment",
     "EnvironmentLease",
+    "EnvironmentStatus",
     "Host",
     "HostPort",
     "Package",
     "PackageVersion",
     "Task",
+    "TaskStatus",
     "Template",
     "Tenant",
     "Token",

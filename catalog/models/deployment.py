@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     JSON,
@@ -22,8 +23,21 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from catalog.db import Base
 from catalog.models.common import created_column, id_column
 
-DEPLOYMENT_STATUSES = ("queued", "running", "succeeded", "failed", "rolled_back", "cancelled")
-FINISHED = frozenset({"succeeded", "failed", "rolled_back", "cancelled"})
+
+class DeploymentStatus(StrEnum):
+    """Where a deployment is; stored as its string value."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    CANCELLED = "cancelled"
+
+
+# Queued or running: what holds a tenant's deploy capacity and the packages it names.
+IN_FLIGHT = frozenset({DeploymentStatus.QUEUED, DeploymentStatus.RUNNING})
+FINISHED = frozenset(DeploymentStatus) - IN_FLIGHT
 
 
 class Deployment(Base):
@@ -40,7 +54,7 @@ class Deployment(Base):
         ForeignKey("environments.id", ondelete="CASCADE"), index=True
     )
     revision: Mapped[int] = mapped_column(Integer, nullable=False)
-    status: Mapped[str] = mapped_column(String(16), default="queued", nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default=DeploymentStatus.QUEUED, nullable=False)
     # {settings, apps: [{name, package, version, digest, parameters, bindings, manifest}]}
     spec: Mapped[dict] = mapped_column(JSON, nullable=False)
     from_revision: Mapped[int | None] = mapped_column(Integer)
@@ -118,7 +132,13 @@ class ContainerRecord(Base):
     updated_at: Mapped[datetime] = created_column()
 
 
-TASK_STATUSES = ("queued", "running", "succeeded", "failed")
+class TaskStatus(StrEnum):
+    """Where an action's run is; stored as its string value."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 class Task(Base):
@@ -135,7 +155,7 @@ class Task(Base):
     service: Mapped[str | None] = mapped_column(String(63))
     action: Mapped[str] = mapped_column(String(63), nullable=False)
     parameters: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)
-    status: Mapped[str] = mapped_column(String(16), default="queued", nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.QUEUED, nullable=False)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     output: Mapped[str] = mapped_column(Text, default="", nullable=False)  # head and tail
     # Bytes of the output left out between its kept head and tail.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -12,9 +13,31 @@ from catalog.models.common import created_column, id_column, utcnow
 from catalog.models.host import Host
 from catalog.models.tenant import Tenant
 
-ENVIRONMENT_STATUSES = (
-    "new", "deploying", "ready", "degraded", "deploy_failed", "deleting", "delete_failed",
-)  # fmt: skip
+
+class EnvironmentStatus(StrEnum):
+    """Where an environment is; stored as its string value."""
+
+    NEW = "new"
+    DEPLOYING = "deploying"
+    READY = "ready"
+    DEGRADED = "degraded"
+    DEPLOY_FAILED = "deploy_failed"
+    DELETING = "deleting"
+    DELETE_FAILED = "delete_failed"
+
+
+class AppStatus(StrEnum):
+    """The status a user sees for one app: computed from its deployment and containers,
+    never stored (catalog.services.environment_rules.app_status)."""
+
+    PENDING = "pending"
+    DEPLOYING = "deploying"
+    RUNNING = "running"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+    CRASHLOOP = "crashloop"
+    STOPPED = "stopped"
+    FAILED = "failed"
 
 
 class Environment(Base):
@@ -28,7 +51,7 @@ class Environment(Base):
     settings: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)
     # The Docker host it runs on; None: the default engine. Chosen at creation, never moved.
     host_id: Mapped[str | None] = mapped_column(ForeignKey("hosts.id"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="new", nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default=EnvironmentStatus.NEW, nullable=False)
     status_detail: Mapped[str] = mapped_column(Text, default="", nullable=False)
     # Bumped by every draft edit; the ETag of the environment and its apps.
     draft_version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from catalog.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
 NAME = validate.Regexp(
     r"^[a-z0-9][a-z0-9_-]{0,62}\Z",
     error="lower-case letters, digits, '_' and '-', starting with a letter or digit, 63 at most",
@@ -21,7 +23,7 @@ class JsonBoolean(fields.Boolean):
 
 
 class PageArgs(Schema):
-    limit = fields.Integer(load_default=20, validate=validate.Range(1, 200))
+    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(1, MAX_LIMIT))
     cursor = fields.String(load_default=None, validate=validate.Length(max=512))
 
 

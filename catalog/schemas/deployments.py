@@ -15,12 +15,6 @@ class DeploymentCreate(Schema):
     )
 
 
-class DeployedApp(Schema):
-    name = fields.String()
-    package = fields.String()
-    version = fields.String()
-
-
 class PlanStep(Schema):
     action = fields.String()
     app = fields.String()

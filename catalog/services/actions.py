@@ -6,9 +6,9 @@ from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, require_role
 from catalog.errors import Conflict, NotFound, ValidationFailed
-from catalog.models import Task
+from catalog.models import Task, TaskStatus
 from catalog.models.deployment import deployed_app
-from catalog.queue import ACTION_TASK, Publisher
+from catalog.queue import ACTION_TASK, Publisher, commit_then_publish
 from catalog.secretbox import box_of, seal_at
 from catalog.services import audit
 from catalog.services.environment_rules import secret_paths
@@ -86,11 +86,16 @@ def run_action(
         session, principal, "action.run", "task", task.id, tenant_id=environment.tenant_id,
         detail={"app": app_name, "action": action, "service": service},
     )  # fmt: skip
-    session.commit()
-    if not publisher.send(ACTION_TASK, task.id, host=environment.host_name):
-        task.status, task.error = "failed", "the message broker is unreachable; try again"
-        session.commit()
+    commit_then_publish(
+        session, publisher, ACTION_TASK, task.id,
+        host=environment.host_name, unsent=lambda: _unsent(task),
+    )  # fmt: skip
     return task
+
+
+def _unsent(task: Task) -> None:
+    """Nothing sends an action again: it fails, and the caller may run it anew."""
+    task.status, task.error = TaskStatus.FAILED, "the message broker is unreachable; try again"
 
 
 def get_task(session: Session, principal: Principal, env_name: str, task_id: str) -> Task:

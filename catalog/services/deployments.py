@@ -20,10 +20,18 @@ from catalog.errors import (
     TooManyRequests,
     ValidationFailed,
 )
-from catalog.models import ContainerRecord, Deployment, DeploymentEvent, Environment
+from catalog.models import (
+    IN_FLIGHT,
+    ContainerRecord,
+    Deployment,
+    DeploymentEvent,
+    DeploymentStatus,
+    Environment,
+    EnvironmentStatus,
+)
 from catalog.models.common import utcnow
 from catalog.models.environment import placed_on
-from catalog.queue import DEPLOY_TASK, Publisher
+from catalog.queue import DEPLOY_TASK, Publisher, commit_then_publish
 from catalog.services import audit
 from catalog.services.environment_checks import snapshot_problems
 from catalog.services.environments import draft_spec, get_environment
@@ -31,7 +39,6 @@ from catalog.services.pagination import decode_cursor, encode_cursor
 from catalog.services.quotas import DEFAULT_QUOTAS, Quotas, check_published_ports
 from packages.versions import parse_range, parse_version
 
-ACTIVE = ("queued", "running")
 MiB = 1024 * 1024
 
 
@@ -104,7 +111,7 @@ def _check_capacity(session: Session, principal: Principal, limit: int) -> None:
         select(func.count())
         .select_from(Deployment)
         .join(Environment, Environment.id == Deployment.environment_id)
-        .where(Environment.tenant_id == principal.tenant_id, Deployment.status.in_(ACTIVE))
+        .where(Environment.tenant_id == principal.tenant_id, Deployment.status.in_(IN_FLIGHT))
     )
     if active >= limit:
         raise TooManyRequests(
@@ -149,7 +156,7 @@ def create_deployment(
 ) -> Deployment:
     require_role(principal, "deployer")
     environment = get_environment(session, principal, env_name)
-    if environment.status in ("deleting", "delete_failed"):
+    if environment.status in (EnvironmentStatus.DELETING, EnvironmentStatus.DELETE_FAILED):
         raise Conflict(f"environment {env_name!r} is being deleted")
     _check_capacity(session, principal, limits.max_active)
     if from_revision is None:
@@ -171,7 +178,7 @@ def create_deployment(
         published_at=utcnow(),
     )
     session.add(deployment)
-    environment.status = "deploying"
+    environment.status = EnvironmentStatus.DEPLOYING
     source = f" from revision {from_revision}" if from_revision else ""
     session.add(
         DeploymentEvent(
@@ -184,29 +191,31 @@ def create_deployment(
         session, principal, "deployment.create", "deployment",
         f"{environment.id}@{deployment.revision}", tenant_id=environment.tenant_id,
     )  # fmt: skip
-    session.commit()
-    _publish(session, publisher, deployment, environment.host_name)
+    commit_then_publish(
+        session, publisher, DEPLOY_TASK, deployment.environment_id, deployment.revision,
+        host=environment.host_name,
+        sent=lambda: _published(deployment),
+        unsent=lambda: _left_to_the_resync(session, deployment),
+    )  # fmt: skip
     return deployment
 
 
-def _publish(
-    session: Session, publisher: Publisher, deployment: Deployment, host: str | None
-) -> None:
-    """Publish after the commit, to the environment's host; when the broker is away the
-    resync publishes it later."""
-    if publisher.send(DEPLOY_TASK, deployment.environment_id, deployment.revision, host=host):
-        deployment.published_at = utcnow()
-    else:
-        deployment.published_at = None  # never published: the next resync sends it
-        session.add(
-            DeploymentEvent(
-                environment_id=deployment.environment_id,
-                revision=deployment.revision,
-                level="warning",
-                message="the message broker is unreachable; the deployment waits for the resync",
-            )
+def _published(deployment: Deployment) -> None:
+    """The broker confirmed it: the resync counts its staleness from now."""
+    deployment.published_at = utcnow()
+
+
+def _left_to_the_resync(session: Session, deployment: Deployment) -> None:
+    """Never published: the next resync sends it; its events say why it waits."""
+    deployment.published_at = None
+    session.add(
+        DeploymentEvent(
+            environment_id=deployment.environment_id,
+            revision=deployment.revision,
+            level="warning",
+            message="the message broker is unreachable; the deployment waits for the resync",
         )
-    session.commit()
+    )
 
 
 def list_deployments(
@@ -244,16 +253,18 @@ def cancel_deployment(
 ) -> Deployment:
     require_role(principal, "deployer")
     deployment = get_deployment(session, principal, env_name, revision)
-    if deployment.status not in ACTIVE:
+    if deployment.status not in IN_FLIGHT:
         raise Conflict(
             f"revision {revision} is {deployment.status}; "
             "only a queued or running one can be cancelled"
         )
     environment = session.get(Environment, deployment.environment_id)
-    if deployment.status == "queued":
-        deployment.status, deployment.finished_at = "cancelled", utcnow()
+    if deployment.status == DeploymentStatus.QUEUED:
+        deployment.status, deployment.finished_at = DeploymentStatus.CANCELLED, utcnow()
         deployment.error = "cancelled before it started"
-        environment.status = "ready" if environment.current_revision else "new"
+        environment.status = (
+            EnvironmentStatus.READY if environment.current_revision else EnvironmentStatus.NEW
+        )
     deployment.cancel_requested = True
     session.add(
         DeploymentEvent(
@@ -293,7 +304,7 @@ def revision_finished(session: Session, env_id: str, revision: int) -> tuple[boo
             Deployment.environment_id == env_id, Deployment.revision == revision
         )
     )
-    return status not in ACTIVE, status
+    return status not in IN_FLIGHT, status
 
 
 def events_after(

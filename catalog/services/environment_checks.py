@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from catalog.auth import Principal
 from catalog.errors import NotFound, ValidationFailed
-from catalog.models import App, Deployment, Environment, Package, PackageVersion
+from catalog.models import IN_FLIGHT, App, Deployment, Environment, Package, PackageVersion
 from catalog.secretbox import SecretBox, box_of, open_all, seal_at
 from catalog.services import packages as package_service
 from catalog.services.environment_rules import (
@@ -26,9 +26,6 @@ from catalog.services.environment_rules import (
 from catalog.services.environment_views import PackageIndex
 from packages.errors import ManifestValidationError
 from packages.manifest import format_path, validate_parameters
-
-IN_FLIGHT = ("queued", "running")
-
 
 # -- one app ---------------------------------------------------------------------------------
 
@@ -267,7 +264,3 @@ def package_in_use(session: Session, package: Package, version: str | None) -> s
         return f"package {label} is used by environment {env_name!r} (app {app_name!r}){tail}"
     count = len({env_id for _, _, env_id, _ in uses})
     return f"package {label} is used by {count} environment(s) of other tenants"
-
-
-if package_in_use not in package_service.IN_USE_CHECKS:
-    package_service.IN_USE_CHECKS.append(package_in_use)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from catalog.models import AppStatus, DeploymentStatus
 from catalog.secretbox import is_sealed
 from packages.secrets import Location, lookup, secret_locations
 from packages.versions import parse_range, parse_version
@@ -20,11 +21,6 @@ from packages.versions import parse_range, parse_version
 MASK = "********"
 
 SecretPath = Location  # keys of mappings and indexes of lists
-
-APP_STATUSES = (
-    "pending", "deploying", "running", "healthy", "unhealthy", "crashloop", "stopped", "failed",
-)  # fmt: skip
-
 
 # -- secrets ---------------------------------------------------------------------------------
 
@@ -310,13 +306,13 @@ class ContainerState(Protocol):
 
 
 # The status of a deployed app whose containers nobody has observed yet.
-_BY_DEPLOYMENT = {
-    "queued": "deploying",
-    "running": "deploying",
-    "succeeded": "running",
-    "failed": "failed",
-    "rolled_back": "failed",
-    "cancelled": "stopped",
+_BY_DEPLOYMENT: dict[str, AppStatus] = {
+    DeploymentStatus.QUEUED: AppStatus.DEPLOYING,
+    DeploymentStatus.RUNNING: AppStatus.DEPLOYING,
+    DeploymentStatus.SUCCEEDED: AppStatus.RUNNING,
+    DeploymentStatus.FAILED: AppStatus.FAILED,
+    DeploymentStatus.ROLLED_BACK: AppStatus.FAILED,
+    DeploymentStatus.CANCELLED: AppStatus.STOPPED,
 }
 
 
@@ -324,8 +320,8 @@ def app_status(
     deployed: bool,
     deployment_status: str | None,
     containers: Iterable[ContainerState] = (),
-) -> str:
-    """The status a user sees for one app (one of APP_STATUSES).
+) -> AppStatus:
+    """The status a user sees for one app.
 
     `deployed`: the app is part of the environment's current revision. `containers`: the
     tracker's records of the app's containers (Docker states, plus `crashloop` when the
@@ -334,22 +330,22 @@ def app_status(
     follows the current revision's deployment.
     """
     if not deployed:
-        return "pending"
+        return AppStatus.PENDING
     observed = list(containers)
     if not observed:
-        return _BY_DEPLOYMENT.get(deployment_status or "", "pending")
+        return _BY_DEPLOYMENT.get(deployment_status or "", AppStatus.PENDING)
     states = {c.state for c in observed}
     if "crashloop" in states:
-        return "crashloop"
+        return AppStatus.CRASHLOOP
     ended = [c for c in observed if c.state in ("exited", "dead", "missing")]
     if any(c.exit_code or c.oom_killed or c.state in ("dead", "missing") for c in ended):
-        return "failed"
+        return AppStatus.FAILED
     if ended or states & {"paused", "stopped"}:  # `stopped`: by a user's stop action
-        return "stopped"
+        return AppStatus.STOPPED
     if "restarting" in states or any(c.health == "unhealthy" for c in observed):
-        return "unhealthy"
+        return AppStatus.UNHEALTHY
     if states - {"running"} or any(c.health == "starting" for c in observed):
-        return "deploying"
+        return AppStatus.DEPLOYING
     if all(c.health == "healthy" for c in observed):
-        return "healthy"
-    return "running"
+        return AppStatus.HEALTHY
+    return AppStatus.RUNNING

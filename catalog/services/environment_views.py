@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from catalog.models import (
     App,
+    AppStatus,
     ContainerRecord,
     Deployment,
     Environment,
@@ -52,7 +53,7 @@ class AppView:
     version: str | None
     resolved_version: str | None
     deployed_version: str | None
-    status: str
+    status: AppStatus
     parameters: dict
     bindings: dict
     endpoints: list[EndpointView]

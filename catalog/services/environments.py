@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from catalog.auth import Principal, require_role
 from catalog.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
-from catalog.models import App, Environment
-from catalog.queue import TEARDOWN_TASK, Publisher
+from catalog.models import App, Environment, EnvironmentStatus
+from catalog.queue import TEARDOWN_TASK, Publisher, commit_then_publish
 from catalog.secretbox import box_of
 from catalog.services import audit
 from catalog.services.environment_checks import (
@@ -98,7 +98,7 @@ def _editable(
     """The environment, locked for a draft edit by a deployer, its ETag as expected."""
     env = get_environment(session, principal, ref, lock=True)
     require_role(principal, "deployer")
-    if env.status == "deleting":
+    if env.status == EnvironmentStatus.DELETING:
         raise Conflict(f"environment {env.name!r} is being deleted")
     check_precondition(env, if_match)
     return env
@@ -149,7 +149,7 @@ def create_environment(
         name=name,
         description=description,
         settings=settings,
-        status="new",
+        status=EnvironmentStatus.NEW,
         draft_version=1,
         apps=list(apps),
         host=place(session, host),
@@ -224,7 +224,7 @@ def delete_environment(
     env = get_environment(session, principal, ref, lock=True)
     require_role(principal, "deployer")
     check_precondition(env, if_match)
-    env.status, env.status_detail = "deleting", ""
+    env.status, env.status_detail = EnvironmentStatus.DELETING, ""
     audit.record(
         session,
         principal,
@@ -234,8 +234,7 @@ def delete_environment(
         tenant_id=env.tenant_id,
         detail={"name": env.name},
     )
-    session.commit()
-    publisher.send(TEARDOWN_TASK, env.id, host=env.host_name)
+    commit_then_publish(session, publisher, TEARDOWN_TASK, env.id, host=env.host_name)
 
 
 # -- apps ------------------------------------------------------------------------------------

@@ -11,8 +11,6 @@ from catalogctl.commands.values import key_values
 from catalogctl.context import api, api_options, env_argument, output_format
 from catalogctl.output import dump, record, show, when
 
-PENDING = ("queued", "running")
-
 TASK_FIELDS = (
     ("task", "id"),
     ("app", "app"),
@@ -34,10 +32,13 @@ def show_task(task: dict) -> None:
 
 
 def wait_task(client: Client, env: str, task_id: str, timeout: float) -> dict:
+    # imported when used: SQLAlchemy and Flask would slow every start of the CLI
+    from catalog.models.deployment import TaskStatus
+
     deadline = time.monotonic() + timeout
     while True:
         task = client.json("GET", path("environments", env, "tasks", task_id))
-        if task["status"] not in PENDING:
+        if task["status"] not in (TaskStatus.QUEUED, TaskStatus.RUNNING):
             return task
         if time.monotonic() > deadline:
             raise click.ClickException(
@@ -64,6 +65,9 @@ def action() -> None:
 @api_options
 def run_command(env, app, name, service, params, wait: bool, timeout: float) -> None:
     """Run ACTION on APP in ENV; prints its output, exits non-zero when it fails."""
+    # imported when used: SQLAlchemy and Flask would slow every start of the CLI
+    from catalog.models.deployment import TaskStatus
+
     client = api()
     body = {"service": service, "parameters": key_values(params, "--param")}
     task = client.json("POST", path("environments", env, "apps", app, "actions", name), json=body)
@@ -76,7 +80,7 @@ def run_command(env, app, name, service, params, wait: bool, timeout: float) -> 
                    f"`catalogctl action show {env} {task['id']}`")  # fmt: skip
     elif task.get("output"):
         click.echo(task["output"].rstrip("\n"))
-    if task["status"] == "failed":
+    if task["status"] == TaskStatus.FAILED:
         code = f" (exit code {task['exit_code']})" if task.get("exit_code") is not None else ""
         raise click.ClickException(
             f"{name} on {app} failed{code}: {task.get('error') or 'see its output'}"

@@ -14,9 +14,8 @@ from catalogctl.commands.events import EVENT_COLUMNS, echo_event
 from catalogctl.context import api, api_options, confirm, env_argument, output_format, yes_option
 from catalogctl.output import done, dump, record, show, show_list, table, when
 
-FINISHED = ("succeeded", "failed", "rolled_back", "cancelled")
-# The API sends a keep-alive every 15 s on a quiet stream; one silent for longer is dropped,
-# its status read, and reopened after the last event seen.
+# The API sends a keep-alive every 15 s on a quiet stream; one silent for longer is dropped
+# and reopened after the last event seen.
 SILENCE_SECONDS = 25.0
 
 DEPLOYMENT_COLUMNS = (
@@ -45,16 +44,19 @@ def _seconds(deployment: dict) -> str:
 
 def outcome(env: str, deployment: dict, serving: int | None) -> str:
     """The last line of a deploy: what happened, and for a failure why (raised)."""
+    # imported when used: SQLAlchemy and Flask would slow every start of the CLI
+    from catalog.models.deployment import DeploymentStatus
+
     revision, status = deployment["revision"], deployment["status"]
     reason = (deployment.get("error") or "").removeprefix(f"revision {revision} failed: ")
-    if status == "succeeded":
+    if status == DeploymentStatus.SUCCEEDED:
         return f"revision {revision} of {env} is deployed{_seconds(deployment)}"
-    if status == "rolled_back":
+    if status == DeploymentStatus.ROLLED_BACK:
         keeps = f"revision {serving} keeps serving" if serving else "the previous revision serves"
         raise DeploymentFailed(
             f"revision {revision} failed and was rolled back ({keeps}): {reason}"
         )
-    if status == "cancelled":
+    if status == DeploymentStatus.CANCELLED:
         raise DeploymentFailed(
             f"revision {revision} was cancelled" + (f": {reason}" * bool(reason))
         )
@@ -62,12 +64,18 @@ def outcome(env: str, deployment: dict, serving: int | None) -> str:
 
 
 def follow(client: Client, env: str, revision: int, timeout: float, *, err: bool) -> dict:
-    """Print the revision's events as they come until it finishes; its final state."""
+    """Print the revision's events as they come until it finishes; its final state.
+
+    The stream's `end` event says the revision has finished and every event of it was sent,
+    so the deployment is read once, at the end (or when the time is up).
+    """
+    # imported when used: SQLAlchemy and Flask would slow every start of the CLI
+    from catalog.models.deployment import FINISHED
+
     deployment_path = path("environments", env, "deployments", revision)
     deadline = time.monotonic() + timeout
     last = 0
-    while True:
-        deployment = None
+    while time.monotonic() <= deadline:
         try:
             stream = client.stream(
                 path("environments", env, "events"),
@@ -75,30 +83,27 @@ def follow(client: Client, env: str, revision: int, timeout: float, *, err: bool
                 read_timeout=SILENCE_SECONDS,
             )
             with closing(stream):
-                for event in stream:  # an event, or a keep-alive: either way, how is it going?
-                    if event.event == "end":  # the revision has finished: all is said
-                        break
+                for event in stream:
+                    if event.event == "end":
+                        return client.json("GET", deployment_path)
                     if isinstance(event.data, dict):
                         echo_event(event.data, err=err)
                         last = event.data.get("id", last)
-                    deployment = client.json("GET", deployment_path)
-                    if deployment["status"] in FINISHED or time.monotonic() > deadline:
+                    if time.monotonic() > deadline:
                         break
         except requests.RequestException:
-            pass  # a silence or a dropped stream: read the status, then reopen after `last`
-        if deployment is None or deployment["status"] not in FINISHED:
-            deployment = client.json("GET", deployment_path)
-        if deployment["status"] in FINISHED:
-            for event in deployment.get("events") or []:
-                if event["id"] > last:
-                    echo_event(event, err=err)
-            return deployment
-        if time.monotonic() > deadline:
-            raise click.ClickException(
-                f"revision {revision} of {env} is still {deployment['status']} after {timeout:g} s;"
-                f" it goes on: `catalogctl deployment show {env} {revision}`, or cancel it with "
-                f"`catalogctl deployment cancel {env} {revision}`"
-            )
+            pass  # a silence or a dropped stream: reopen after `last`
+    deployment = client.json("GET", deployment_path)
+    if deployment["status"] in FINISHED:  # it finished as the time ran out
+        for event in deployment.get("events") or []:
+            if event["id"] > last:
+                echo_event(event, err=err)
+        return deployment
+    raise click.ClickException(
+        f"revision {revision} of {env} is still {deployment['status']} after {timeout:g} s;"
+        f" it goes on: `catalogctl deployment show {env} {revision}`, or cancel it with "
+        f"`catalogctl deployment cancel {env} {revision}`"
+    )
 
 
 @click.command("deploy")
@@ -119,6 +124,9 @@ def deploy(env: str, from_revision: int | None, wait: bool, timeout: float) -> N
     cancelled. With -o json/yaml the events go to standard error and the final deployment
     to standard output.
     """
+    # imported when used: SQLAlchemy and Flask would slow every start of the CLI
+    from catalog.models.deployment import DeploymentStatus
+
     client = api()
     body = {"from_revision": from_revision} if from_revision else {}
     created = client.json("POST", path("environments", env, "deployments"), json=body)
@@ -137,7 +145,7 @@ def deploy(env: str, from_revision: int | None, wait: bool, timeout: float) -> N
             f"{env} {revision}`, `catalogctl deployment cancel {env} {revision}`)"
         ) from None
     serving = None
-    if final["status"] == "rolled_back":
+    if final["status"] == DeploymentStatus.ROLLED_BACK:
         serving = client.json("GET", path("environments", env)).get("current_revision")
     if not people:
         dump(final)

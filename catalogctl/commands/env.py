@@ -143,6 +143,9 @@ def update_command(name, rename, description, settings, unset, settings_file: Pa
 
 def wait_deleted(client, name: str, timeout: float) -> None:
     """Until the environment is gone (torn down); a failed teardown is an error."""
+    # imported when used: SQLAlchemy and Flask would slow every start of the CLI
+    from catalog.models.environment import EnvironmentStatus
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -151,7 +154,7 @@ def wait_deleted(client, name: str, timeout: float) -> None:
             if exc.status == 404:
                 return
             raise
-        if found["status"] == "delete_failed":
+        if found["status"] == EnvironmentStatus.DELETE_FAILED:
             raise click.ClickException(
                 f"deleting environment {name} failed: {found.get('status_detail') or 'see events'}"
                 f"; `catalogctl env delete {name}` tries again"
