@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, require_role
+from catalog.config import Settings
 from catalog.errors import (
     Conflict,
     InsufficientStorage,
@@ -44,10 +45,8 @@ class DeployLimits:
     log_share: int = 10 * MiB
 
     @classmethod
-    def from_config(cls, config) -> DeployLimits:
-        return cls(
-            config["MAX_ACTIVE_DEPLOYS"], config["LOG_BUDGET_BYTES"], config["LOG_SHARE_BYTES"]
-        )
+    def from_settings(cls, settings: Settings) -> DeployLimits:
+        return cls(settings.max_active_deploys, settings.log_budget_bytes, settings.log_share_bytes)
 
 
 def _problem(path: str, message: str) -> dict[str, str]:
