@@ -91,9 +91,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+def settings_of(app: Flask) -> Settings:
+    """The settings `create_app` built the app with."""
+    return app.extensions["catalog"]["settings"]
+
+
 def current_settings() -> Settings:
     """The settings of the app handling the request (or of the app context)."""
-    return current_app.extensions["catalog"]["settings"]
+    return settings_of(current_app)
 
 
 def _authenticate() -> None:
