@@ -30,6 +30,7 @@ from catalog.services.environment_checks import snapshot_problems
 from catalog.services.environments import draft_spec, get_environment
 from catalog.services.pagination import decode_cursor, encode_cursor
 from catalog.services.quotas import DEFAULT_QUOTAS, Quotas, check_published_ports
+from catalog.snapshot import DeploymentSnapshot
 from packages.versions import parse_range, parse_version
 
 ACTIVE = ("queued", "running")
@@ -69,7 +70,7 @@ def _requires_problems(apps: list[dict]) -> list[dict[str, str]]:
     return problems
 
 
-def snapshot(session: Session, environment: Environment) -> dict:
+def snapshot(session: Session, environment: Environment) -> DeploymentSnapshot:
     """The draft with every version resolved; ValidationFailed lists every problem."""
     if not environment.apps:
         raise ValidationFailed(
@@ -86,9 +87,9 @@ def snapshot(session: Session, environment: Environment) -> dict:
 
 def redeployable(
     session: Session, environment: Environment, revision: int, principal: Principal
-) -> dict:
+) -> DeploymentSnapshot:
     """Revision `revision`'s snapshot, once its packages are checked as a draft's would be."""
-    spec = dict(get_deployment(session, principal, environment.name, revision).spec)
+    spec = DeploymentSnapshot(**get_deployment(session, principal, environment.name, revision).spec)
     problems = snapshot_problems(session, environment, spec)
     if problems:
         raise ValidationFailed(
@@ -116,7 +117,7 @@ DEFAULT_LIMITS = DeployLimits()
 
 
 def _check_log_budget(
-    session: Session, environment: Environment, spec: dict, limits: DeployLimits
+    session: Session, environment: Environment, spec: DeploymentSnapshot, limits: DeployLimits
 ) -> None:
     """Refuse a deployment whose containers' log shares would not fit the host's budget."""
     used = session.scalar(
