@@ -517,7 +517,7 @@ def bench_many(api, client, workdir: Path, tag: str, repeats: int) -> bool:
 
 def main() -> int:
     global POLL_SECONDS
-    default_min = catalog_config.defaults()["MIN_RUNNING_SECONDS"]
+    default_min = catalog_config.defaults().min_running_seconds
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="runs of each measurement")
     parser.add_argument(
@@ -558,7 +558,7 @@ def main() -> int:
             print(
                 f"settings: min running {args.min_running} s (catalog default {default_min} s); "
                 f"{WORKERS} x `catalogctl worker --concurrency 1`; DEPLOY_PARALLELISM "
-                f"{catalog_config.load()['DEPLOY_PARALLELISM']}; API `serve --workers 2`; "
+                f"{catalog_config.load().deploy_parallelism}; API `serve --workers 2`; "
                 f"network pool {BENCH_NETWORK_POOL} (/{BENCH_NETWORK_PREFIX}); "
                 f"{args.repeats} repeats, medians; polls every {args.poll} s; "
                 f"load {os.getloadavg()[0]:.1f} "

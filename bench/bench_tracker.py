@@ -291,11 +291,11 @@ def runtime_for(stack: Stack):
     from workers.engine.docker import connect
 
     settings = catalog_config.load(stack.env)
-    sessions = make_sessionmaker(make_engine(settings["DATABASE_URL"], pool_size=4))
+    sessions = make_sessionmaker(make_engine(settings.database_url, pool_size=4))
     return Runtime(
         sessions=sessions,
-        engine=connect(settings["DOCKER_URL"]),
-        blob_path=BlobStore(settings["BLOB_DIR"]).path_for,
+        engine=connect(settings.docker_url),
+        blob_path=BlobStore(settings.blob_dir).path_for,
         settings=settings,
         owner=f"bench:{os.getpid()}",
     )
@@ -324,7 +324,7 @@ def main() -> int:
     client.images.get(IMAGE)
     tag = uuid.uuid4().hex[:8]
     defaults = catalog_config.defaults()
-    relist_seconds = defaults["TRACKER_RELIST_SECONDS"]
+    relist_seconds = defaults.tracker_relist_seconds
     results: dict[str, bool] = {}
     rt = None
     with tempfile.TemporaryDirectory(prefix="bench-tracker-") as tmp:
@@ -347,9 +347,9 @@ def main() -> int:
             api = stack.start()
             print(
                 f"settings: {args.envs} x {args.per_env} containers; tracker defaults (relist "
-                f"every {relist_seconds:g} s, queue {defaults['TRACKER_QUEUE_SIZE']}, restart "
-                f"backoff {defaults['RESTART_BACKOFF_SECONDS']:g} s); {args.workers} workers "
-                f"(beat in the first, resync every {defaults['RESYNC_SECONDS']:g} s); "
+                f"every {relist_seconds:g} s, queue {defaults.tracker_queue_size}, restart "
+                f"backoff {defaults.restart_backoff_seconds:g} s); {args.workers} workers "
+                f"(beat in the first, resync every {defaults.resync_seconds:g} s); "
                 f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
                 flush=True,
             )

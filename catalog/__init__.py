@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
 
 from catalog import config as catalog_config
+from catalog.config import Settings
 
 API_TITLE = "Container Catalog"
 API_VERSION = "v1"
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Defaults, then `CATALOG_*` variables, then the test override."""
+    """Defaults, then `CATALOG_*` variables, then the test override (setting names, and
+    Flask's own keys)."""
     from catalog.api import register_blueprints
     from catalog.api.context import close_session
     from catalog.api.docs import Api
@@ -31,9 +33,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__)
     app.json = OrjsonProvider(app)
-    app.config.from_mapping(catalog_config.load())
-    if test_config:
-        app.config.from_mapping(test_config)
+    overrides = dict(test_config or {})
+    flask_keys = {k: overrides.pop(k) for k in list(overrides) if k not in catalog_config.NAMES}
+    settings = catalog_config.load(overrides=overrides)
+    app.config.from_mapping(flask_keys)
     app.config.update(
         API_TITLE=API_TITLE,
         API_VERSION=API_VERSION,
@@ -41,31 +44,30 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/v1",
         OPENAPI_JSON_PATH="openapi.json",
         # Room for multipart framing around the largest accepted archive.
-        MAX_CONTENT_LENGTH=app.config["MAX_UPLOAD_BYTES"] + 64 * 1024,
-        RATELIMIT_STORAGE_URI=app.config["RATELIMIT_STORAGE_URL"],
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes + 64 * 1024,
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
         RATELIMIT_HEADERS_ENABLED=True,
     )
-    logging.basicConfig(level=app.config["LOG_LEVEL"])
-    secrets = box_from(app.config)
+    logging.basicConfig(level=settings.log_level)
+    secrets = box_from(settings)
     if not secrets.ready:
         logging.getLogger(__name__).warning(
             "CATALOG_SECRET_KEY is not set: apps with secret parameters cannot be stored"
         )
 
-    engine = make_engine(app.config["DATABASE_URL"], app.config["DB_POOL_SIZE"])
+    engine = make_engine(settings.database_url, settings.db_pool_size)
     # Reads (GET, HEAD) change nothing: no transaction, so no BEGIN and ROLLBACK round trips.
-    read_engine = make_engine(
-        app.config["DATABASE_URL"], app.config["DB_POOL_SIZE"], autocommit=True
-    )
+    read_engine = make_engine(settings.database_url, settings.db_pool_size, autocommit=True)
     app.extensions["catalog"] = {
+        "settings": settings,
         "engine": engine,
         "read_engine": read_engine,
         "sessionmaker": make_sessionmaker(engine, secrets),
         "read_sessionmaker": make_sessionmaker(read_engine, secrets),
-        "blobs": BlobStore(app.config["BLOB_DIR"]),
-        "publisher": Publisher(make_celery(app.config)),
+        "blobs": BlobStore(settings.blob_dir),
+        "publisher": Publisher(make_celery(settings)),
         "docker": {},  # engine clients by address, made on first use (catalog.api.context)
-        "streams": Streams.from_config(app.config),
+        "streams": Streams.from_settings(settings),
     }
     app.teardown_appcontext(close_session)
     # Authentication runs before any view parses its arguments (401 before 400).
@@ -98,6 +100,16 @@ def _wire_services() -> None:
 
     if package_in_use not in packages.IN_USE_CHECKS:
         packages.IN_USE_CHECKS.append(package_in_use)
+
+
+def settings_of(app: Flask) -> Settings:
+    """The settings `create_app` built the app with."""
+    return app.extensions["catalog"]["settings"]
+
+
+def current_settings() -> Settings:
+    """The settings of the app handling the request (or of the app context)."""
+    return settings_of(current_app)
 
 
 def _authenticate() -> None:

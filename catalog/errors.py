@@ -142,7 +142,7 @@ def handle_http_exception(error: HTTPException) -> Response:
         # Werkzeug's MAX_CONTENT_LENGTH check, before any byte is read: the same problem
         # as an upload found too large while streaming (PayloadTooLarge).
         title = PayloadTooLarge.title
-        limit = current_app.config.get("MAX_UPLOAD_BYTES")
+        limit = current_app.extensions["catalog"]["settings"].max_upload_bytes
         detail = f"the request body is larger than the {limit} bytes an upload may have"
     elif error.code == 429:
         detail = f"rate limit exceeded: {error.description}"  # e.g. "3 per 1 minute"

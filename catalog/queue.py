@@ -17,6 +17,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from catalog import config as catalog_config
+from catalog.config import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -31,9 +32,9 @@ PUBLISH_TIMEOUT = 5.0  # seconds a publish may take before the API gives up
 # in it (the task fails cleanly). A deployment checks its own deadline (the setting) as it
 # goes, so its soft limit is only a backstop; teardowns and actions have theirs at the limit.
 _TIME_LIMITS = {
-    DEPLOY_TASK: ("DEPLOY_TIME_LIMIT_SECONDS", 30.0),
-    TEARDOWN_TASK: ("TEARDOWN_TIME_LIMIT_SECONDS", 0.0),
-    ACTION_TASK: ("ACTION_TIME_LIMIT_SECONDS", 0.0),
+    DEPLOY_TASK: (lambda settings: settings.deploy_time_limit_seconds, 30.0),
+    TEARDOWN_TASK: (lambda settings: settings.teardown_time_limit_seconds, 0.0),
+    ACTION_TASK: (lambda settings: settings.action_time_limit_seconds, 0.0),
 }
 # After the soft limit: Celery kills the task's process (the hard limit).
 HARD_LIMIT_GRACE = 120.0
@@ -53,9 +54,9 @@ def maintenance_queue(base: str) -> str:
 log = logging.getLogger(__name__)
 
 
-def make_celery(settings: dict[str, Any] | None = None) -> Celery:
+def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or catalog_config.load()
-    app = Celery("catalog", broker=settings["BROKER_URL"], set_as_current=False)
+    app = Celery("catalog", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -66,9 +67,9 @@ def make_celery(settings: dict[str, Any] | None = None) -> Celery:
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
-        task_default_queue=settings["TASK_QUEUE"],
+        task_default_queue=settings.task_queue,
         broker_connection_retry_on_startup=True,
-        broker_transport_options=_transport_options(settings["BROKER_URL"]),
+        broker_transport_options=_transport_options(settings.broker_url),
         task_publish_retry=True,
         task_publish_retry_policy={
             "max_retries": 3,
@@ -77,30 +78,30 @@ def make_celery(settings: dict[str, Any] | None = None) -> Celery:
             "interval_max": 1,
         },
         broker_connection_timeout=PUBLISH_TIMEOUT,
-        beat_schedule_filename=os.path.join(settings["CATALOG_HOME"], "celerybeat-schedule"),
+        beat_schedule_filename=os.path.join(settings.catalog_home, "celerybeat-schedule"),
         beat_schedule=_beat_schedule(settings),
         task_annotations=task_time_limits(settings),
     )
     return app
 
 
-def task_time_limits(settings: dict[str, Any]) -> dict[str, dict[str, float]]:
+def task_time_limits(settings: Settings) -> dict[str, dict[str, float]]:
     """Celery's soft and hard time limits of the deploy, teardown and action tasks."""
     limits = {}
-    for task, (name, margin) in _TIME_LIMITS.items():
-        soft = float(settings[name]) + margin
+    for task, (limit_of, margin) in _TIME_LIMITS.items():
+        soft = limit_of(settings) + margin
         limits[task] = {"soft_time_limit": soft, "time_limit": soft + HARD_LIMIT_GRACE}
     return limits
 
 
-def _beat_schedule(settings: dict[str, Any]) -> dict[str, dict]:
-    every = settings.get("RESYNC_SECONDS", 10.0)
+def _beat_schedule(settings: Settings) -> dict[str, dict]:
+    every = settings.resync_seconds
     return {
         "resync": {
             "task": RESYNC_TASK,
             "schedule": every,
             # Any worker takes it, whichever host it serves; after an outage, one runs.
-            "options": {"queue": maintenance_queue(settings["TASK_QUEUE"]), "expires": every},
+            "options": {"queue": maintenance_queue(settings.task_queue), "expires": every},
         }
     }
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import time
 
-from flask import current_app, g, request
+from flask import g, request
 from flask_limiter import ApplicationLimit, Limiter
 from flask_limiter.util import get_remote_address
 from limits import parse
 
+from catalog import current_settings
 from catalog.api.context import READ_METHODS
 from catalog.errors import TooManyRequests
 
@@ -49,7 +50,7 @@ limiter = Limiter(
     default_limits=[],
     application_limits=[
         ApplicationLimit(
-            limit_provider=lambda: current_app.config["READ_RATE_LIMIT"],
+            limit_provider=lambda: current_settings().read_rate_limit,
             scope="reads",
             exempt_when=_not_a_limited_read,
         )
@@ -60,7 +61,7 @@ limiter = Limiter(
 def count_failed_authentication() -> None:
     """Count a request without a valid token against its address; TooManyRequests past
     AUTH_FAILURE_RATE_LIMIT (in the limiter's storage, so across API processes too)."""
-    item = parse(current_app.config["AUTH_FAILURE_RATE_LIMIT"])
+    item = parse(current_settings().auth_failure_rate_limit)
     key = "addr:" + (get_remote_address() or "unknown")
     if limiter.limiter.hit(item, "auth-failures", key):
         return

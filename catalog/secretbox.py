@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -93,7 +93,7 @@ class SecretBox:
             raise
 
 
-def box_from(settings: Mapping[str, Any]) -> SecretBox:
+def box_from(settings: config.Settings) -> SecretBox:
     """The box of the configured keys (CATALOG_SECRET_KEY or its key file)."""
     return SecretBox(parse_keys(config.secret_keys(settings)))
 

@@ -23,6 +23,7 @@ import time
 import uuid
 from typing import Any, Protocol
 
+from catalog.config import Settings
 from catalog.errors import ServiceUnavailable, TooManyRequests
 
 RETRY_AFTER_SECONDS = 5  # what a refused stream is told to wait: slots free as streams end
@@ -163,11 +164,11 @@ class Streams:
         self._running = 0
 
     @classmethod
-    def from_config(cls, config: Any) -> Streams:
+    def from_settings(cls, settings: Settings) -> Streams:
         return cls(
-            config["STREAMS_PER_PROCESS"],
-            config["STREAMS_PER_TOKEN"],
-            token_slots_for(config["RATELIMIT_STORAGE_URL"]),
+            settings.streams_per_process,
+            settings.streams_per_token,
+            token_slots_for(settings.ratelimit_storage_url),
         )
 
     @property

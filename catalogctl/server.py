@@ -93,7 +93,7 @@ def _refuse_streams_filling_threads(threads: int) -> None:
     """Streams hold a thread each: at least one thread per worker must stay for the rest."""
     from catalog import config
 
-    per_process = config.load()["STREAMS_PER_PROCESS"]
+    per_process = config.current().streams_per_process
     if per_process >= threads:
         raise click.ClickException(
             f"CATALOG_STREAMS_PER_PROCESS={per_process} must be below --threads={threads}: "
@@ -102,8 +102,10 @@ def _refuse_streams_filling_threads(threads: int) -> None:
 
 
 def _serve_host(_ctx: click.Context, _param: click.Parameter, name: str | None) -> None:
-    if name is not None:  # read with the other settings, from the environment
-        os.environ["CATALOG_HOST_NAME"] = name
+    from catalog import config
+
+    if name is not None:  # the process's settings, which its pool processes inherit
+        config.configure({"HOST_NAME": name})
 
 
 host_option = click.option(
@@ -134,10 +136,11 @@ host_option = click.option(
 @host_option
 def worker(concurrency: int, beat: bool, loglevel: str) -> None:
     """Run a Celery worker that deploys environments (needs the broker and a Docker engine)."""
+    from catalog import config
     from catalog.queue import host_queue, maintenance_queue
     from workers.celery_app import celery
 
-    host = os.environ.get("CATALOG_HOST_NAME") or None
+    host = config.current().host_name or None
     if host is not None:
         _check_host(host)
     base = celery.conf.task_default_queue
@@ -158,7 +161,7 @@ def _check_host(name: str) -> None:
     from catalog.db import make_engine, make_sessionmaker
     from workers.runtime import UnknownHost, host_id
 
-    engine = make_engine(config.load()["DATABASE_URL"], pool_size=1)
+    engine = make_engine(config.current().database_url, pool_size=1)
     try:
         host_id(make_sessionmaker(engine), name)
     except UnknownHost as exc:
@@ -210,7 +213,7 @@ def db_upgrade(revision: str) -> None:
     from catalog import config
     from catalog.migrate import upgrade
 
-    url = config.load()["DATABASE_URL"]
+    url = config.current().database_url
     upgrade(url, revision)
     click.echo(f"database at revision {revision}")
 
@@ -231,7 +234,7 @@ def admin_bootstrap(description: str) -> None:
     from catalog.migrate import upgrade
     from catalog.services.tenants import bootstrap_admin
 
-    url = config.load()["DATABASE_URL"]
+    url = config.current().database_url
     upgrade(url)
     engine = make_engine(url)
     try:
@@ -263,12 +266,12 @@ def admin_rotate_secrets() -> None:
     from catalog.secretbox import SecretKeyError, box_from
     from catalog.secretstore import reseal_all
 
-    settings = config.load()
+    settings = config.current()
     try:
         box = box_from(settings)
         if not box.ready:
             box.seal(None)  # raises the error that says what to set
-        engine = make_engine(settings["DATABASE_URL"])
+        engine = make_engine(settings.database_url)
         try:
             with engine.begin() as connection:
                 counts = reseal_all(connection, box)

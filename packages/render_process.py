@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from packages.errors import RenderError
 from packages.render import MAX_RENDERED_BYTES, TextRenderer
@@ -45,6 +45,13 @@ _BOOT = (
 )
 
 
+class RenderSettings(Protocol):
+    """The settings the limits come from (`catalog.config.Settings` has them)."""
+
+    render_time_limit_seconds: float
+    render_memory_mb: int
+
+
 @dataclass(frozen=True)
 class RenderLimits:
     """What the templates of one deployment may use together."""
@@ -53,10 +60,10 @@ class RenderLimits:
     memory_mb: int = 256  # memory beyond the child's interpreter (CATALOG_RENDER_MEMORY_MB)
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> RenderLimits:
+    def from_settings(cls, settings: RenderSettings) -> RenderLimits:
         return cls(
-            seconds=float(settings.get("RENDER_TIME_LIMIT_SECONDS", cls.seconds)),
-            memory_mb=int(settings.get("RENDER_MEMORY_MB", cls.memory_mb)),
+            seconds=settings.render_time_limit_seconds,
+            memory_mb=settings.render_memory_mb,
         )
 
     @property

@@ -14,6 +14,7 @@ from flask import Response, current_app, g, request, stream_with_context
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from catalog import current_settings
 from catalog.auth import Principal, authenticate
 from catalog.errors import ServiceUnavailable, Unauthorized
 from catalog.services.blobs import BlobStore
@@ -59,13 +60,13 @@ def connection() -> Connection:
 
 def package_limits() -> Limits:
     """The limits an upload is checked against, with the registries of CATALOG_REGISTRIES."""
-    policy = RegistryPolicy.from_setting(current_app.config["REGISTRIES"])
+    policy = RegistryPolicy.from_setting(current_settings().registries)
     return replace(DEFAULT_LIMITS, registries=policy)
 
 
 def quotas() -> Quotas:
     """The tenant quotas of this installation (CATALOG_TENANT_*)."""
-    return Quotas.from_config(current_app.config)
+    return Quotas.from_settings(current_settings())
 
 
 def bearer_secret() -> str | None:
@@ -146,7 +147,7 @@ def engine(host: Host | None = None) -> Engine:
     the API only reads logs through it."""
     extensions = current_app.extensions["catalog"]
     if host is None:
-        url = current_app.config["DOCKER_URL"]
+        url = current_settings().docker_url
     elif host.docker_url:
         url = host.docker_url
     else:
@@ -156,7 +157,7 @@ def engine(host: Host | None = None) -> Engine:
         )
     engines = extensions["docker"]
     if url not in engines:
-        engines[url] = _connect(url, current_app.config["DOCKER_TLS_DIR"], host)
+        engines[url] = _connect(url, current_settings().docker_tls_dir, host)
     return engines[url]
 
 

@@ -8,6 +8,7 @@ import time
 from flask import Response, current_app
 from flask_smorest import Blueprint
 
+from catalog import current_settings
 from catalog.api.context import db, principal, publisher, quotas, stream
 from catalog.api.docs import TEXT, problems
 from catalog.schemas import deployments as schemas
@@ -30,7 +31,7 @@ def create_deployment(body, env):
     return service.create_deployment(
         db(), principal(), publisher(), env,
         from_revision=body["from_revision"],
-        limits=service.DeployLimits.from_config(current_app.config), quotas=quotas(),
+        limits=service.DeployLimits.from_settings(current_settings()), quotas=quotas(),
     )  # fmt: skip
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask_smorest import Blueprint
 
+from catalog import current_settings
 from catalog.api.context import db, principal
 from catalog.api.docs import problems
 from catalog.schemas import hosts as schemas
@@ -19,7 +19,7 @@ blp = Blueprint("hosts", __name__, description="Docker hosts environments are pl
 @blp.response(201, schemas.Host)
 def add_host(body):
     """Register a Docker host (admin); its workers and tracker run with its name."""
-    return service.add_host(db(), principal(), body, tls_dir=current_app.config["DOCKER_TLS_DIR"])
+    return service.add_host(db(), principal(), body, tls_dir=current_settings().docker_tls_dir)
 
 
 @blp.route("/hosts", methods=["GET"])
@@ -44,7 +44,7 @@ def show_host(name):
 @blp.response(200, schemas.Host)
 def update_host(changes, name):
     """Change a host's addresses, or disable it for new environments (admin)."""
-    tls_dir = current_app.config["DOCKER_TLS_DIR"]
+    tls_dir = current_settings().docker_tls_dir
     return service.update_host(db(), principal(), name, changes, tls_dir=tls_dir)
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import current_app, request, send_file, url_for
+from flask import request, send_file, url_for
 from flask_smorest import Blueprint
 
+from catalog import current_settings
 from catalog.api.context import blobs, connection, db, package_limits, principal
 from catalog.api.docs import BINARY, problems
 from catalog.errors import NotFound, UnsupportedMediaType, ValidationFailed
@@ -66,7 +67,7 @@ def _upload_stream():
 
 
 @blp.route("/packages", methods=["POST"])
-@limiter.limit(lambda: current_app.config["UPLOAD_RATE_LIMIT"])
+@limiter.limit(lambda: current_settings().upload_rate_limit)
 @problems(403, 409, 413, 415, 429, 507)
 @blp.arguments(schemas.UploadArgs(), location="query")
 @blp.response(201, schemas.Version, headers=LOCATION)
@@ -78,7 +79,7 @@ def upload(args):
         principal(),
         blobs(),
         _upload_stream,
-        current_app.config["MAX_UPLOAD_BYTES"],
+        current_settings().max_upload_bytes,
         visibility=args["visibility"],
         categories=args["categories"],
         limits=package_limits(),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate
 
+from catalog import current_settings
 from catalog.schemas.common import PageArgs
 from catalog.secretbox import SEALED, contains_sealed
 from packages.versions import is_range
@@ -119,7 +119,7 @@ class Endpoint(Schema):
     container_port = fields.Integer()
     protocol = fields.String()
     # None: on the default engine, whose address the API's PUBLIC_HOST setting gives.
-    host = fields.Function(lambda endpoint: endpoint.host or current_app.config["PUBLIC_HOST"])
+    host = fields.Function(lambda endpoint: endpoint.host or current_settings().public_host)
     port = fields.Integer()
 
 

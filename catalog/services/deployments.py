@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, require_role
+from catalog.config import Settings
 from catalog.errors import (
     Conflict,
     InsufficientStorage,
@@ -37,6 +38,7 @@ from catalog.services.environment_checks import snapshot_problems
 from catalog.services.environments import draft_spec, get_environment
 from catalog.services.pagination import decode_cursor, encode_cursor
 from catalog.services.quotas import DEFAULT_QUOTAS, Quotas, check_published_ports
+from catalog.snapshot import DeploymentSnapshot
 from packages.versions import parse_range, parse_version
 
 MiB = 1024 * 1024
@@ -51,10 +53,8 @@ class DeployLimits:
     log_share: int = 10 * MiB
 
     @classmethod
-    def from_config(cls, config) -> DeployLimits:
-        return cls(
-            config["MAX_ACTIVE_DEPLOYS"], config["LOG_BUDGET_BYTES"], config["LOG_SHARE_BYTES"]
-        )
+    def from_settings(cls, settings: Settings) -> DeployLimits:
+        return cls(settings.max_active_deploys, settings.log_budget_bytes, settings.log_share_bytes)
 
 
 def _problem(path: str, message: str) -> dict[str, str]:
@@ -77,7 +77,7 @@ def _requires_problems(apps: list[dict]) -> list[dict[str, str]]:
     return problems
 
 
-def snapshot(session: Session, environment: Environment) -> dict:
+def snapshot(session: Session, environment: Environment) -> DeploymentSnapshot:
     """The draft with every version resolved; ValidationFailed lists every problem."""
     if not environment.apps:
         raise ValidationFailed(
@@ -94,9 +94,9 @@ def snapshot(session: Session, environment: Environment) -> dict:
 
 def redeployable(
     session: Session, environment: Environment, revision: int, principal: Principal
-) -> dict:
+) -> DeploymentSnapshot:
     """Revision `revision`'s snapshot, once its packages are checked as a draft's would be."""
-    spec = dict(get_deployment(session, principal, environment.name, revision).spec)
+    spec = DeploymentSnapshot(**get_deployment(session, principal, environment.name, revision).spec)
     problems = snapshot_problems(session, environment, spec)
     if problems:
         raise ValidationFailed(
@@ -124,7 +124,7 @@ DEFAULT_LIMITS = DeployLimits()
 
 
 def _check_log_budget(
-    session: Session, environment: Environment, spec: dict, limits: DeployLimits
+    session: Session, environment: Environment, spec: DeploymentSnapshot, limits: DeployLimits
 ) -> None:
     """Refuse a deployment whose containers' log shares would not fit the host's budget."""
     used = session.scalar(

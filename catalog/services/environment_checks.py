@@ -24,6 +24,7 @@ from catalog.services.environment_rules import (
     secret_paths,
 )
 from catalog.services.environment_views import PackageIndex
+from catalog.snapshot import AppSnapshot, DeploymentSnapshot
 from packages.errors import ManifestValidationError
 from packages.manifest import format_path, validate_parameters
 
@@ -98,7 +99,7 @@ class ResolvedApp:
     bindings: dict
 
     @property
-    def spec(self) -> dict:
+    def spec(self) -> AppSnapshot:
         return {
             "name": self.name,
             "package": self.package,
@@ -161,7 +162,7 @@ def check_deployable(session: Session, env: Environment) -> list[dict[str, str]]
     return _resolve_draft(session, env)[1]
 
 
-def draft_spec(session: Session, env: Environment) -> dict[str, Any]:
+def draft_spec(session: Session, env: Environment) -> DeploymentSnapshot:
     """The deployment snapshot of the draft, or ValidationFailed listing check_deployable's
     problems: {settings, apps: [{name, package, version, digest, parameters, bindings,
     manifest}]} with every version resolved and parameter defaults applied."""

@@ -7,11 +7,11 @@ last place; the worker checks the ports again, under the same lock, as it alloca
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from catalog.config import Settings
 from catalog.errors import Conflict
 from catalog.models import Environment, HostPort, Tenant
 
@@ -24,11 +24,8 @@ class Quotas:
     max_published_ports: int = 200  # CATALOG_TENANT_MAX_PUBLISHED_PORTS
 
     @classmethod
-    def from_config(cls, config: Any) -> Quotas:
-        return cls(
-            config.get("TENANT_MAX_ENVIRONMENTS", cls.max_environments),
-            config.get("TENANT_MAX_PUBLISHED_PORTS", cls.max_published_ports),
-        )
+    def from_settings(cls, settings: Settings) -> Quotas:
+        return cls(settings.tenant_max_environments, settings.tenant_max_published_ports)
 
 
 DEFAULT_QUOTAS = Quotas()

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import requests
@@ -27,6 +28,9 @@ import requests
 from catalogctl import config
 from catalogctl.client import ApiError, Client
 from catalogctl.commands.package import publish_sources, published_line
+
+if TYPE_CHECKING:
+    from catalog.config import Settings
 
 STOP_SECONDS = 15.0  # a child still running this long after SIGTERM is killed
 START_SECONDS = 90.0
@@ -133,12 +137,12 @@ def _wait_healthy(url: str, children: list[Child]) -> None:
     raise click.ClickException(f"the API did not answer on {url} within {START_SECONDS:g} s")
 
 
-def _secret_key(settings: dict) -> None:
+def _secret_key(settings: Settings) -> None:
     """Create the key file of secret parameters (mode 0600) unless a key is set or it exists."""
     from catalog.secretbox import new_key
 
-    key_file = Path(settings["SECRET_KEY_FILE"])
-    if settings["SECRET_KEY"] or key_file.exists():
+    key_file = Path(settings.secret_key_file)
+    if settings.secret_key or key_file.exists():
         return
     key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -229,7 +233,7 @@ def up(
     if home is not None:
         env["CATALOG_HOME"] = str(home)
     settings = service_config.load(env)
-    home = Path(settings["CATALOG_HOME"])
+    home = Path(settings.catalog_home)
     env["CATALOG_HOME"] = str(home)
     env.pop("CATALOG_TOKEN", None)
     if _listening(host, port):  # refused before anything is written
@@ -294,8 +298,8 @@ def _summary(url, settings, children, token_file, profile_name, config_file) -> 
     click.echo(f"The catalog runs at {url}/v1 (OpenAPI: {url}/v1/openapi.json)")
     for child in children:
         click.echo(f"  {child.name:<8} pid {child.pid:<8} log {child.log}")
-    click.echo(f"Data: {settings['CATALOG_HOME']} (database {_safe(settings['DATABASE_URL'])}, "
-               f"broker {_safe(settings['BROKER_URL'])})")  # fmt: skip
+    click.echo(f"Data: {settings.catalog_home} (database {_safe(settings.database_url)}, "
+               f"broker {_safe(settings.broker_url)})")  # fmt: skip
     click.echo(f"Admin token: {token_file} (mode 0600); catalogctl uses it through profile "
                f"{profile_name!r}, saved in {config_file}")  # fmt: skip
     click.echo(

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from sqlalchemy import text
 
-from catalog import create_app
+from catalog import create_app, settings_of
 from catalog.auth import Principal
 from catalog.models import Base
 from catalog.services import tenants
@@ -167,11 +167,11 @@ def worker_env(app, tmp_path) -> dict[str, str]:
     """What a worker process needs to serve this test's app: same database, blobs and queue."""
     env = {
         **os.environ,
-        "CATALOG_DATABASE_URL": app.config["DATABASE_URL"],
+        "CATALOG_DATABASE_URL": settings_of(app).database_url,
         "CATALOG_BROKER_URL": BROKER_URL,
         "CATALOG_TASK_QUEUE": TASK_QUEUE,
-        "CATALOG_SECRET_KEY": app.config["SECRET_KEY"],
-        "CATALOG_BLOB_DIR": app.config["BLOB_DIR"],
+        "CATALOG_SECRET_KEY": settings_of(app).secret_key,
+        "CATALOG_BLOB_DIR": settings_of(app).blob_dir,
         "CATALOG_HOME": str(tmp_path / "worker-home"),
         "CATALOG_HOST_PORT_RANGE": TEST_PORT_RANGE,
         "CATALOG_NETWORK_POOL": TEST_NETWORK_POOL,

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from catalog import settings_of
 from catalog.models import AuditEvent
 from tests.integration.conftest import package_bytes
 
@@ -166,7 +167,7 @@ class World:
             return session.scalar(select(func.count()).select_from(AuditEvent))
 
     def blob_files(self) -> set[Path]:
-        root = Path(self.app.config["BLOB_DIR"]) / "sha256"
+        root = Path(settings_of(self.app).blob_dir) / "sha256"
         return {p for p in root.rglob("*") if p.is_file()}
 
     def admin_view(self) -> tuple[int, object]:

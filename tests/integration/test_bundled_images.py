@@ -23,6 +23,7 @@ import pytest
 from docker.errors import ImageNotFound, NotFound
 from sqlalchemy import select, update
 
+from catalog import settings_of
 from catalog.models import Deployment, Tenant
 from tests.conftest import TEST_IMAGE
 from tests.integration.conftest import package_bytes
@@ -260,7 +261,7 @@ def test_a_malformed_image_tarball_is_refused_on_upload_and_nothing_is_stored(
     said = json.dumps(body)
     for word in words:
         assert word in said, body
-    assert stored_files(Path(app.config["BLOB_DIR"])) == []
+    assert stored_files(Path(settings_of(app).blob_dir)) == []
     listed = client.get("/v1/packages", headers=caller.headers).get_json()
     assert PACKAGE not in json.dumps(listed)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
+from catalog import settings_of
 from catalog.errors import ValidationFailed
 from catalog.models import App, AuditEvent, ContainerRecord, Deployment, Environment, HostPort
 from catalog.queue import TEARDOWN_TASK
@@ -779,7 +780,9 @@ def test_app_status_and_endpoints_of_the_current_revision(world, app):
             ]
         )  # fmt: skip
         s.commit()
-    app.config["PUBLIC_HOST"] = "apps.example.test"
+    app.extensions["catalog"]["settings"] = settings_of(app).replace(
+        public_host="apps.example.test"
+    )
 
     apps = {a["name"]: a for a in world.get("/environments/shop").get_json()["apps"]}
 

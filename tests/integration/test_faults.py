@@ -24,6 +24,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
+from catalog import settings_of
 from catalog.models import EnvironmentLease
 from catalog.queue import DEPLOY_TASK, Publisher, make_celery
 from tests.conftest import TASK_QUEUE
@@ -701,7 +702,7 @@ class FreezableProxy:
 def silent_broker(app, monkeypatch):
     """The API publishes through a FreezableProxy; its workers talk to RabbitMQ directly."""
     proxy = FreezableProxy()
-    celery = make_celery({**app.config, "BROKER_URL": proxy.url})
+    celery = make_celery(settings_of(app).replace(broker_url=proxy.url))
     monkeypatch.setitem(app.extensions["catalog"], "publisher", Publisher(celery))
     yield proxy
     proxy.close()  # the abandoned publish fails on its closed socket and lets go of it
@@ -815,7 +816,7 @@ def test_a9_a_confirmed_message_lost_in_the_broker_is_republished_once_stale(
     env = chain_env(deployer, "a9-lost", delay="0.3")
     start_worker(beat=True, CATALOG_RESYNC_SECONDS="1", CATALOG_RESYNC_STALE_SECONDS="3")
     lost = f"{TASK_QUEUE}-lost"
-    elsewhere = Publisher(make_celery({**app.config, "TASK_QUEUE": lost}))
+    elsewhere = Publisher(make_celery(settings_of(app).replace(task_queue=lost)))
     monkeypatch.setitem(app.extensions["catalog"], "publisher", elsewhere)
     try:
         revision = deployer.deploy("a9-lost")

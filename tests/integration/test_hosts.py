@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select, update
 
+from catalog import settings_of
 from catalog.models import AuditEvent, Deployment, Host
 from catalog.queue import ACTION_TASK, DEPLOY_TASK, TEARDOWN_TASK, host_queue
 from tests.conftest import TASK_QUEUE
@@ -208,7 +209,7 @@ def test_plain_tcp_says_why_and_tcp_with_the_apis_tls_files_is_accepted(
     tls.mkdir()
     for name in ("ca.pem", "cert.pem", "key.pem"):
         (tls / name).write_text("-----BEGIN CERTIFICATE-----\n")
-    app.config["DOCKER_TLS_DIR"] = str(tls)
+    app.extensions["catalog"]["settings"] = settings_of(app).replace(docker_tls_dir=str(tls))
     assert call(client, admin, "POST", "/hosts", body).status_code == 201
 
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
+from catalog import settings_of
 from catalog.models import AuditEvent, Package, PackageVersion, Tenant, package_categories
 from tests.archives import make_zip
 from tests.integration.conftest import manifest_doc, package_bytes
@@ -38,15 +39,15 @@ def published(client, caller, name="org.acme.web", version="1.0.0", query="", **
 
 def blob_path(app, digest: str) -> Path:
     hexdigest = digest.removeprefix("sha256:")
-    return Path(app.config["BLOB_DIR"]) / "sha256" / hexdigest[:2] / hexdigest[2:4] / hexdigest
+    return Path(settings_of(app).blob_dir) / "sha256" / hexdigest[:2] / hexdigest[2:4] / hexdigest
 
 
 def blob_files(app) -> set[Path]:
-    return {p for p in (Path(app.config["BLOB_DIR"]) / "sha256").rglob("*") if p.is_file()}
+    return {p for p in (Path(settings_of(app).blob_dir) / "sha256").rglob("*") if p.is_file()}
 
 
 def temp_files(app) -> list[Path]:
-    return list((Path(app.config["BLOB_DIR"]) / "tmp").iterdir())
+    return list((Path(settings_of(app).blob_dir) / "tmp").iterdir())
 
 
 def session(app):

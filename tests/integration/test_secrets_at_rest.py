@@ -10,7 +10,7 @@ import json
 import pytest
 from sqlalchemy import text
 
-from catalog import create_app
+from catalog import create_app, settings_of
 from catalog.secretbox import SecretBox, SecretKeyError, new_key, open_all
 from catalogctl.main import main
 from tests.conftest import TEST_SECRET_KEY
@@ -95,7 +95,7 @@ def test_rotation_seals_again_with_the_first_key_and_the_old_one_can_then_go(
     with pytest.raises(SecretKeyError, match="cannot be decrypted with the keys"):
         SecretBox([TEST_SECRET_KEY]).open(tokens[0])
     # An API on the new key alone reads, keeps and deploys the rotated secrets.
-    rotated = create_app({**app.config, "SECRET_KEY": new})
+    rotated = create_app({**settings_of(app).as_mapping(), "SECRET_KEY": new})
     client = rotated.test_client()
     kept = client.patch(
         "/v1/environments/shop/apps/web",
@@ -115,7 +115,9 @@ def test_rotation_seals_again_with_the_first_key_and_the_old_one_can_then_go(
 
 def test_an_old_key_listed_second_still_opens_what_it_sealed(world, app):
     world.shop_with_db()
-    both = create_app({**app.config, "SECRET_KEY": f"{new_key()},{TEST_SECRET_KEY}"})
+    both = create_app(
+        {**settings_of(app).as_mapping(), "SECRET_KEY": f"{new_key()},{TEST_SECRET_KEY}"}
+    )
 
     response = both.test_client().patch(
         "/v1/environments/shop/apps/web",
@@ -164,7 +166,11 @@ def test_a_missing_or_wrong_key_is_a_clear_error_and_changes_nothing(
     world.shop_with_db()
     before = stored_rows(app)
     other = create_app(
-        {**app.config, "SECRET_KEY": keys, "SECRET_KEY_FILE": str(tmp_path / "none")}
+        {
+            **settings_of(app).as_mapping(),
+            "SECRET_KEY": keys,
+            "SECRET_KEY_FILE": str(tmp_path / "none"),
+        }
     )
 
     response = other.test_client().patch(
@@ -182,4 +188,4 @@ def test_a_missing_or_wrong_key_is_a_clear_error_and_changes_nothing(
 
 def test_a_malformed_key_stops_the_app_at_start_naming_it(app):
     with pytest.raises(SecretKeyError, match="key 2 of 2 is not a Fernet key"):
-        create_app({**app.config, "SECRET_KEY": f"{TEST_SECRET_KEY},not-a-key"})
+        create_app({**settings_of(app).as_mapping(), "SECRET_KEY": f"{TEST_SECRET_KEY},not-a-key"})

@@ -65,5 +65,5 @@ def test_up_creates_a_key_file_readable_only_by_its_owner_once(tmp_path):
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert key_file.read_text() == first
     assert box_from(settings).ready  # the services find it without CATALOG_SECRET_KEY
-    _secret_key({**settings, "SECRET_KEY_FILE": str(tmp_path / "other"), "SECRET_KEY": OLD})
+    _secret_key(settings.replace(secret_key_file=str(tmp_path / "other"), secret_key=OLD))
     assert not (tmp_path / "other").exists()  # a key given in the environment: no file

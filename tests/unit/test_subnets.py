@@ -73,19 +73,19 @@ def test_the_subnets_in_use_are_read_from_the_engine_network_list() -> None:
 
 def test_the_default_pool_holds_256_networks_of_slash_24() -> None:
     settings = config.load({})
-    assert (settings["NETWORK_POOL"], settings["NETWORK_PREFIX"]) == ("10.210.0.0/16", 24)
-    assert capacity(IPv4Network(settings["NETWORK_POOL"]), settings["NETWORK_PREFIX"]) == 256
+    assert (settings.network_pool, settings.network_prefix) == ("10.210.0.0/16", 24)
+    assert capacity(IPv4Network(settings.network_pool), settings.network_prefix) == 256
 
 
 def test_the_pool_and_prefix_are_read_from_the_environment() -> None:
     settings = config.load(
         {"CATALOG_NETWORK_POOL": "10.213.7.0/28", "CATALOG_NETWORK_PREFIX": "/29"}
     )
-    assert (settings["NETWORK_POOL"], settings["NETWORK_PREFIX"]) == ("10.213.7.0/28", 29)
+    assert (settings.network_pool, settings.network_prefix) == ("10.213.7.0/28", 29)
 
 
 def test_an_empty_pool_leaves_subnets_to_the_engine() -> None:
-    assert config.load({"CATALOG_NETWORK_POOL": ""})["NETWORK_POOL"] == ""
+    assert config.load({"CATALOG_NETWORK_POOL": ""}).network_pool == ""
     # Without a pool there is nothing to check the prefix against.
     assert config.load({"CATALOG_NETWORK_POOL": "", "CATALOG_NETWORK_PREFIX": "8"})
 
