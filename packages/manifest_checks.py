@@ -9,6 +9,7 @@ from importlib import resources
 from typing import Any
 
 from packages.container import parse_bytes, parse_duration
+from packages.graph import cycles
 from packages.limits import MiB
 from packages.parameter_schemas import check_parameter_schema
 from packages.problems import Path, Problems, format_path, list_items, mapping_entries
@@ -172,50 +173,8 @@ def _check_cycles(services: dict, found: Problems) -> None:
         for name, s in services.items()
         if isinstance(s, dict)
     }
-    reach = {name: _reachable(graph, name) for name in graph}
-    reported: set[str] = set()
-    for name in sorted(graph):
-        if name in reported or name not in reach[name]:
-            continue
-        group = {other for other in reach[name] if name in reach[other]}
-        reported |= group
-        cycle = " -> ".join(_shortest_cycle(graph, name))
-        found.add(("services", name, "depends_on"), f"dependency cycle: {cycle}")
-
-
-def _reachable(graph: dict[str, list[str]], start: str) -> set[str]:
-    seen: set[str] = set()
-    todo = list(graph.get(start, ()))
-    while todo:
-        node = todo.pop()
-        if node not in seen:
-            seen.add(node)
-            todo.extend(graph.get(node, ()))
-    return seen
-
-
-def _shortest_cycle(graph: dict[str, list[str]], start: str) -> list[str]:
-    """Breadth-first from `start` until an edge leads back to it."""
-    parents: dict[str, str] = {}
-    frontier = [start]
-    while frontier:
-        following = []
-        for node in frontier:
-            for nxt in graph.get(node, ()):
-                if nxt == start:
-                    return [*_walk_back(parents, node, start), start]
-                if nxt not in parents:
-                    parents[nxt] = node
-                    following.append(nxt)
-        frontier = following
-    return [start]
-
-
-def _walk_back(parents: dict[str, str], node: str, start: str) -> list[str]:
-    path = [node]
-    while path[-1] != start:
-        path.append(parents[path[-1]])
-    return path[::-1]
+    for cycle in cycles(graph):
+        found.add(("services", cycle[0], "depends_on"), f"dependency cycle: {' -> '.join(cycle)}")
 
 
 def _check_action(base: Path, action: dict, services: Any, found: Problems) -> None:

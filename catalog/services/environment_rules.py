@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from catalog.models import AppStatus, DeploymentStatus
 from catalog.secretbox import is_sealed
+from packages.graph import shortest_cycle
 from packages.secrets import Location, lookup, secret_locations
 from packages.versions import parse_range, parse_version
 
@@ -198,23 +199,7 @@ def _graph(apps: Mapping[str, DraftApp]) -> dict[str, list[str]]:
 
 def cycle_through(start: str, apps: Mapping[str, DraftApp]) -> list[str] | None:
     """The shortest binding cycle through `start` as [start, ..., start], or None."""
-    graph = _graph(apps)
-    parents: dict[str, str] = {}
-    frontier = [start]
-    while frontier:
-        following = []
-        for node in frontier:
-            for target in graph.get(node, []):
-                if target == start:
-                    path = [node]
-                    while path[-1] != start:
-                        path.append(parents[path[-1]])
-                    return [*reversed(path), start]
-                if target not in parents:
-                    parents[target] = node
-                    following.append(target)
-        frontier = following
-    return None
+    return shortest_cycle(_graph(apps), start)
 
 
 def cycle_problem(app: DraftApp, apps: Mapping[str, DraftApp]) -> DraftProblem | None:
