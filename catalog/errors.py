@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, json
 from sqlalchemy.exc import DBAPIError, OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from catalog.secretbox import SecretKeyError
 from packages.errors import PackageError
@@ -135,7 +135,7 @@ def handle_http_exception(error: HTTPException) -> Response:
             400, "Validation Failed", "the request is invalid", errors=flatten_messages(messages)
         )
     headers = dict(data.get("headers") or {})
-    if error.code == 405 and error.valid_methods:
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
         headers["Allow"] = ", ".join(error.valid_methods)
     title, detail = error.name, data.get("message") or error.description
     if error.code == 413:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from catalog import config
-from packages.secrets import lookup
+from packages.secrets import Location, lookup
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -107,7 +107,7 @@ def is_sealed(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(SEALED), str)
 
 
-def seal_at(values: dict, locations: Collection[Sequence[str | int]], box: SecretBox) -> dict:
+def seal_at(values: dict, locations: Collection[Location], box: SecretBox) -> dict:
     """A copy of `values` with the value at each location sealed (sealed ones stay as they
     are). Locations are the secrets' places (`secret_paths`), none inside another."""
     sealed = copy.deepcopy(values)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -72,11 +73,12 @@ def reseal_all(connection: Connection, box: SecretBox) -> dict[str, int]:
         for row in connection.execute(sa.select(_apps)).mappings()
     }
     for row in connection.execute(sa.select(_tasks)).mappings():
-        versions = manifests.get(packages.get((row["environment_id"], row["app"])), ())
-        schemas = [((m.get("actions") or {}).get(row["action"]) or {}).get("parameters")
-                   for m in versions]  # fmt: skip
+        package = packages.get((row["environment_id"], row["app"]))
+        versions = manifests.get(package, ()) if package is not None else ()
+        action_schemas = [((m.get("actions") or {}).get(row["action"]) or {}).get("parameters")
+                          for m in versions]  # fmt: skip
         _save(connection, _tasks, row, "parameters",
-              _reseal(row["parameters"] or {}, schemas, box, counts))  # fmt: skip
+              _reseal(row["parameters"] or {}, action_schemas, box, counts))  # fmt: skip
     return {"rotated": counts["rotated"], "sealed": counts["sealed"]}
 
 
@@ -100,7 +102,7 @@ def _reseal(
     schemas: Iterable,
     box: SecretBox,
     counts: Counter[str],
-    also: set[SecretPath] = frozenset(),
+    also: AbstractSet[SecretPath] = frozenset(),
 ) -> dict:
     rotated, count = rotate_all(values, box)
     counts["rotated"] += count

@@ -94,7 +94,7 @@ class RedisTokenSlots:
 
     def take(self, token: str, slot: str, limit: int) -> bool:
         try:
-            args = [time.time(), slot, limit, self.lease]
+            args: list[str | float] = [time.time(), slot, limit, self.lease]
             return bool(self._take(keys=[self._key(token)], args=args))
         except self._errors as exc:
             raise ServiceUnavailable(f"the rate limit storage does not answer: {exc}") from None

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from catalog.db import Base
 from catalog.models.common import created_column, id_column
+from catalog.snapshot import DeploymentSnapshot
 
 
 class DeploymentStatus(StrEnum):
@@ -55,8 +56,7 @@ class Deployment(Base):
     )
     revision: Mapped[int] = mapped_column(Integer, nullable=False)
     status: Mapped[str] = mapped_column(String(16), default=DeploymentStatus.QUEUED, nullable=False)
-    # {settings, apps: [{name, package, version, digest, parameters, bindings, manifest}]}
-    spec: Mapped[dict] = mapped_column(JSON, nullable=False)
+    spec: Mapped[DeploymentSnapshot] = mapped_column(JSON, nullable=False)
     from_revision: Mapped[int | None] = mapped_column(Integer)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)

@@ -75,7 +75,10 @@ class Environment(Base):
     @property
     def host_name(self) -> str | None:
         """The name of its Docker host, whose workers get its tasks; None: the default engine."""
-        return self.host.name if self.host_id is not None else None
+        if self.host_id is None:
+            return None
+        assert self.host is not None  # host_id is a foreign key: the row is there
+        return self.host.name
 
 
 def placed_on(host_id: str | None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -35,7 +36,7 @@ def version_constraint(value: str) -> None:
         raise ValidationError("must be an exact version like 1.2.3 or a range like ^1.2.0")
 
 
-VERSION = [validate.Length(1, MAX_VERSION_LENGTH), version_constraint]
+VERSION: list[Callable[[Any], Any]] = [validate.Length(1, MAX_VERSION_LENGTH), version_constraint]
 
 
 def bounded_document(value: dict[str, Any]) -> None:

@@ -38,7 +38,7 @@ from catalog.services.environment_checks import snapshot_problems
 from catalog.services.environments import draft_spec, get_environment
 from catalog.services.pagination import decode_cursor, encode_cursor
 from catalog.services.quotas import DEFAULT_QUOTAS, Quotas, check_published_ports
-from catalog.snapshot import DeploymentSnapshot
+from catalog.snapshot import AppSnapshot, DeploymentSnapshot
 from packages.versions import parse_range, parse_version
 
 MiB = 1024 * 1024
@@ -61,7 +61,7 @@ def _problem(path: str, message: str) -> dict[str, str]:
     return {"path": path, "message": message}
 
 
-def _requires_problems(apps: list[dict]) -> list[dict[str, str]]:
+def _requires_problems(apps: list[AppSnapshot]) -> list[dict[str, str]]:
     """Each app's `requires` must be met by another app of the environment."""
     present: dict[str, list[str]] = {}
     for app in apps:
@@ -107,12 +107,12 @@ def redeployable(
 
 
 def _check_capacity(session: Session, principal: Principal, limit: int) -> None:
-    active = session.scalar(
+    active = session.scalars(
         select(func.count())
         .select_from(Deployment)
         .join(Environment, Environment.id == Deployment.environment_id)
         .where(Environment.tenant_id == principal.tenant_id, Deployment.status.in_(IN_FLIGHT))
-    )
+    ).one()
     if active >= limit:
         raise TooManyRequests(
             f"{active} deployments of this tenant are queued or running (at most {limit})",
@@ -127,11 +127,11 @@ def _check_log_budget(
     session: Session, environment: Environment, spec: DeploymentSnapshot, limits: DeployLimits
 ) -> None:
     """Refuse a deployment whose containers' log shares would not fit the host's budget."""
-    used = session.scalar(
+    used = session.scalars(
         select(func.coalesce(func.sum(ContainerRecord.log_bytes), 0))
         .join(Environment, Environment.id == ContainerRecord.environment_id)
         .where(ContainerRecord.environment_id != environment.id, placed_on(environment.host_id))
-    )
+    ).one()
     containers = sum(len(app["manifest"].get("services", {})) for app in spec["apps"])
     needed = containers * limits.log_share
     if used + needed > limits.log_budget:
@@ -258,7 +258,7 @@ def cancel_deployment(
             f"revision {revision} is {deployment.status}; "
             "only a queued or running one can be cancelled"
         )
-    environment = session.get(Environment, deployment.environment_id)
+    environment = session.get_one(Environment, deployment.environment_id)
     if deployment.status == DeploymentStatus.QUEUED:
         deployment.status, deployment.finished_at = DeploymentStatus.CANCELLED, utcnow()
         deployment.error = "cancelled before it started"

@@ -3,7 +3,7 @@ bindings when an app is edited and before a deploy, and packages an environment 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,7 +178,7 @@ def resolve_spec(
     session: Session,
     tenant_id: str,
     settings: dict,
-    apps: list[Mapping[str, Any]],
+    apps: Sequence[Mapping[str, Any]],
     kept: Mapping[str, dict] | None = None,
     index: PackageIndex | None = None,
 ) -> list[ResolvedApp]:

@@ -96,7 +96,7 @@ class PackageIndex:
 
     def __init__(self, session: Session, names: Iterable[str]) -> None:
         wanted = set(names)
-        rows = (
+        rows: Iterable[Package] = (
             session.scalars(
                 select(Package)
                 .where(Package.name.in_(wanted))
@@ -149,7 +149,7 @@ class PackageIndex:
         version marks stays hidden whatever version the app runs (see `secret_paths`)."""
         if name not in self._secrets:
             package = self.packages.get(name)
-            schemas = {}
+            schemas: dict[str, dict] = {}
             for version in package.versions if package else []:
                 schema = version.manifest.get("parameters")
                 if isinstance(schema, dict):
@@ -217,7 +217,15 @@ def describe_many(session: Session, envs: list[Environment]) -> list[Environment
     )
     box = box_of(session)
     return [
-        _view(env, hosts.get(env.host_id), index, current.get(env.id), containers, ports, box)
+        _view(
+            env,
+            hosts.get(env.host_id) if env.host_id else None,
+            index,
+            current.get(env.id),
+            containers,
+            ports,
+            box,
+        )
         for env in envs
     ]
 
@@ -232,7 +240,7 @@ def _view(
     box: SecretBox,
 ) -> EnvironmentView:
     spec = deployment.spec if deployment is not None else None
-    deployed = {a["name"]: a for a in (spec or {}).get("apps", [])}
+    deployed = {a["name"]: a for a in spec.get("apps", [])} if spec else {}
     etag = etag_of(env)
     address = host.public_host if host is not None else None
     apps, draft = [], []
@@ -240,7 +248,8 @@ def _view(
         problem = index.problem(env.tenant_id, app.package, app.version)
         resolved = index.resolve(app.package, app.version) if problem is None else None
         running = deployed.get(app.name)
-        schemas = index.secrets(app.package)
+        # A running version's schema may lack parameters: None marks nothing secret.
+        schemas: tuple[dict | None, ...] = index.secrets(app.package)
         if running is not None:
             schemas += (running.get("manifest", {}).get("parameters"),)
         hidden = secret_paths(app.parameters, schemas)

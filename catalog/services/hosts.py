@@ -75,7 +75,8 @@ def _counts(session: Session, *host_ids: str) -> dict[str, int]:
     """Environments placed on each host (on those given, when some are)."""
     placed = Environment.host_id.in_(host_ids) if host_ids else Environment.host_id.is_not(None)
     query = select(Environment.host_id, func.count()).where(placed).group_by(Environment.host_id)
-    return dict(session.execute(query).all())
+    # `placed` leaves out the environments on no host.
+    return {host: count for host, count in session.execute(query).all() if host is not None}
 
 
 def _view(host: Host, counts: dict[str, int]) -> HostView:

@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 
 from catalog.auth import Principal
 from catalog.errors import Conflict, NotFound
+from catalog.models import Environment, Template
 
-Owned = TypeVar("Owned")
+# The models of a tenant's named rows.
+Owned = TypeVar("Owned", Environment, Template)
 
 
 def find_owned(
@@ -45,7 +47,7 @@ def find_owned(
     return chosen[0]
 
 
-def name_taken(session: Session, model: type, tenant_id: str, name: str) -> bool:
+def name_taken(session: Session, model: type[Owned], tenant_id: str, name: str) -> bool:
     """Whether the tenant has a `model` row named `name` already."""
     query = select(model.id).where(model.tenant_id == tenant_id, model.name == name)
     return session.scalar(query) is not None

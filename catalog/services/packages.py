@@ -275,7 +275,9 @@ def _unreferenced(session: Session, digests: set[str]) -> set[str]:
 def delete_package(session: Session, principal: Principal, blobs: BlobStore, name: str) -> None:
     package = owned_package(session, principal, name)
     _refuse_in_use(session, package, None)
-    digests = {v.digest for v in package.versions} | ({package.logo_digest} - {None})
+    digests = {v.digest for v in package.versions}
+    if package.logo_digest is not None:
+        digests.add(package.logo_digest)
     session.delete(package)  # its loaded versions go with it (cascade)
     audit.record(session, principal, "package.delete", "package", name, tenant_id=package.tenant_id)
     session.flush()

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import Session
 
 from catalog.errors import ValidationFailed
-
-Row = TypeVar("Row")
+from catalog.services.lookup import Owned
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 200
@@ -36,8 +35,8 @@ def decode_cursor(cursor: str, length: int) -> list[Any]:
 
 
 def page_by_name(
-    session: Session, query: Select, model: type[Row], limit: int, cursor: str | None
-) -> tuple[list[Row], str | None]:
+    session: Session, query: Select, model: type[Owned], limit: int, cursor: str | None
+) -> tuple[list[Owned], str | None]:
     """One page of `query`'s rows ordered by name, then id (an admin sees equal names of
     several tenants), and the cursor of the next page or None."""
     if cursor:

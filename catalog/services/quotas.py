@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from catalog.config import Settings
 from catalog.errors import Conflict
 from catalog.models import Environment, HostPort, Tenant
+from catalog.snapshot import AppSnapshot
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,9 @@ def lock_tenant(session: Session, tenant_id: str) -> None:
 def check_environments(session: Session, tenant_id: str, quotas: Quotas) -> None:
     """Refuse one environment more than CATALOG_TENANT_MAX_ENVIRONMENTS."""
     lock_tenant(session, tenant_id)
-    count = session.scalar(
+    count = session.scalars(
         select(func.count()).select_from(Environment).where(Environment.tenant_id == tenant_id)
-    )
+    ).one()
     if count >= quotas.max_environments:
         raise QuotaExceeded(
             f"the tenant has {count} environments, the most CATALOG_TENANT_MAX_ENVIRONMENTS "
@@ -56,12 +57,12 @@ def check_environments(session: Session, tenant_id: str, quotas: Quotas) -> None
 
 def ports_held_elsewhere(session: Session, tenant_id: str, env_id: str) -> int:
     """Host ports the tenant's other environments hold."""
-    return session.scalar(
+    return session.scalars(
         select(func.count())
         .select_from(HostPort)
         .join(Environment, Environment.id == HostPort.environment_id)
         .where(Environment.tenant_id == tenant_id, Environment.id != env_id)
-    )
+    ).one()
 
 
 def published_ports_problem(
@@ -80,7 +81,7 @@ def published_ports_problem(
     )
 
 
-def published_port_count(apps: list[dict]) -> int:
+def published_port_count(apps: list[AppSnapshot]) -> int:
     """Published container ports of a snapshot's apps: each holds a host port."""
     return sum(
         1
@@ -92,7 +93,7 @@ def published_port_count(apps: list[dict]) -> int:
 
 
 def check_published_ports(
-    session: Session, environment: Environment, apps: list[dict], quotas: Quotas
+    session: Session, environment: Environment, apps: list[AppSnapshot], quotas: Quotas
 ) -> None:
     """Refuse a deployment whose published ports would pass the tenant's quota."""
     wanted = published_port_count(apps)

@@ -32,7 +32,7 @@ def create_tenant(session: Session, principal: Principal, name: str) -> Tenant:
 def list_tenants(session: Session, principal: Principal) -> list[Tenant]:
     if principal.is_admin:
         return list(session.scalars(select(Tenant).order_by(Tenant.name)))
-    return [session.get(Tenant, principal.tenant_id)]
+    return [session.get_one(Tenant, principal.tenant_id)]
 
 
 def find_tenant(session: Session, ref: str) -> Tenant:
@@ -95,8 +95,11 @@ def list_tokens(session: Session, principal: Principal) -> list[Token]:
 def revoke_token(session: Session, principal: Principal, token_id: str) -> None:
     """Admins revoke any token; any token may revoke itself."""
     token = session.get(Token, token_id)
-    visible = token is not None and (principal.is_admin or token.id == principal.token_id)
-    if not visible or token.revoked_at is not None:
+    if (
+        token is None
+        or not (principal.is_admin or token.id == principal.token_id)
+        or token.revoked_at is not None
+    ):
         raise NotFound(f"no token {token_id!r}")
     token.revoked_at = utcnow()
     audit.record(session, principal, "token.revoke", "token", token.id, tenant_id=token.tenant_id)

@@ -172,7 +172,9 @@ def endpoint_command(env: str, name: str, service: str | None) -> None:
             f"{where}app {name} in {env} has no published endpoint; is it deployed? "
             f"(catalogctl env show {env})"
         )
-    show(
-        endpoints,
-        lambda items: [click.echo(f"http://{e['host']}:{e['port']}") for e in items],
-    )
+
+    def urls(items: list[dict]) -> None:
+        for e in items:
+            click.echo(f"http://{e['host']}:{e['port']}")
+
+    show(endpoints, urls)

@@ -20,5 +20,7 @@ def completion(shell: str) -> None:
     fish:  catalogctl completion fish > ~/.config/fish/completions/catalogctl.fish
     """
     root = click.get_current_context().find_root()
-    script = get_completion_class(shell)(root.command, {}, "catalogctl", COMPLETE_VAR)
+    complete = get_completion_class(shell)
+    assert complete is not None  # click completes each of SHELLS
+    script = complete(root.command, {}, "catalogctl", COMPLETE_VAR)
     click.echo(script.source())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -10,7 +11,10 @@ from catalogctl.client import path
 from catalogctl.context import api, api_options, env_argument, output_format
 from catalogctl.output import show_list, when
 
-STYLE = {"error": {"fg": "red", "bold": True}, "warning": {"fg": "yellow"}}
+STYLE: dict[str, dict[str, Any]] = {
+    "error": {"fg": "red", "bold": True},
+    "warning": {"fg": "yellow"},
+}
 
 EVENT_COLUMNS = (
     ("ID", "id"),
@@ -31,7 +35,7 @@ def event_line(event: dict) -> str:
     clock = when(event.get("time"))[-8:]
     place = where(event)
     text = f"{clock} {place + ': ' if place else ''}{event.get('message', '')}"
-    return click.style(text, **STYLE.get(event.get("level"), {}))
+    return click.style(text, **STYLE.get(event.get("level") or "", {}))
 
 
 def echo_event(event: dict, *, err: bool = False) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
@@ -87,6 +88,7 @@ def publish_sources(
     or `{package, version, skipped: True}` for a version the catalog has already."""
     for source in sources:
         with tempfile.TemporaryFile() as built:
+            archive: BinaryIO
             if source.is_dir():
                 write_archive(source, built)  # built once: checked here, then sent
                 archive = built

@@ -22,7 +22,7 @@ def login(name: str, url: str | None, token: str | None, use: bool) -> None:
     """Check a token against the API and save it with the address as a profile (mode 0600)."""
     cfg = config.load()
     known = cfg.profiles.get(name)
-    url = url or options().url or os.environ.get("CATALOG_URL") or (known and known.url)
+    url = url or options().url or os.environ.get("CATALOG_URL") or (known.url if known else None)
     url = (url or DEFAULT_URL).rstrip("/")
     token = token or options().token or os.environ.get("CATALOG_TOKEN")
     if not token:

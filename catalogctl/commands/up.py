@@ -89,6 +89,7 @@ def stop_all(children: list[Child]) -> None:
         os.kill(child.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_SECONDS
     for child in running:
+        assert child.process is not None  # exited() is None: it was started
         try:
             child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
