@@ -15,9 +15,10 @@ from packages.container import parse_duration
 from packages.limits import TIME_BOUNDS
 from packages.secrets import redact, secret_strings
 from workers import lease
-from workers.deploy import STOP_TIMEOUT, Runtime
+from workers.deploy.execution import STOP_TIMEOUT
 from workers.engine import EngineError
-from workers.execs import OUTPUT_KEEP, run_bounded
+from workers.engine.execs import OUTPUT_KEEP, run_bounded
+from workers.runtime import Runtime
 
 # What a task keeps of an output: run_bounded's head and tail, and its note of the cut.
 OUTPUT_MAX_CHARS = 2 * OUTPUT_KEEP + 100

@@ -20,11 +20,19 @@ from catalog.models import ContainerRecord, Deployment, Environment
 from catalog.models.common import utcnow
 from packages.secrets import redact
 from workers import lease
-from workers.deploy import Execution, Runtime, lease_seconds
+from workers.deploy.execution import Execution
 from workers.engine import ObservedContainer
 from workers.events import EventLog
-from workers.lifecycle import MISSING, RESTARTABLE, RestartPolicy, Slot, expected_slots, observe
-from workers.records import TRACKED, Specs, refresh_status, settle
+from workers.runtime import Runtime, lease_seconds
+from workers.tracker.lifecycle import (
+    MISSING,
+    RESTARTABLE,
+    RestartPolicy,
+    Slot,
+    expected_slots,
+    observe,
+)
+from workers.tracker.records import TRACKED, Specs, refresh_status, settle
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from catalog.models import ContainerRecord, Deployment, Environment
 from catalog.models.common import utcnow
 from catalog.models.environment import placed_on
-from workers.deploy import Runtime
 from workers.engine import EngineError
 from workers.events import EventLog
-from workers.lifecycle import (
+from workers.runtime import Runtime
+from workers.tracker.lifecycle import (
     Change,
     RestartPolicy,
     Slot,
