@@ -68,7 +68,9 @@ def run(rt: Runtime, task_id: str) -> str:
         return _package_command(rt, task)
     except ActionBusy:
         with rt.sessions() as session:
-            session.get(Task, task_id).status = "queued"
+            waiting = session.get(Task, task_id)
+            if waiting is not None:
+                waiting.status = "queued"
             session.commit()
         raise
     except (EngineError, OSError) as exc:
@@ -122,6 +124,7 @@ def _secrets(app: dict, action: dict, parameters: dict) -> frozenset[str]:
 def _package_command(rt: Runtime, task: Task) -> str:
     with rt.sessions() as session:
         environment = session.get(Environment, task.environment_id)
+        assert environment is not None  # an environment with a running task is not deleted
         app = deployed_app(session, environment.id, environment.current_revision, task.app)
     action = ((app or {}).get("manifest", {}).get("actions") or {}).get(task.action)
     if action is None:

@@ -122,7 +122,7 @@ def _connect(url: str, tls_dir: str, host: Host | None = None) -> Engine:
     from workers.engine.docker import connect
 
     problem = engine_url_problem(url, tls_dir) if host is not None else None
-    if problem:  # a host registered before the rule, or the TLS files have gone
+    if host is not None and problem:  # a host registered before the rule, or TLS files gone
         raise ServiceUnavailable(f"the engine address of host {host.name!r} {problem}")
     files = tls_files(tls_dir) if url.startswith("tcp://") else None
     try:  # connecting asks the engine its version

@@ -17,6 +17,7 @@ from workers.engine import (
     ENV_LABEL,
     ContainerSummary,
     CreatedContainer,
+    Engine,
     EngineError,
     InUse,
     NotFound,
@@ -240,3 +241,8 @@ class FakeEngine:
 
     def close(self) -> None:
         pass
+
+
+def _is_an_engine(fake: FakeEngine) -> Engine:
+    """mypy checks here that the fake keeps to the protocol."""
+    return fake

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -24,7 +25,7 @@ from workers.deploy.inputs import SnapshotInputs
 from workers.deploy.interruption import Interruption
 from workers.deploy.outcome import Outcome, deployment_of
 from workers.deploy.parallel import run_in_waves
-from workers.deploy.planner import Plan, Step, Strategy, plan
+from workers.deploy.planner import Identity, Plan, Step, Strategy, plan
 from workers.deploy.ports import PortsExhausted, allocate, parse_range, release_orphans
 from workers.deploy.prepare import Prepared, PrepareError, prepare, published_ports
 from workers.deploy.readiness import Interrupted, NotReady, wait_ready
@@ -39,6 +40,7 @@ from workers.engine import (
     TENANT_LABEL,
     CreatedContainer,
     EngineError,
+    ObservedContainer,
 )
 from workers.engine.names import container_name, hostname, network_name
 from workers.events import EventLog
@@ -142,8 +144,9 @@ class Execution:
                 return None
             deployment.status = "running"
             deployment.attempts += 1
-            deployment.started_at = deployment.started_at or utcnow()
-            self.interruption.set_deadline(deployment.started_at)
+            started_at = deployment.started_at or utcnow()
+            deployment.started_at = started_at
+            self.interruption.set_deadline(started_at)
             environment.status = "deploying"
             attempt = deployment.attempts
             result = (
@@ -167,6 +170,7 @@ class Execution:
         )
         self._save_plan(the_plan)
         for step in the_plan.remove_now:
+            assert step.container_id is not None  # a removal names the container it removes
             self.events.emit(f"removing {step.container_id[:12]}: {step.reason}", app=step.app,
                              service=step.service)  # fmt: skip
             self.rt.engine.remove(step.container_id)
@@ -201,7 +205,9 @@ class Execution:
                 templates=templates,
             )
 
-    def start_missing(self, spec: dict, env_name: str, tenant_id: str, missing: set) -> list[str]:
+    def start_missing(
+        self, spec: dict, env_name: str, tenant_id: str, missing: AbstractSet[Identity]
+    ) -> list[str]:
         """The tracker's repair: create and start the containers of the `missing` (app, service,
         replica) slots of this revision, dependencies first, each until ready; their ids.
 
@@ -230,6 +236,7 @@ class Execution:
         ]  # fmt: skip
         with self.rt.sessions() as session:
             deployment = deployment_of(session, self.env_id, self.revision)
+            assert deployment is not None  # held under the lease
             deployment.plan = steps
             session.commit()
         kept, started, removed = len(the_plan.keep), len(the_plan.start), len(the_plan.remove_after)
@@ -270,12 +277,16 @@ class Execution:
             raise NotReady(f"{key[0]}/{key[1]}: {error}")
         self.interruption.check()
 
-    def _verify_leftovers(self, prepared: list[Prepared], the_plan: Plan, observed) -> None:
+    def _verify_leftovers(
+        self, prepared: list[Prepared], the_plan: Plan, observed: list[ObservedContainer]
+    ) -> None:
         """Kept containers that a dead attempt at this revision started must prove ready too.
 
         The planner keeps such a container when it runs with the wanted config, but its
         worker died before it was checked ready; what depends on it starts only after.
         """
+        # Keyed as steps name their slot (a kept step always names one).
+        by_key: dict[tuple[str | None, str | None, int | None], Prepared]
         by_key = {p.key: p for p in prepared}
         leftovers = {
             c.id: c.name
@@ -283,7 +294,7 @@ class Execution:
             if c.revision == self.revision and c.fencing is not None and c.fencing < self.fencing
         }
         for step in the_plan.keep:
-            if step.container_id in leftovers:
+            if step.container_id is not None and step.container_id in leftovers:
                 item = by_key[(step.app, step.service, step.replica)]
                 self._await_ready(item, step.container_id, leftovers[step.container_id],
                                   "left by an interrupted attempt")  # fmt: skip

@@ -365,7 +365,9 @@ class DockerEngine(DockerImages):
     ) -> Stream[dict[str, Any]]:
         filters = {"type": "container", "label": [label], "event": list(actions)}
         try:
-            return self.client.events(decode=True, filters=filters, since=since)
+            # `since` as "seconds.nanoseconds" text: the engine takes it, the stubs know only
+            # int and datetime (which would lose the nanoseconds).
+            return self.client.events(decode=True, filters=filters, since=since)  # type: ignore[call-overload]
         except DockerException as exc:
             raise EngineError(f"cannot follow engine events: {explained(exc)}") from None
 
