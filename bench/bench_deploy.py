@@ -70,7 +70,7 @@ from catalog.models import FINISHED  # noqa: E402
 from packages.build import write_archive  # noqa: E402
 from packages.container import ContainerTarget, container_params, readiness_timeout  # noqa: E402
 from workers.engine.docker import create_args  # noqa: E402
-from workers.subnets import capacity, free_subnet, subnets_in_use  # noqa: E402
+from workers.engine.subnets import capacity, free_subnet, subnets_in_use  # noqa: E402
 
 IMAGE = "catalog-test/busybox:latest"
 BENCH_LABEL = "io.catalog.bench"  # on every SDK and compose object of this run: the run tag

@@ -76,7 +76,7 @@ def context(size: int) -> dict:
 
 
 def render_deployment(renderer, size: int) -> None:
-    """What `workers.prepare` renders for one app of `size` services."""
+    """What `workers.deploy.prepare` renders for one app of `size` services."""
     render_outputs({"url": "http://{{ services.s0.hostname }}:{{ params.port }}/"}, renderer)
     for index in range(size):
         render_service(f"s{index}", service(index), renderer)

@@ -220,7 +220,7 @@ def measure_cpu(stack: Stack, client, seconds: float) -> tuple[float, float, int
 
 def measure_relist(rt, repeats: int) -> tuple[float, list[float], list[float]]:
     """Seconds of a cold relist, then wall and CPU seconds of `repeats` warm ones."""
-    from workers.tracker import Tracker
+    from workers.tracker.loop import Tracker
 
     tracker = Tracker(rt, rt.settings)
     started = time.perf_counter()
@@ -287,8 +287,8 @@ def measure_kills(api: Api, client, ids: dict[str, str], kills: int) -> tuple[li
 def runtime_for(stack: Stack):
     from catalog.db import make_engine, make_sessionmaker
     from catalog.services.blobs import BlobStore
-    from workers.deploy import Runtime
     from workers.engine.docker import connect
+    from workers.runtime import Runtime
 
     settings = catalog_config.load(stack.env)
     sessions = make_sessionmaker(make_engine(settings.database_url, pool_size=4))

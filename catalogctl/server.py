@@ -193,7 +193,7 @@ def tracker(loglevel: str) -> None:
     """Follow the Docker engine: keep container records and statuses true, restart, repair."""
     import logging
 
-    from workers.tracker import main
+    from workers.tracker.loop import main
 
     logging.basicConfig(
         level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -22,7 +22,7 @@ MIN_HOST_PORT = 1024
 # Network modes that would leave the environment's own network.
 _FORBIDDEN_NETWORKS = frozenset({"host", "bridge", "none", "default"})
 # Bumped whenever what config_hash covers changes, so old and new hashes never collide.
-# v2: engine names changed (workers/names.py): every container is recreated once under its
+# v2: engine names changed (workers/engine/names.py): every container is recreated once under its
 # new name and DNS alias at the next deploy.
 _HASH_SCHEME = "catalog-config-hash/v2"
 # config_hash leaves these out: ordering only, or covered by an effective value.

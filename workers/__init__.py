@@ -1,1 +1,2 @@
-"""Celery workers: deployment planner, executor, Docker driver and tracker."""
+"""Celery workers, in wings: deploy (plan, prepare, execute), tracker (follow, record, repair)
+and engine (the one door to the container engine)."""

@@ -15,9 +15,10 @@ from packages.container import parse_duration
 from packages.limits import TIME_BOUNDS
 from packages.secrets import redact, secret_strings
 from workers import lease
-from workers.deploy import STOP_TIMEOUT, Runtime
+from workers.deploy.execution import STOP_TIMEOUT
 from workers.engine import EngineError
-from workers.execs import OUTPUT_KEEP, run_bounded
+from workers.engine.execs import OUTPUT_KEEP, run_bounded
+from workers.runtime import Runtime
 
 # What a task keeps of an output: run_bounded's head and tail, and its note of the cut.
 OUTPUT_MAX_CHARS = 2 * OUTPUT_KEEP + 100
@@ -67,7 +68,9 @@ def run(rt: Runtime, task_id: str) -> str:
         return _package_command(rt, task)
     except ActionBusy:
         with rt.sessions() as session:
-            session.get(Task, task_id).status = "queued"
+            waiting = session.get(Task, task_id)
+            if waiting is not None:
+                waiting.status = "queued"
             session.commit()
         raise
     except (EngineError, OSError) as exc:
@@ -121,6 +124,7 @@ def _secrets(app: dict, action: dict, parameters: dict) -> frozenset[str]:
 def _package_command(rt: Runtime, task: Task) -> str:
     with rt.sessions() as session:
         environment = session.get(Environment, task.environment_id)
+        assert environment is not None  # an environment with a running task is not deleted
         app = deployed_app(session, environment.id, environment.current_revision, task.app)
     action = ((app or {}).get("manifest", {}).get("actions") or {}).get(task.action)
     if action is None:

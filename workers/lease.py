@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import or_, update
+from sqlalchemy import CursorResult, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -75,7 +76,7 @@ def renew(
             .values(expires_at=utcnow() + timedelta(seconds=seconds))
         )
         session.commit()
-        return result.rowcount == 1
+        return cast(CursorResult, result).rowcount == 1  # an UPDATE's result is a cursor's
 
 
 def release(sessions: sessionmaker[Session], env_id: str, owner: str, fencing: int) -> None:

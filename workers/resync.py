@@ -9,7 +9,7 @@ from sqlalchemy import and_, or_, select
 from catalog.models import Deployment, Environment, EnvironmentLease, Host, Task
 from catalog.models.common import utcnow
 from catalog.queue import DEPLOY_TASK, HARD_LIMIT_GRACE, TEARDOWN_TASK, Publisher
-from workers.deploy import Runtime
+from workers.runtime import Runtime
 
 # A queued deployment published more recently than this is still on its way to a worker
 # (the default of CATALOG_RESYNC_STALE_SECONDS).

@@ -1,4 +1,4 @@
-"""The worker process's shared runtime: one engine client, one database pool."""
+"""The worker process's shared runtime: one engine client, one database pool, the settings."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cache
+from ipaddress import IPv4Network
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
@@ -14,14 +18,52 @@ from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 from catalog import config as catalog_config
 from catalog.db import make_engine, make_sessionmaker
 from catalog.models import Host
-from catalog.secretbox import box_from
+from catalog.secretbox import SecretBox, box_from
 from catalog.services.blobs import BlobStore
+from packages.container import RuntimeDefaults
 from packages.render_process import RenderLimits, start_spare
-from workers.deploy import Runtime
+from workers import lease
 from workers.engine import Engine
 from workers.engine.docker import connect
 
 log = logging.getLogger(__name__)
+
+DEPLOY_TIME_LIMIT = 1800.0  # the default of CATALOG_DEPLOY_TIME_LIMIT_SECONDS
+
+
+@dataclass
+class Runtime:
+    """What a worker needs to deploy: database, engine, blob store and settings."""
+
+    sessions: sessionmaker[Session]
+    engine: Engine
+    blob_path: Callable[[str], Any]
+    settings: dict[str, Any]
+    owner: str
+    defaults: RuntimeDefaults = field(default_factory=RuntimeDefaults)
+    # The registered host whose engine `engine` drives (the tracker's); None: the default one.
+    host_id: str | None = None
+    # Opens the secret parameters of a snapshot, only to build its containers.
+    secrets: SecretBox = field(default_factory=SecretBox)
+
+
+def network_pool(rt: Runtime) -> tuple[IPv4Network | None, int]:
+    """Where environment networks take their subnets (CATALOG_NETWORK_POOL), and their prefix.
+
+    No pool: the engine's default address pools choose.
+    """
+    pool = rt.settings["NETWORK_POOL"]
+    return (IPv4Network(pool) if pool else None), rt.settings["NETWORK_PREFIX"]
+
+
+def lease_seconds(rt: Runtime) -> float:
+    """How long an environment lease lasts unless renewed (CATALOG_LEASE_SECONDS)."""
+    return float(rt.settings.get("LEASE_SECONDS", lease.LEASE_SECONDS))
+
+
+def deploy_time_limit(rt: Runtime) -> float:
+    """Seconds one deployment may take over all its attempts (CATALOG_DEPLOY_TIME_LIMIT_SECONDS)."""
+    return float(rt.settings.get("DEPLOY_TIME_LIMIT_SECONDS", DEPLOY_TIME_LIMIT))
 
 
 class UnknownHost(RuntimeError):

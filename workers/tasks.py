@@ -11,7 +11,8 @@ from catalog.models import Environment, Host, Task
 from catalog.queue import ACTION_TASK, DEPLOY_TASK, RESYNC_TASK, TEARDOWN_TASK, Publisher
 from workers import actions
 from workers.celery_app import celery
-from workers.deploy import DatabaseAway, LeaseBusy, deploy
+from workers.deploy.execution import DatabaseAway
+from workers.deploy.run import LeaseBusy, deploy
 from workers.engine import EngineError
 from workers.resync import fail_abandoned_actions, republish_stale
 from workers.runtime import runtime

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from catalog.models import Environment
 from workers import lease
-from workers.deploy import Runtime, lease_seconds
+from workers.runtime import Runtime, lease_seconds
 
 
 class TeardownBusy(Exception):

@@ -28,9 +28,9 @@ from catalog.models import Deployment, Tenant
 from tests.conftest import TEST_IMAGE
 from tests.integration.conftest import package_bytes
 from tests.unit.test_images import Entry, Image, docker_save, rootfs, tar_of
+from workers.deploy.images import ensure_bundled_image
 from workers.engine.docker import DockerEngine
-from workers.images import ensure_bundled_image
-from workers.prune import TenantImages, prune_images
+from workers.tracker.prune import TenantImages, prune_images
 
 TARBALL = "images/nginx.tar"
 PACKAGE = "org.acme.bundled"

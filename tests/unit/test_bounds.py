@@ -19,7 +19,7 @@ from packages.package import load_package
 from tests.archives import make_targz
 from tests.unit.test_manifest import MINIMAL as BASE
 from workers.actions import action_timeout
-from workers.execs import HeadTail
+from workers.engine.execs import HeadTail
 
 
 def _with(**web) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 
-from workers.names import container_name, hostname, legacy_volume_name, volume_name
+from workers.engine.names import container_name, hostname, legacy_volume_name, volume_name
 
 DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\Z")  # apps, services
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")  # volumes

@@ -30,9 +30,9 @@ from packages.images import (
 from packages.limits import DEFAULT_LIMITS, MiB
 from packages.package import load_package
 from tests import archives
+from workers.deploy.images import catalog_image_name, ensure_bundled_image
 from workers.engine import EngineError
 from workers.engine.docker import DockerEngine
-from workers.images import catalog_image_name, ensure_bundled_image
 
 TARBALL = "images/app.tar"
 

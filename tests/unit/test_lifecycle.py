@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from workers.lifecycle import (
+from workers.tracker.lifecycle import (
     RestartPolicy,
     engine_time,
     environment_verdict,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from workers.parallel import Outcome, run_in_waves
+from workers.deploy.parallel import Outcome, run_in_waves
 
 # Long enough never to fire on a healthy run; a wait that times out means the property failed.
 TIMEOUT = 10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.planner import (
+from workers.deploy.planner import (
     DesiredContainer,
     ObservedContainer,
     Plan,

@@ -73,7 +73,7 @@ class QuietEngine:
 def test_a_quiet_log_follow_ends_and_closes_the_engine_stream_once_its_client_is_gone():
     engine, present = QuietEngine(), threading.Event()
     present.set()
-    source = logs.LogSource(engine, ContainerSummary(id="c1", name="web"))  # type: ignore[arg-type]
+    source = logs.LogSource(engine, ContainerSummary(id="c1", name="web"))
     follow = logs.follow([source], 10, present.is_set)
     assert next(follow) == b"the tail\n"
     started = time.monotonic()

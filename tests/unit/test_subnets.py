@@ -7,7 +7,7 @@ from ipaddress import IPv4Network
 import pytest
 
 from catalog import config
-from workers.subnets import capacity, free_subnet, subnets_in_use
+from workers.engine.subnets import capacity, free_subnet, subnets_in_use
 
 POOL = IPv4Network("10.210.0.0/16")
 

@@ -7,26 +7,17 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 import tarfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Network
 from typing import Any
 
 import docker
-from docker.errors import APIError, DockerException, ImageNotFound
+from docker.errors import APIError, DockerException
 from docker.errors import NotFound as DockerNotFound
 from docker.tls import TLSConfig
 from docker.types import IPAMConfig, IPAMPool
 
-from packages.imageref import (
-    DEFAULT_POLICY,
-    Reference,
-    RegistryPolicy,
-    carries,
-    parse,
-    reference_problem,
-)
 from workers.engine import (
     APP_LABEL,
     ENV_LABEL,
@@ -34,18 +25,17 @@ from workers.engine import (
     ContainerSummary,
     CreatedContainer,
     EngineError,
-    InUse,
     NotFound,
     ObservedContainer,
     Stream,
     observed,
 )
-from workers.names import legacy_volume_name, volume_name
-from workers.subnets import capacity, free_subnet, subnets_in_use
+from workers.engine.docker_images import DockerImages, explained
+from workers.engine.names import legacy_volume_name, volume_name
+from workers.engine.subnets import capacity, free_subnet, subnets_in_use
 
 # Subnets an environment network tries when other networks take them as it is created.
 NETWORK_ATTEMPTS = 5
-_LOADED = re.compile(r"^Loaded image(?: ID)?: (.+)$")
 # `container_params` keys that are the container's own configuration; the rest but `network`,
 # `networking_config`, `ports` and `detach` are its host configuration.
 _CREATE_KEYS = frozenset(
@@ -109,11 +99,7 @@ def _summary(found: Mapping[str, Any]) -> ContainerSummary:
     )
 
 
-def _explained(exc: DockerException) -> str:
-    return str(getattr(exc, "explanation", None) or exc)
-
-
-class DockerEngine:
+class DockerEngine(DockerImages):
     """One Docker engine, through one docker-py client."""
 
     def __init__(self, client: docker.DockerClient) -> None:
@@ -125,7 +111,7 @@ class DockerEngine:
         try:
             found = self.client.api.containers(all=True, filters={"label": list(labels)})
         except DockerException as exc:
-            raise EngineError(f"cannot list containers: {_explained(exc)}") from None
+            raise EngineError(f"cannot list containers: {explained(exc)}") from None
         return [_summary(c) for c in found]
 
     def observe(self, env_id: str) -> list[ObservedContainer]:
@@ -137,7 +123,7 @@ class DockerEngine:
         except DockerNotFound:
             return None
         except DockerException as exc:
-            raise EngineError(f"cannot inspect {container_id[:12]}: {_explained(exc)}") from None
+            raise EngineError(f"cannot inspect {container_id[:12]}: {explained(exc)}") from None
 
     # -- networks and volumes ---------------------------------------------------
 
@@ -176,7 +162,7 @@ class DockerEngine:
         try:
             return self.client.api.networks()
         except DockerException as exc:
-            raise EngineError(f"cannot list networks: {_explained(exc)}") from None
+            raise EngineError(f"cannot list networks: {explained(exc)}") from None
 
     def _create_network(
         self, name: str, labels: dict[str, str], subnet: IPv4Network | None = None
@@ -218,7 +204,7 @@ class DockerEngine:
             except DockerNotFound:
                 self.client.api.create_volume(name, labels={**labels, VOLUME_LABEL: volume})
         except DockerException as exc:
-            raise EngineError(f"cannot make volume {volume} of {app}: {_explained(exc)}") from None
+            raise EngineError(f"cannot make volume {volume} of {app}: {explained(exc)}") from None
         return name
 
     def _legacy_volume(self, env_id: str, app: str, volume: str) -> str | None:
@@ -243,80 +229,7 @@ class DockerEngine:
                 with contextlib.suppress(DockerNotFound):
                     self.client.api.remove_volume(volume["Name"], force=True)
         except DockerException as exc:
-            raise EngineError(f"cannot remove environment {env_id}: {_explained(exc)}") from None
-
-    # -- images -----------------------------------------------------------------
-
-    def image_id(
-        self, reference: str, *, pull: bool, registries: RegistryPolicy = DEFAULT_POLICY
-    ) -> str:
-        """The id of the image `reference` names, pulled first when absent and pulling is
-        allowed: exactly that image (its tag written out, and carried by the image found),
-        never one the engine's lookup would take for it, such as an id or an id's prefix."""
-        problem = reference_problem(reference, registries)
-        if problem:  # checked at upload too; this holds for packages stored before, or
-            raise EngineError(f"image {reference} {problem}")  # a narrowed allowlist
-        ref = parse(reference)
-        found = self._exact_image(ref)
-        if found is not None:
-            return found
-        if not pull:
-            raise EngineError(f"image {reference} is not on the engine")
-        try:
-            self.client.images.pull(ref.repository, tag=ref.digest or ref.tag or "latest")
-        except (APIError, ImageNotFound) as exc:
-            raise EngineError(f"image {reference} could not be pulled: {exc}") from None
-        found = self._exact_image(ref)
-        if found is None:
-            raise EngineError(f"image {reference} was pulled but is not on the engine")
-        return found
-
-    def _exact_image(self, ref: Reference) -> str | None:
-        attrs = self._image(ref.exact)
-        return attrs["Id"] if attrs is not None and carries(attrs, ref) else None
-
-    def _image(self, name: str) -> dict[str, Any] | None:
-        try:
-            return self.client.api.inspect_image(name)
-        except ImageNotFound:
-            return None
-        except APIError as exc:
-            raise EngineError(f"image {name}: {exc.explanation}") from None
-
-    def image_named(self, name: str) -> str | None:
-        attrs = self._image(name)
-        return None if attrs is None else attrs["Id"]
-
-    def load_image(self, body: Iterable[bytes], what: str) -> list[str]:
-        named: list[str] = []
-        try:
-            for message in self.client.api.load_image(body):
-                if "errorDetail" in message or "error" in message:
-                    detail = message.get("errorDetail", {}).get("message") or message.get("error")
-                    raise EngineError(f"the engine could not load {what}: {detail}")
-                found = _LOADED.match(str(message.get("stream", "")).strip())
-                if found:
-                    named.append(found.group(1))
-        except APIError as exc:
-            raise EngineError(f"the engine could not load {what}: {exc.explanation}") from None
-        return named
-
-    def image_tags(self, pattern: str) -> list[str]:
-        try:
-            images = self.client.api.images(filters={"reference": pattern})
-        except DockerException as exc:
-            raise EngineError(f"cannot list images: {_explained(exc)}") from None
-        return [tag for image in images for tag in image.get("RepoTags") or ()]
-
-    def remove_image(self, name: str) -> None:
-        try:
-            self.client.api.remove_image(name, noprune=False)
-        except ImageNotFound:
-            raise NotFound(f"image {name} is not on the engine") from None
-        except APIError as exc:
-            if exc.status_code == 409:
-                raise InUse(f"image {name}: {exc.explanation}") from None
-            raise EngineError(f"cannot remove image {name}: {exc.explanation}") from None
+            raise EngineError(f"cannot remove environment {env_id}: {explained(exc)}") from None
 
     # -- containers -------------------------------------------------------------
 
@@ -452,9 +365,11 @@ class DockerEngine:
     ) -> Stream[dict[str, Any]]:
         filters = {"type": "container", "label": [label], "event": list(actions)}
         try:
-            return self.client.events(decode=True, filters=filters, since=since)
+            # `since` as "seconds.nanoseconds" text: the engine takes it, the stubs know only
+            # int and datetime (which would lose the nanoseconds).
+            return self.client.events(decode=True, filters=filters, since=since)  # type: ignore[call-overload]
         except DockerException as exc:
-            raise EngineError(f"cannot follow engine events: {_explained(exc)}") from None
+            raise EngineError(f"cannot follow engine events: {explained(exc)}") from None
 
     def close(self) -> None:
         self.client.close()

@@ -61,7 +61,7 @@ class Plan:
         return bool(self.start or self.remove_now or self.remove_after)
 
     def start_dependencies(self) -> dict[Identity, set[Identity]]:
-        """The start graph in the shape `workers.parallel.run_in_waves` takes."""
+        """The start graph in the shape `workers.deploy.parallel.run_in_waves` takes."""
         return {identity: set(deps) for identity, deps in self.start_after}
 
 

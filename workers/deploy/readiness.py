@@ -67,7 +67,7 @@ def _probe(check: Mapping[str, Any], info: Mapping[str, Any], network: str) -> b
     """True healthy, False unhealthy for good, None not yet."""
     if "command" in check:
         status = ((info.get("State") or {}).get("Health") or {}).get("Status")
-        return {"healthy": True, "unhealthy": False}.get(status)
+        return {"healthy": True, "unhealthy": False}.get(status or "")
     host = _address(info, network)
     if host is None:
         return None

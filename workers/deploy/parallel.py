@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterator, Mapping, Set
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from queue import SimpleQueue
 from typing import Generic, TypeVar
 
@@ -60,7 +61,7 @@ def run_in_waves(
                     waiting.remove(item)
                     running += 1
                     future = pool.submit(func, item)
-                    future.add_done_callback(lambda f, item=item: finished.put((item, f)))
+                    future.add_done_callback(partial(_report, finished, item))
             if not running:
                 break
             item, future = finished.get()
@@ -100,3 +101,7 @@ def _check_acyclic(items: Mapping[K, object], deps: Mapping[K, Set[K]]) -> None:
             elif child not in done:
                 path.append(child)
                 stack.append(children(child))
+
+
+def _report(finished: SimpleQueue[tuple[K, Future[None]]], item: K, future: Future[None]) -> None:
+    finished.put((item, future))

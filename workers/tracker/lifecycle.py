@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from catalog.services.environment_rules import app_status
 
@@ -101,6 +101,10 @@ def _epoch(value: datetime) -> float:
     return round(value.timestamp(), 6)
 
 
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: None) -> None: ...
 def aware(value: datetime | None) -> datetime | None:
     """A database timestamp with its zone: SQLite hands back naive datetimes; they are UTC."""
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
@@ -134,7 +138,12 @@ def observe(
     record.exit_code = state.get("ExitCode")
     change = Change()
     died = finished is not None and (started is None or finished >= started)
-    if died and record.state != STOPPED and not _counted(record.deaths, finished):
+    if (
+        died
+        and finished is not None
+        and record.state != STOPPED
+        and not _counted(record.deaths, finished)
+    ):
         change = _count_death(record, finished, policy)
     if change.gave_up:
         record.state = CRASHLOOP

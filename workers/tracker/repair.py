@@ -11,6 +11,7 @@ a teardown from acting at the same time; when another holder has it, the repair 
 from __future__ import annotations
 
 import logging
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,11 +21,19 @@ from catalog.models import ContainerRecord, Deployment, Environment
 from catalog.models.common import utcnow
 from packages.secrets import redact
 from workers import lease
-from workers.deploy import Execution, Runtime, lease_seconds
+from workers.deploy.execution import Execution
 from workers.engine import ObservedContainer
 from workers.events import EventLog
-from workers.lifecycle import MISSING, RESTARTABLE, RestartPolicy, Slot, expected_slots, observe
-from workers.records import TRACKED, Specs, refresh_status, settle
+from workers.runtime import Runtime, lease_seconds
+from workers.tracker.lifecycle import (
+    MISSING,
+    RESTARTABLE,
+    RestartPolicy,
+    Slot,
+    expected_slots,
+    observe,
+)
+from workers.tracker.records import TRACKED, Specs, refresh_status, settle
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +182,7 @@ class _Repair:
                 next_due = due
         return next_due
 
-    def _recreate(self, target: _Target, missing: set[Slot], events: EventLog) -> bool:
+    def _recreate(self, target: _Target, missing: AbstractSet[Slot], events: EventLog) -> bool:
         """Start the missing slots through the executor; False when one failed."""
         names = ", ".join(f"{a}/{s}" for a, s, _ in sorted(missing))
         events.emit(f"recreating missing container(s): {names}", level="warning")
@@ -191,7 +200,7 @@ class _Repair:
             self._record_new(missing, getattr(execution, "log_share", 0))
         return True
 
-    def _record_new(self, missing: set[Slot], log_share: int) -> None:
+    def _record_new(self, missing: AbstractSet[Slot], log_share: int) -> None:
         """Records for the containers this pass created (its fencing token on their labels)."""
         created = [
             c

@@ -11,17 +11,18 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from catalog.models import ContainerRecord, Deployment, Environment
 from catalog.models.common import utcnow
 from catalog.models.environment import placed_on
-from workers.deploy import Runtime
 from workers.engine import EngineError
 from workers.events import EventLog
-from workers.lifecycle import (
+from workers.runtime import Runtime
+from workers.tracker.lifecycle import (
     Change,
     RestartPolicy,
     Slot,
@@ -206,17 +207,20 @@ def refresh_status(rt: Runtime, env_id: str, specs: Specs) -> str | None:
                 before_detail,
             ):
                 return before
-            changed = session.execute(
-                update(Environment)
-                .where(
-                    Environment.id == env_id,
-                    Environment.status == before,
-                    Environment.status_detail == before_detail,
-                    Environment.current_revision == revision,
-                )
-                .values(status=verdict.status, status_detail=verdict.detail)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            changed = cast(
+                CursorResult,
+                session.execute(
+                    update(Environment)
+                    .where(
+                        Environment.id == env_id,
+                        Environment.status == before,
+                        Environment.status_detail == before_detail,
+                        Environment.current_revision == revision,
+                    )
+                    .values(status=verdict.status, status_detail=verdict.detail)
+                    .execution_options(synchronize_session=False)
+                ),
+            ).rowcount  # an UPDATE's result is a cursor's
             session.commit()
         if changed:
             break

@@ -14,8 +14,8 @@ from packages.render import (
     render_service,
     template_context,
 )
-from workers.names import hostname
-from workers.planner import DesiredContainer
+from workers.deploy.planner import DesiredContainer
+from workers.engine.names import hostname
 
 
 class Templates(Protocol):

@@ -2,7 +2,7 @@
 PRUNE_IMAGES_SECONDS.
 
 Every package version deployed with a bundled image leaves a `catalog.local/<tenant>/...` tag
-on the engine (workers/images.py). Upgrades, deleted environments and deleted versions would
+on the engine (workers/deploy/images.py). Upgrades, deleted environments and deleted versions would
 otherwise keep those images, and their disk, for ever. A tag is removed when all of these hold:
 
 - its tenant is one of this catalog's (another catalog on the same engine keeps its own);
@@ -30,9 +30,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.models import Deployment, Environment, Tenant
-from workers.deploy import Runtime
+from workers.deploy.images import REGISTRY, catalog_image_name, tenant_prefix
 from workers.engine import EngineError, InUse, NotFound
-from workers.images import REGISTRY, catalog_image_name, tenant_prefix
+from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
