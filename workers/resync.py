@@ -19,7 +19,7 @@ STALE_AFTER = timedelta(seconds=15)
 def fail_abandoned_actions(rt: Runtime) -> int:
     """Fail the action tasks still `running` past their hard time limit: the process that ran
     them was killed (by that limit, or with its worker), and nothing else would end them."""
-    limit = float(rt.settings.get("ACTION_TIME_LIMIT_SECONDS", 900.0))
+    limit = float(rt.settings.action_time_limit_seconds)
     cutoff = utcnow() - timedelta(seconds=limit + HARD_LIMIT_GRACE)
     with rt.sessions() as session:
         abandoned = session.scalars(
@@ -35,9 +35,7 @@ def fail_abandoned_actions(rt: Runtime) -> int:
 def republish_stale(rt: Runtime, celery) -> int:
     """Publish again what no worker is working on; duplicates are harmless (idempotent tasks)."""
     now = utcnow()
-    stale_after = timedelta(
-        seconds=rt.settings.get("RESYNC_STALE_SECONDS", STALE_AFTER.total_seconds())
-    )
+    stale_after = timedelta(seconds=rt.settings.resync_stale_seconds)
     publisher = Publisher(celery)
     free_lease = or_(
         EnvironmentLease.environment_id.is_(None),

@@ -16,13 +16,13 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
 from catalog import config as catalog_config
+from catalog.config import Settings
 from catalog.db import make_engine, make_sessionmaker
 from catalog.models import Host
 from catalog.secretbox import SecretBox, box_from
 from catalog.services.blobs import BlobStore
 from packages.container import RuntimeDefaults
 from packages.render_process import RenderLimits, start_spare
-from workers import lease
 from workers.engine import Engine
 from workers.engine.docker import connect
 
@@ -38,7 +38,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     engine: Engine
     blob_path: Callable[[str], Any]
-    settings: dict[str, Any]
+    settings: Settings
     owner: str
     defaults: RuntimeDefaults = field(default_factory=RuntimeDefaults)
     # The registered host whose engine `engine` drives (the tracker's); None: the default one.
@@ -52,18 +52,18 @@ def network_pool(rt: Runtime) -> tuple[IPv4Network | None, int]:
 
     No pool: the engine's default address pools choose.
     """
-    pool = rt.settings["NETWORK_POOL"]
-    return (IPv4Network(pool) if pool else None), rt.settings["NETWORK_PREFIX"]
+    pool = rt.settings.network_pool
+    return (IPv4Network(pool) if pool else None), rt.settings.network_prefix
 
 
 def lease_seconds(rt: Runtime) -> float:
     """How long an environment lease lasts unless renewed (CATALOG_LEASE_SECONDS)."""
-    return float(rt.settings.get("LEASE_SECONDS", lease.LEASE_SECONDS))
+    return float(rt.settings.lease_seconds)
 
 
 def deploy_time_limit(rt: Runtime) -> float:
     """Seconds one deployment may take over all its attempts (CATALOG_DEPLOY_TIME_LIMIT_SECONDS)."""
-    return float(rt.settings.get("DEPLOY_TIME_LIMIT_SECONDS", DEPLOY_TIME_LIMIT))
+    return float(rt.settings.deploy_time_limit_seconds)
 
 
 class UnknownHost(RuntimeError):
@@ -84,12 +84,12 @@ def host_id(sessions, name: str | None) -> str | None:
 
 
 @cache
-def _shared() -> tuple[dict, sessionmaker[Session], Engine, BlobStore]:
+def _shared() -> tuple[Settings, sessionmaker[Session], Engine, BlobStore]:
     settings = catalog_config.load()
     secrets = box_from(settings)
-    sessions = make_sessionmaker(make_engine(settings["DATABASE_URL"], pool_size=4), secrets)
-    engine = connect(settings["DOCKER_URL"])
-    return settings, sessions, engine, BlobStore(settings["BLOB_DIR"])
+    sessions = make_sessionmaker(make_engine(settings.database_url, pool_size=4), secrets)
+    engine = connect(settings.docker_url)
+    return settings, sessions, engine, BlobStore(settings.blob_dir)
 
 
 def runtime() -> Runtime:

@@ -52,7 +52,7 @@ def _passed_on(task, rt, env_id: str | None, *args) -> bool:
                 .outerjoin(Host, Host.id == Environment.host_id)
                 .where(Environment.id == env_id)
             ).first()
-        mine = rt.settings.get("HOST_NAME") or None
+        mine = rt.settings.host_name or None
         if found is None or found.name == mine:  # by name: queues are named by host name
             return False  # here, or gone (the task itself finds nothing to do)
         log.warning("%s of %s belongs to host %s's workers; sending it there",

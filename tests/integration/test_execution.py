@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
+from catalog import settings_of
 from catalog.models import Deployment
 from tests.conftest import TEST_IMAGE
 from tests.integration.conftest import package_bytes
@@ -49,7 +50,7 @@ def run(app, engine):
     def run(env_id: str, revision: int, **settings) -> str:
         rt = Runtime(
             sessions=sessions, engine=engine, blob_path=app.extensions["catalog"]["blobs"].path_for,
-            settings={**app.config, "MIN_RUNNING_SECONDS": 0, **settings}, owner="test",
+            settings=settings_of(app).overridden({"MIN_RUNNING_SECONDS": 0, **settings}), owner="test",
             secrets=sessions.kw["info"]["secrets"],
         )  # fmt: skip
         return deploy(rt, env_id, revision)

@@ -790,7 +790,7 @@ def test_a9_a_resync_during_the_publish_does_not_publish_again(
     publisher = app.extensions["catalog"]["publisher"]
     worker = SimpleNamespace(
         sessions=app.extensions["catalog"]["sessionmaker"],
-        settings={"RESYNC_STALE_SECONDS": 3.0},
+        settings=settings_of(app).replace(resync_stale_seconds=3.0),
     )
     send = publisher.send
     resynced = []

@@ -336,7 +336,9 @@ def test_tasks_reach_their_hosts_workers_whoever_sends_them(
         session.execute(update(Deployment).values(published_at=None))
         session.commit()
     publisher = app.extensions["catalog"]["publisher"]
-    worker = SimpleNamespace(sessions=app.extensions["catalog"]["sessionmaker"], settings={})
+    worker = SimpleNamespace(
+        sessions=app.extensions["catalog"]["sessionmaker"], settings=settings_of(app)
+    )
     assert republish_stale(worker, publisher.celery) == 1
     assert published_tasks(EAST) == [(DEPLOY_TASK, [env["id"], revision])]
     assert published_tasks() == []

@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 from types import SimpleNamespace
 
+from catalog import config
 from catalog.models import Environment, Task
 from catalog.models.common import utcnow
 from tests.conftest import TEST_IMAGE
@@ -139,7 +140,7 @@ def test_the_resync_fails_an_action_whose_worker_is_gone(app, deployer):
         session.add_all([old, recent])
         session.commit()
         ids = old.id, recent.id
-    rt = SimpleNamespace(sessions=sessions, settings={"ACTION_TIME_LIMIT_SECONDS": 900.0})
+    rt = SimpleNamespace(sessions=sessions, settings=config.defaults())
     assert fail_abandoned_actions(rt) == 1
     with sessions() as session:
         old, recent = (session.get(Task, i) for i in ids)

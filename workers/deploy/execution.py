@@ -84,9 +84,9 @@ class Execution:
         self.created: list[str] = []  # containers this attempt created
         self.stopped: list[str] = []  # old containers stopped first (published ports)
         self.volumes: dict[tuple[str, str], str] = {}  # (app, volume) -> docker volume name
-        self.log_share: int = rt.settings["LOG_SHARE_BYTES"]
+        self.log_share: int = rt.settings.log_share_bytes
         self._lock = threading.Lock()
-        self._engine_slots = threading.BoundedSemaphore(rt.settings["DEPLOY_PARALLELISM"])
+        self._engine_slots = threading.BoundedSemaphore(rt.settings.deploy_parallelism)
         self._abandoned = threading.Event()  # set at the first failed start
 
     # -- entry -----------------------------------------------------------------
@@ -96,7 +96,7 @@ class Execution:
         if started is None:
             return "skipped"
         spec, env_name, tenant_id, had_revision = started
-        self.log_share = spec.get("log_share") or self.rt.settings["LOG_SHARE_BYTES"]
+        self.log_share = spec.get("log_share") or self.rt.settings.log_share_bytes
         try:
             status = self._converge(spec, env_name, tenant_id)
         except lease.LeaseLost as exc:
@@ -189,8 +189,8 @@ class Execution:
             self.rt.sessions,
             self.env_id,
             published_ports(spec["apps"]),
-            parse_range(self.rt.settings["HOST_PORT_RANGE"]),
-            tenant=(tenant_id, Quotas.from_config(self.rt.settings)),
+            parse_range(self.rt.settings.host_port_range),
+            tenant=(tenant_id, Quotas.from_settings(self.rt.settings)),
         )
         # The templates render in a child with hard limits; a cancel stops it at once.
         limits = RenderLimits.from_settings(self.rt.settings)
@@ -214,7 +214,7 @@ class Execution:
         Nothing is undone when one fails (the error propagates): what was created stays and
         the tracker follows it like any other container (restarts, crash loop).
         """
-        self.log_share = spec.get("log_share") or self.rt.settings["LOG_SHARE_BYTES"]
+        self.log_share = spec.get("log_share") or self.rt.settings.log_share_bytes
         try:
             prepared = [p for p in self._prepare(spec, env_name, tenant_id) if p.key in missing]
             the_plan = plan(
@@ -260,7 +260,7 @@ class Execution:
         steps = {(s.app, s.service, s.replica): s for s in the_plan.start}
         if not steps:
             return
-        parallelism = self.rt.settings["DEPLOY_PARALLELISM"]
+        parallelism = self.rt.settings.deploy_parallelism
         outcome = run_in_waves(
             the_plan.start_dependencies(),
             lambda key: self._start_one(by_key[key], steps[key], tenant_id),
@@ -356,7 +356,7 @@ class Execution:
                 container_id,
                 item.rendered,
                 network_name(self.env_id),
-                min_running=self.rt.settings["MIN_RUNNING_SECONDS"],
+                min_running=self.rt.settings.min_running_seconds,
                 interrupted=interrupted or self.interruption.reason,
             )
         except NotReady as exc:

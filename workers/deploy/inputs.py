@@ -45,8 +45,8 @@ class SnapshotInputs:
             if image not in self._image_ids:
                 self._image_ids[image] = self.rt.engine.image_id(
                     image,
-                    pull=self.rt.settings["ALLOW_PULL"],
-                    registries=RegistryPolicy.from_setting(self.rt.settings["REGISTRIES"]),
+                    pull=self.rt.settings.allow_pull,
+                    registries=RegistryPolicy.from_setting(self.rt.settings.registries),
                 )
             return self._image_ids[image]
         return self._bundled_image_id(image, app, tenant_id)

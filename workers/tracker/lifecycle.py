@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, overload
 
+from catalog.config import Settings
 from catalog.services.environment_rules import app_status
 
 Slot = tuple[str, str, int]
@@ -44,12 +45,12 @@ class RestartPolicy:
     backoff_max: float = 30.0
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> RestartPolicy:
+    def from_settings(cls, settings: Settings) -> RestartPolicy:
         return cls(
-            deaths=max(1, int(settings.get("CRASHLOOP_DEATHS", cls.deaths))),
-            window=float(settings.get("CRASHLOOP_WINDOW_SECONDS", cls.window)),
-            backoff=float(settings.get("RESTART_BACKOFF_SECONDS", cls.backoff)),
-            backoff_max=float(settings.get("RESTART_BACKOFF_MAX_SECONDS", cls.backoff_max)),
+            deaths=max(1, int(settings.crashloop_deaths)),
+            window=float(settings.crashloop_window_seconds),
+            backoff=float(settings.restart_backoff_seconds),
+            backoff_max=float(settings.restart_backoff_max_seconds),
         )
 
     def delay(self, recent_deaths: int) -> float:

@@ -34,10 +34,10 @@ import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
 
 from sqlalchemy import select
 
+from catalog.config import Settings
 from catalog.models import ContainerRecord, Environment
 from catalog.models.common import utcnow
 from catalog.models.environment import placed_on
@@ -73,25 +73,23 @@ BUSY_RETRY_SECONDS = 1.0  # another holder has an environment's lease
 
 
 class Tracker:
-    def __init__(self, rt: Runtime, settings: dict[str, Any]) -> None:
+    def __init__(self, rt: Runtime, settings: Settings) -> None:
         self.rt = rt
         self.policy = RestartPolicy.from_settings(settings)
         self.specs = Specs()
-        self.relist_seconds = float(settings.get("TRACKER_RELIST_SECONDS", 5.0))
-        self.prune_seconds = float(settings.get("PRUNE_IMAGES_SECONDS", 3600.0))
-        self.events: queue.Queue = queue.Queue(
-            maxsize=max(1, int(settings.get("TRACKER_QUEUE_SIZE", 1000)))
-        )
+        self.relist_seconds = float(settings.tracker_relist_seconds)
+        self.prune_seconds = float(settings.prune_images_seconds)
+        self.events: queue.Queue = queue.Queue(maxsize=max(1, int(settings.tracker_queue_size)))
         self._relist_needed = threading.Event()
         self._stopping = threading.Event()
         self.reader = EventReader(
-            lambda: connect(settings.get("DOCKER_URL", ""), ping=False),
+            lambda: connect(settings.docker_url, ping=False),
             self.events,
             self._relist_needed.set,
-            float(settings.get("TRACKER_RECONNECT_MAX_SECONDS", 5.0)),
+            float(settings.tracker_reconnect_max_seconds),
         )
         self._pool = ThreadPoolExecutor(
-            max_workers=max(1, settings.get("TRACKER_REPAIR_WORKERS", 2)),
+            max_workers=max(1, settings.tracker_repair_workers),
             thread_name_prefix="repair",
         )
         self._lock = threading.Lock()
@@ -367,7 +365,7 @@ def main() -> None:
     while True:
         try:
             rt = runtime()
-            rt = replace(rt, host_id=host_id(rt.sessions, rt.settings["HOST_NAME"]))
+            rt = replace(rt, host_id=host_id(rt.sessions, rt.settings.host_name))
             break
         except UnknownHost as exc:
             raise SystemExit(str(exc)) from None
