@@ -52,6 +52,7 @@ setup(
             "types-PyYAML",
             "types-requests",
             "types-docker",
+            "types-jsonschema",
             "schemathesis>=3.39,<5",
         ],
     },

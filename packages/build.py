@@ -12,6 +12,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, BinaryIO, cast
 
 from packages.errors import PackageError
 from packages.limits import DEFAULT_LIMITS, Limits
@@ -65,19 +66,19 @@ def _tar_info(arcname: str, path: Path) -> tarfile.TarInfo:
 class _HashingWriter(io.RawIOBase):
     """Passes bytes through to `out` while hashing them."""
 
-    def __init__(self, out: io.BufferedIOBase) -> None:
+    def __init__(self, out: IO[bytes]) -> None:
         self.out = out
         self.digest = hashlib.sha256()
 
     def writable(self) -> bool:
         return True
 
-    def write(self, b) -> int:  # type: ignore[override]
+    def write(self, b) -> int:
         self.digest.update(b)
         return self.out.write(b)
 
 
-def write_archive(root: str | os.PathLike, out: io.BufferedIOBase) -> str:
+def write_archive(root: str | os.PathLike, out: IO[bytes]) -> str:
     """Write the package directory as tar.gz to `out`; return the archive's sha256 digest."""
     sink = _HashingWriter(out)
     # filename="" and mtime=0 keep the gzip header free of names and times.
@@ -114,4 +115,5 @@ def load_directory(root: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> 
     """Validate a package directory exactly as its built archive would be validated."""
     with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as stream:
         write_archive(root, stream)
-        return load_package(stream, limits)
+        # A binary stream, which the stubs type as IO[bytes] rather than BinaryIO.
+        return load_package(cast(BinaryIO, stream), limits)

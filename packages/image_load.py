@@ -45,7 +45,7 @@ def loadable_tarball(
     wanted = {image.config, *image.layers}
     emitted: set[str] = set()
     directories: set[str] = set()
-    tar = open_tar(io.BufferedReader(Prefixed(b"", stream), CHUNK))  # type: ignore[arg-type]
+    tar = open_tar(io.BufferedReader(Prefixed(b"", stream), CHUNK))
     while True:
         try:
             info = next_member(tar)

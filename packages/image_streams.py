@@ -10,7 +10,7 @@ import io
 import posixpath
 import tarfile
 import zlib
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from packages.archive.content import nested_archive_kind
 from packages.archive.names import printable
@@ -43,7 +43,7 @@ class Refused(Exception):
 class Prefixed(io.RawIOBase):
     """`head` (already read), then the rest of `stream`."""
 
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
         self._head = head
         self._stream = stream
         self.count = 0  # bytes delivered
@@ -51,7 +51,7 @@ class Prefixed(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         if self._head:
             count = min(len(buffer), len(self._head))
             buffer[:count] = self._head[:count]
@@ -78,7 +78,7 @@ class Gunzip(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         while not self._pending and not self._eof:
             self._step(len(buffer))
         count = min(len(buffer), len(self._pending))
@@ -109,9 +109,9 @@ class Gunzip(io.RawIOBase):
         self._pending = out
 
 
-def open_tar(stream: BinaryIO) -> tarfile.TarFile:
+def open_tar(stream: BinaryIO | Recording) -> tarfile.TarFile:
     return tarfile.open(
-        fileobj=stream,  # type: ignore[arg-type]
+        fileobj=stream,
         mode="r|",
         tarinfo=_BoundedTarInfo,  # extended headers bounded before they are read
         encoding="utf-8",
@@ -128,7 +128,7 @@ def next_member(tar: tarfile.TarFile) -> tarfile.TarInfo | None:
         raise Refused(ImageError, f"malformed tar: {error}") from None
 
 
-def read_head(stream: BinaryIO, size: int = tarfile.BLOCKSIZE) -> bytes:
+def read_head(stream: IO[bytes], size: int = tarfile.BLOCKSIZE) -> bytes:
     head = b""
     while len(head) < size:
         chunk = stream.read(size - len(head))
@@ -198,18 +198,18 @@ def _check_layer_entry(info: tarfile.TarInfo, name: str, files: set[str], limits
         raise Refused(UnsafeImageError, f"{shown!r}: unsupported entry type {info.type!r}")
 
 
-def scan_layer(head: bytes, rest: BinaryIO, kind: str, limits: Limits) -> None:
+def scan_layer(head: bytes, rest: IO[bytes], kind: str, limits: Limits) -> None:
     """Read every entry header of a layer (plain or gzip tar); raise Refused on a problem."""
     source: Prefixed | Gunzip = Prefixed(head, rest)
     if kind == "gzip":
-        source = Gunzip(io.BufferedReader(source, CHUNK), limits.max_layer_unpacked_bytes)  # type: ignore[arg-type]
+        source = Gunzip(io.BufferedReader(source, CHUNK), limits.max_layer_unpacked_bytes)
     elif kind != "tar":
         raise Refused(
             ImageError, f"is compressed with {kind}: only plain or gzip-compressed layers load"
         )
-    reader = Recording(io.BufferedReader(source, CHUNK))  # type: ignore[arg-type]
+    reader = Recording(io.BufferedReader(source, CHUNK))
     try:
-        tar = open_tar(reader)  # type: ignore[arg-type]
+        tar = open_tar(reader)
     except TAR_ERRORS as error:
         raise Refused(ImageError, f"is not a tar archive: {error}") from None
     files: set[str] = set()

@@ -135,9 +135,9 @@ class _Scan:
                 ImageError, f"is compressed ({kind}): bundle the plain output of `docker save`"
             )
         source = Prefixed(head, stream)
-        reader = Recording(io.BufferedReader(source, CHUNK))  # type: ignore[arg-type]
+        reader = Recording(io.BufferedReader(source, CHUNK))
         try:
-            tar = open_tar(reader)  # type: ignore[arg-type]
+            tar = open_tar(reader)
         except TAR_ERRORS:
             raise self.fail(ImageError, "is not a tar archive (`docker save` output)") from None
         count = 0
@@ -188,10 +188,10 @@ class _Scan:
         data = tar.extractfile(info)
         assert data is not None  # a regular file
         head = read_head(data)
-        kind = layer_kind(head)
-        if kind is not None:
+        layer = layer_kind(head)
+        if layer is not None:
             try:
-                scan_layer(head, data, kind, self.limits)  # type: ignore[arg-type]
+                scan_layer(head, data, layer, self.limits)
                 self.layers[name] = None
             except Refused as refused:
                 self.layers[name] = refused

@@ -40,15 +40,18 @@ class Problems:
 
     def add_error(self, error: ValidationError, prefix: Path) -> None:
         path = prefix + tuple(error.absolute_path)
+        # A validator's errors carry these; the stubs also allow a hand-made error without them.
+        value: Any = error.validator_value
+        instance: Any = error.instance
         if error.validator == "required":
-            for name in error.validator_value:
-                if isinstance(error.instance, dict) and name not in error.instance:
+            for name in value:
+                if isinstance(instance, dict) and name not in instance:
                     self.add((*path, name), "is required")
-        elif error.validator == "additionalProperties" and error.validator_value is False:
-            for key in _extra_keys(error.instance, error.schema):
+        elif error.validator == "additionalProperties" and value is False:
+            for key in _extra_keys(instance, error.schema):
                 self.add((*path, key), "unknown key")
         elif _is_property_name_error(error):
-            self.add((*path, error.instance), error_message(error, self.echo))
+            self.add((*path, instance), error_message(error, self.echo))
         else:
             self.add(path, error_message(error, self.echo))
 
@@ -75,7 +78,7 @@ def path_key(path: Path) -> tuple:
     return tuple((0, p, "") if isinstance(p, int) else (1, 0, p) for p in path)
 
 
-def _extra_keys(instance: Any, schema: dict) -> list[str]:
+def _extra_keys(instance: Any, schema: Any) -> list[str]:
     return additional_keys(instance, schema) if isinstance(instance, dict) else []
 
 
@@ -122,7 +125,8 @@ _MESSAGES = {
 
 def error_message(error: ValidationError, echo: bool) -> str:
     """A readable message for one schema error; quotes the offending value only when `echo`."""
-    kind, value = error.validator, error.validator_value
+    kind = error.validator
+    value: Any = error.validator_value  # set on every error a validator makes
     custom = error.schema.get("x-message") if isinstance(error.schema, dict) else None
     if kind in ("pattern", "format") and custom:
         return custom

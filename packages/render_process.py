@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from packages.errors import RenderError
 from packages.render import MAX_RENDERED_BYTES, TextRenderer
@@ -48,8 +48,11 @@ _BOOT = (
 class RenderSettings(Protocol):
     """The settings the limits come from (`catalog.config.Settings` has them)."""
 
-    render_time_limit_seconds: float
-    render_memory_mb: int
+    @property
+    def render_time_limit_seconds(self) -> float: ...
+
+    @property
+    def render_memory_mb(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ def _command(limits: RenderLimits) -> list[str]:
             str(limits.memory_mb), str(limits.cpu_seconds)]  # fmt: skip
 
 
-def _launch(limits: RenderLimits) -> subprocess.Popen:
+def _launch(limits: RenderLimits) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         _command(limits),
         stdin=subprocess.PIPE,
@@ -97,15 +100,25 @@ def _launch(limits: RenderLimits) -> subprocess.Popen:
     )
 
 
+def _stdin(child: subprocess.Popen[bytes]) -> IO[bytes]:
+    assert child.stdin is not None  # `_launch` pipes it
+    return child.stdin
+
+
+def _stdout(child: subprocess.Popen[bytes]) -> IO[bytes]:
+    assert child.stdout is not None  # `_launch` pipes it
+    return child.stdout
+
+
 class _Spare:
     """One child started ahead per process, taken by the next deployment that renders."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._child: subprocess.Popen | None = None
+        self._child: subprocess.Popen[bytes] | None = None
         self._limits: RenderLimits | None = None
 
-    def take(self, limits: RenderLimits) -> subprocess.Popen:
+    def take(self, limits: RenderLimits) -> subprocess.Popen[bytes]:
         """A started child for `limits`: the spare when it fits, else a new one."""
         with self._lock:
             child, self._child = self._child, None
@@ -135,8 +148,8 @@ class _Spare:
         self._lock = threading.Lock()  # another thread may have held it at the fork
         child, self._child = self._child, None
         if child is not None:
-            child.stdin.close()
-            child.stdout.close()
+            _stdin(child).close()
+            _stdout(child).close()
             child.returncode = 0  # not ours to wait for
 
 
@@ -150,11 +163,11 @@ def start_spare(limits: RenderLimits) -> None:
     _SPARE.refill(limits)
 
 
-def _kill(child: subprocess.Popen) -> None:
+def _kill(child: subprocess.Popen[bytes]) -> None:
     if child.poll() is None:
         child.kill()
     child.wait()
-    for stream in (child.stdin, child.stdout):
+    for stream in (_stdin(child), _stdout(child)):
         stream.close()
 
 
@@ -187,7 +200,7 @@ def _checked_text(text: str) -> str:
     return text
 
 
-def _death(child: subprocess.Popen, limits: RenderLimits) -> str:
+def _death(child: subprocess.Popen[bytes], limits: RenderLimits) -> str:
     code = child.wait()
     if code == -signal.SIGXCPU:
         return f"the template used more than its CPU time limit ({limits.cpu_seconds} s)"
@@ -208,7 +221,7 @@ class RenderProcess:
     ) -> None:
         self.limits = limits
         self._should_stop = should_stop or (lambda: None)
-        self._child: subprocess.Popen | None = None
+        self._child: subprocess.Popen[bytes] | None = None
         self._buffer = b""
         self._sent: object = None  # the context the child holds
         self._starting = False
@@ -261,7 +274,7 @@ class RenderProcess:
 
     def _start(self) -> None:
         self._child = _SPARE.take(self.limits)
-        os.set_blocking(self._child.stdin.fileno(), False)  # a child that stops reading
+        os.set_blocking(_stdin(self._child).fileno(), False)  # a child that stops reading
         self._buffer, self._sent = b"", None
         # Starting runs only our code: its time is not the templates' budget.
         spent, self.spent, self._starting = self.spent, 0.0, True
@@ -274,9 +287,14 @@ class RenderProcess:
 
     # -- frames, within the budget ------------------------------------------------------
 
+    def _started(self) -> subprocess.Popen[bytes]:
+        assert self._child is not None  # frames go only to a started child (`_start`)
+        return self._child
+
     def _wait(self, readable: bool) -> None:
         """Until the child's pipe is ready, within the budget, asking `should_stop`."""
-        fd = self._child.stdout.fileno() if readable else self._child.stdin.fileno()
+        child = self._started()
+        fd = _stdout(child).fileno() if readable else _stdin(child).fileno()
         allowed = STARTUP_SECONDS if self._starting else self.limits.seconds
         while True:
             left = allowed - self.spent
@@ -294,19 +312,21 @@ class RenderProcess:
 
     def _send(self, message: dict[str, Any]) -> None:
         data = memoryview(encode(message))
-        fd = self._child.stdin.fileno()
+        child = self._started()
+        fd = _stdin(child).fileno()
         while data:
             self._wait(readable=False)
             try:
                 data = data[os.write(fd, data) :]
             except BrokenPipeError:
-                raise _ChildFailed(_death(self._child, self.limits)) from None
+                raise _ChildFailed(_death(child, self.limits)) from None
 
     def _read_into_buffer(self) -> None:
         self._wait(readable=True)
-        chunk = os.read(self._child.stdout.fileno(), 1024 * 1024)
+        child = self._started()
+        chunk = os.read(_stdout(child).fileno(), 1024 * 1024)
         if not chunk:
-            raise _ChildFailed(_death(self._child, self.limits))
+            raise _ChildFailed(_death(child, self.limits))
         self._buffer += chunk
 
     def _receive(self) -> dict[str, Any]:

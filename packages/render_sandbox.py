@@ -119,6 +119,7 @@ class _CatalogSandbox(ImmutableSandboxedEnvironment):
     child process's (`packages.render_process`), which hold whatever a template does.
     """
 
+    undefined: type[PathUndefined]  # what `_make_environment` passes
     intercepted_binops = frozenset({"*", "+", "**", "%"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:

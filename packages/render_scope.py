@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, UndefinedError
-from jinja2.exceptions import SecurityError
+from jinja2.exceptions import SecurityError, TemplateRuntimeError
 from jinja2.runtime import missing
 
 
@@ -36,12 +36,14 @@ class Scope(dict):
     """A mapping of template inputs that knows where it sits (`bindings.db.outputs`)."""
 
     __slots__ = ("_catalog_path",)
+    _catalog_path: tuple[Any, ...]
 
 
 class ScopeList(list):
     """A list of template inputs that knows where it sits (`params.hosts`)."""
 
     __slots__ = ("_catalog_path",)
+    _catalog_path: tuple[Any, ...]
 
 
 def join_path(parts: Iterable[Any]) -> str:
@@ -56,6 +58,7 @@ def join_path(parts: Iterable[Any]) -> str:
 
 def scoped(value: Any, path: tuple[Any, ...]) -> Any:
     """Deep-copy `value` into path-aware containers, so the caller's data stays untouched."""
+    scope: Scope | ScopeList
     if isinstance(value, Mapping):
         scope = Scope({k: scoped(v, (*path, k)) for k, v in value.items()})
     elif isinstance(value, list | tuple):
@@ -94,13 +97,14 @@ class PathUndefined(StrictUndefined):
         hint: str | None = None,
         obj: Any = missing,
         name: Any = None,
-        exc: type[Exception] = UndefinedError,
+        exc: Callable[[str], TemplateRuntimeError] = UndefinedError,
     ) -> None:
         base, names = base_of(obj)
         names = (*names, name)
         if exc is UndefinedError and hint is None:
             exc = functools.partial(MissingVariable, base=base, names=names)
-        super().__init__(hint, obj, name, exc)
+        # Jinja only calls `exc` with the message; its annotation asks for a class.
+        super().__init__(hint, obj, name, exc)  # type: ignore[arg-type]
         self._catalog_base = base
         self._catalog_names = names
 

@@ -98,9 +98,11 @@ def secret_locations(values: Any, schemas: Iterable[Any]) -> frozenset[Location]
 
 # A subschema together with the whole schema its local references point into.
 _Scoped = tuple[dict, dict]
+# The same before the subschema is known to be one (a mapping): a keyword's value, maybe None.
+_Candidate = tuple[dict, Any]
 
 
-def _walk(value: Any, scoped: list[_Scoped], path: Location, found: set[Location]) -> None:
+def _walk(value: Any, scoped: list[_Candidate], path: Location, found: set[Location]) -> None:
     applying = _same_place(scoped)
     if not applying:
         return
@@ -114,7 +116,7 @@ def _walk(value: Any, scoped: list[_Scoped], path: Location, found: set[Location
             _walk(item, [c for s in applying for c in _item(s, i)], (*path, i), found)
 
 
-def _same_place(scoped: list[_Scoped]) -> list[_Scoped]:
+def _same_place(scoped: list[_Candidate]) -> list[_Scoped]:
     """The subschemas given and all that apply to the same value: references followed,
     branches of combinators and conditions, dependent schemas. Each is taken once, so a
     reference cycle ends."""
@@ -157,12 +159,13 @@ def _pointer(root: dict, ref: str) -> Any:
     return node
 
 
-def _property(scoped: _Scoped, key: str) -> Iterator[_Scoped]:
+def _property(scoped: _Scoped, key: str) -> Iterator[_Candidate]:
     """The subschemas of `scoped` (an object's schema) that apply to its member `key`."""
     root, sub = scoped
     properties = sub.get("properties")
-    named = isinstance(properties, dict) and key in properties
-    if named:
+    named = False
+    if isinstance(properties, dict) and key in properties:
+        named = True
         yield root, properties[key]
     patterns = sub.get("patternProperties")
     matched = False
@@ -175,7 +178,7 @@ def _property(scoped: _Scoped, key: str) -> Iterator[_Scoped]:
             yield root, sub.get(keyword)
 
 
-def _item(scoped: _Scoped, index: int) -> Iterator[_Scoped]:
+def _item(scoped: _Scoped, index: int) -> Iterator[_Candidate]:
     """The subschemas of `scoped` (a list's schema) that apply to its item `index`."""
     root, sub = scoped
     prefix = sub.get("prefixItems")

@@ -20,13 +20,16 @@ from packages.render import parse_template, render_file, render_outputs, render_
 #: to ~7 us a byte of the upload's CPU (rendering costs more, within the render limits).
 MAX_TEMPLATE_BYTES = 256 * KiB
 # Nodes that would read another template; the sandbox has no loader, so they only fail later.
-_LOADS = {nodes.Include: "include", nodes.Import: "import", nodes.FromImport: "import",
-          nodes.Extends: "extends"}  # fmt: skip
+_LOADS: dict[type[nodes.Node], str] = {
+    nodes.Include: "include", nodes.Import: "import", nodes.FromImport: "import",
+    nodes.Extends: "extends",
+}  # fmt: skip
 
 
 def _node_problems(tree: nodes.Template, filters: Any, tests: Any) -> list[str]:
     found = []
-    for node in tree.find_all((*_LOADS, nodes.Filter, nodes.Test)):
+    wanted: tuple[type[nodes.Node], ...] = (*_LOADS, nodes.Filter, nodes.Test)
+    for node in tree.find_all(wanted):
         if type(node) in _LOADS:
             found.append(f"line {node.lineno}: {{% {_LOADS[type(node)]} %}} is not allowed "
                          "(a template cannot load another template)")  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -12,7 +12,12 @@ from packages.errors import ManifestError
 from packages.limits import DEFAULT_LIMITS, Limits
 
 # libyaml is much faster; both loaders share the Python constructor and resolver below.
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    # CSafeLoader swaps SafeLoader's Python reader, scanner and parser for libyaml's; what the
+    # subclass below overrides and calls is the same in both, so check it against SafeLoader.
+    _BaseLoader = yaml.SafeLoader
+else:
+    _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _CORE = "tag:yaml.org,2002:"
 # Tags an author may write explicitly; everything else (python/*, set, binary...) is refused.
@@ -81,12 +86,14 @@ class _Walk:
     documents: int = 0
 
     def visit(self, event: yaml.Event) -> None:
+        assert event.start_mark is not None  # the parser marks every event it makes
         line = event.start_mark.line + 1
         if isinstance(event, yaml.DocumentStartEvent):
             self.documents += 1
             if self.documents > 1:
                 raise ManifestError(f"a manifest is a single YAML document (second at line {line})")
         elif isinstance(event, yaml.AliasEvent):
+            assert event.anchor is not None  # `*name`: an alias always names its anchor
             self._alias(event.anchor, line)
         elif isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent)):
             self._check_tag(event.tag, line)

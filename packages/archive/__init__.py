@@ -43,7 +43,7 @@ class _ChunkReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         while not self._left:
             self._left = next(self._chunks, b"")
             if not self._left:
@@ -98,7 +98,7 @@ class PackageArchive:
         if member.data is not None:
             return io.BytesIO(member.data)
         reader = _ChunkReader(verified(member, self._chunks(member)))
-        return io.BufferedReader(reader, READ_CHUNK)  # type: ignore[return-value]
+        return io.BufferedReader(reader, READ_CHUNK)
 
     def close(self) -> None:
         """Release the file if `open_archive` opened it; a stream passed in stays open."""

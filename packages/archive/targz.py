@@ -143,7 +143,7 @@ class _GzipStream:
 class _BoundedTarInfo(tarfile.TarInfo):
     """tarfile reads pax and GNU long-name headers into memory whole: bound them first."""
 
-    def _proc_member(self, tarfile_: tarfile.TarFile):  # type: ignore[override]
+    def _proc_member(self, tarfile_: tarfile.TarFile):
         extended = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
         if self.type in (*extended, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK) and (
             self.size > MAX_TAR_EXTENDED_HEADER or self.size < 0
@@ -152,7 +152,8 @@ class _BoundedTarInfo(tarfile.TarInfo):
                 f"extended header of {self.size} bytes, limit {MAX_TAR_EXTENDED_HEADER}",
                 path=printable(self.name),
             )
-        return super()._proc_member(tarfile_)
+        # tarfile's private hook for reading a member's headers; the stubs leave it out.
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
 
 
 _TAR_SPECIAL = {
@@ -232,8 +233,10 @@ class TarValidation:
 
     def run(self) -> dict[str, Member]:
         try:
-            tar = tarfile.open(  # noqa: SIM115 - nothing to close: it reads our stream
-                fileobj=self.stream,  # type: ignore[arg-type]
+            # SIM115: nothing to close, it reads our stream. call-overload: the stubs want a
+            # fileobj that can also write and seek, whatever the mode; "r|" only reads.
+            tar = tarfile.open(  # type: ignore[call-overload]  # noqa: SIM115
+                fileobj=self.stream,
                 mode="r|",
                 tarinfo=_BoundedTarInfo,
                 encoding="utf-8",
