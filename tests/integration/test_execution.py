@@ -50,8 +50,8 @@ def run(app, engine):
     def run(env_id: str, revision: int, **settings) -> str:
         rt = Runtime(
             sessions=sessions, engine=engine, blob_path=app.extensions["catalog"]["blobs"].path_for,
-            settings=settings_of(app).overridden({"MIN_RUNNING_SECONDS": 0, **settings}), owner="test",
-            secrets=sessions.kw["info"]["secrets"],
+            settings=settings_of(app).overridden({"MIN_RUNNING_SECONDS": 0, **settings}),
+            owner="test", secrets=sessions.kw["info"]["secrets"],
         )  # fmt: skip
         return deploy(rt, env_id, revision)
 
