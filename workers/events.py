@@ -8,6 +8,7 @@ import logging
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.models import DeploymentEvent
+from catalog.snapshot import DeploymentSnapshot
 from packages.secrets import redact, secret_strings
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ class EventLog:
         self.revision = revision
         self.hidden: frozenset[str] = frozenset()
 
-    def hide(self, spec: dict) -> None:
+    def hide(self, spec: DeploymentSnapshot) -> None:
         """Keep the secret parameters of a deployment snapshot's apps out of every message."""
         self.hidden = spec_secrets(spec)
 
@@ -67,7 +68,7 @@ class EventLog:
         )
 
 
-def spec_secrets(spec: dict) -> frozenset[str]:
+def spec_secrets(spec: DeploymentSnapshot) -> frozenset[str]:
     """The secret values of a snapshot's apps (`secret_strings`), by each app's own schema."""
     return frozenset().union(
         *(

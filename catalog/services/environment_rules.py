@@ -227,8 +227,10 @@ def cycle_problems(apps: Mapping[str, DraftApp]) -> list[DraftProblem]:
 class Binder(Protocol):
     """Anything with a name and bindings: a DraftApp, or an App row."""
 
-    name: str
-    bindings: Mapping[str, str]
+    @property
+    def name(self) -> str: ...
+    @property
+    def bindings(self) -> Mapping[str, str]: ...
 
 
 def binders_of(name: str, apps: Iterable[Binder]) -> list[tuple[str, str]]:

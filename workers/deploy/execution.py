@@ -17,6 +17,7 @@ from catalog.models import Environment
 from catalog.models.common import utcnow
 from catalog.secretbox import SecretKeyError, open_all
 from catalog.services.quotas import Quotas
+from catalog.snapshot import DeploymentSnapshot
 from packages.container import ContainerTarget, container_params
 from packages.errors import PackageError
 from packages.render_process import RenderLimits, RenderProcess
@@ -126,7 +127,7 @@ class Execution:
             self.inputs.close()
         return status
 
-    def _start(self) -> tuple[dict, str, str, bool] | None:
+    def _start(self) -> tuple[DeploymentSnapshot, str, str, bool] | None:
         with self.rt.sessions() as session:
             deployment = deployment_of(session, self.env_id, self.revision)
             environment = session.get(Environment, self.env_id)
@@ -161,7 +162,7 @@ class Execution:
 
     # -- converge ----------------------------------------------------------------
 
-    def _converge(self, spec: dict, env_name: str, tenant_id: str) -> str:
+    def _converge(self, spec: DeploymentSnapshot, env_name: str, tenant_id: str) -> str:
         wanted_ports = published_ports(spec["apps"])
         prepared = self._prepare(spec, env_name, tenant_id)
         observed = self.rt.engine.observe(self.env_id)
@@ -182,7 +183,7 @@ class Execution:
         release_orphans(self.rt.sessions, self.env_id, set(wanted_ports))
         return self.outcome.succeeded(self.log_share)
 
-    def _prepare(self, spec: dict, env_name: str, tenant_id: str) -> list[Prepared]:
+    def _prepare(self, spec: DeploymentSnapshot, env_name: str, tenant_id: str) -> list[Prepared]:
         spec = {**spec, "apps": open_all(spec["apps"], self.rt.secrets)}
         self.events.hide(spec)
         host_ports = allocate(
@@ -206,7 +207,11 @@ class Execution:
             )
 
     def start_missing(
-        self, spec: dict, env_name: str, tenant_id: str, missing: AbstractSet[Identity]
+        self,
+        spec: DeploymentSnapshot,
+        env_name: str,
+        tenant_id: str,
+        missing: AbstractSet[Identity],
     ) -> list[str]:
         """The tracker's repair: create and start the containers of the `missing` (app, service,
         replica) slots of this revision, dependencies first, each until ready; their ids.
@@ -242,7 +247,7 @@ class Execution:
         kept, started, removed = len(the_plan.keep), len(the_plan.start), len(the_plan.remove_after)
         self.events.emit(f"plan: {started} to start, {kept} unchanged, {removed} to remove")
 
-    def _ensure_network_and_volumes(self, spec: dict, tenant_id: str) -> None:
+    def _ensure_network_and_volumes(self, spec: DeploymentSnapshot, tenant_id: str) -> None:
         labels = {ENV_LABEL: self.env_id, TENANT_LABEL: tenant_id}
         pool, prefix = network_pool(self.rt)
         self.rt.engine.ensure_network(network_name(self.env_id), labels, pool, prefix)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -83,7 +83,7 @@ def binding_order(apps: list[dict]) -> list[dict]:
     return ordered
 
 
-def published_ports(apps: list[dict]) -> list[tuple[str, str, int, str]]:
+def published_ports(apps: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, int, str]]:
     return [
         (app["name"], name, port["container"], port.get("protocol", "tcp"))
         for app in apps

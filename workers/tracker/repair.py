@@ -19,6 +19,7 @@ from sqlalchemy import delete, select
 
 from catalog.models import ContainerRecord, Deployment, Environment
 from catalog.models.common import utcnow
+from catalog.snapshot import DeploymentSnapshot
 from packages.secrets import redact
 from workers import lease
 from workers.deploy.execution import Execution
@@ -48,7 +49,7 @@ class Outcome:
 @dataclass(frozen=True)
 class _Target:
     revision: int
-    spec: dict
+    spec: DeploymentSnapshot
     name: str
     tenant_id: str
 
