@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
-    settings = settings or catalog_config.load()
+    settings = settings or catalog_config.current()
     app = Celery("catalog", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",

@@ -85,7 +85,7 @@ def host_id(sessions, name: str | None) -> str | None:
 
 @cache
 def _shared() -> tuple[Settings, sessionmaker[Session], Engine, BlobStore]:
-    settings = catalog_config.load()
+    settings = catalog_config.current()
     secrets = box_from(settings)
     sessions = make_sessionmaker(make_engine(settings.database_url, pool_size=4), secrets)
     engine = connect(settings.docker_url)
