@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from catalog.models import ContainerRecord, Environment, Task
 from catalog.models.common import utcnow
-from catalog.models.deployment import deployed_app
+from catalog.models.deployment import TaskStatus, deployed_app
+from catalog.models.environment import EnvironmentStatus
 from catalog.secretbox import SecretKeyError, open_all
 from packages.container import parse_duration
 from packages.limits import TIME_BOUNDS
@@ -52,14 +53,14 @@ def _targets(rt: Runtime, task: Task) -> list:
 def run(rt: Runtime, task_id: str) -> str:
     with rt.sessions() as session:
         task = session.get(Task, task_id)
-        if task is None or task.status != "queued":
+        if task is None or task.status != TaskStatus.QUEUED:
             return "skipped"
         environment = session.get(Environment, task.environment_id)
-        if environment is None or environment.status == "deleting":
-            task.status, task.error = "failed", "the environment is being deleted"
+        if environment is None or environment.status == EnvironmentStatus.DELETING:
+            task.status, task.error = TaskStatus.FAILED, "the environment is being deleted"
             session.commit()
             return "failed"
-        task.status, task.started_at = "running", utcnow()
+        task.status, task.started_at = TaskStatus.RUNNING, utcnow()
         session.commit()
         session.expunge(task)
     try:
@@ -70,13 +71,15 @@ def run(rt: Runtime, task_id: str) -> str:
         with rt.sessions() as session:
             waiting = session.get(Task, task_id)
             if waiting is not None:
-                waiting.status = "queued"
+                waiting.status = TaskStatus.QUEUED
             session.commit()
         raise
     except (EngineError, OSError) as exc:
-        return _finish(rt, task_id, status="failed", error=f"the engine refused: {exc}")
+        return _finish(rt, task_id, status=TaskStatus.FAILED, error=f"the engine refused: {exc}")
     except SoftTimeLimitExceeded:
-        return _finish(rt, task_id, status="failed", error="the action ran past its time limit")
+        return _finish(
+            rt, task_id, status=TaskStatus.FAILED, error="the action ran past its time limit"
+        )
 
 
 def _built_in(rt: Runtime, task: Task) -> str:
@@ -86,7 +89,7 @@ def _built_in(rt: Runtime, task: Task) -> str:
     try:
         targets = _targets(rt, task)
         if not targets:
-            return _finish(rt, task.id, status="failed", error="no container to act on")
+            return _finish(rt, task.id, status=TaskStatus.FAILED, error="no container to act on")
         for container in targets:
             if task.action == "stop":
                 rt.engine.stop(container.id, timeout=STOP_TIMEOUT)
@@ -98,7 +101,7 @@ def _built_in(rt: Runtime, task: Task) -> str:
     finally:
         lease.release(rt.sessions, task.environment_id, rt.owner, fencing)
     done = {"stop": "stopped", "start": "started", "restart": "restarted"}[task.action]
-    return _finish(rt, task.id, status="succeeded", exit_code=0,
+    return _finish(rt, task.id, status=TaskStatus.SUCCEEDED, exit_code=0,
                    output=f"{done} {len(targets)} container(s)")  # fmt: skip
 
 
@@ -128,17 +131,19 @@ def _package_command(rt: Runtime, task: Task) -> str:
         app = deployed_app(session, environment.id, environment.current_revision, task.app)
     action = ((app or {}).get("manifest", {}).get("actions") or {}).get(task.action)
     if action is None:
-        return _finish(rt, task.id, status="failed", error="the action is no longer deployed")
+        return _finish(
+            rt, task.id, status=TaskStatus.FAILED, error="the action is no longer deployed"
+        )
     running = [c for c in _targets(rt, task) if c.running]
     if not running:
         return _finish(
-            rt, task.id, status="failed", error=f"service {task.service!r} is not running"
+            rt, task.id, status=TaskStatus.FAILED, error=f"service {task.service!r} is not running"
         )
     try:
         parameters = open_all(task.parameters, rt.secrets)
         hidden = _secrets(open_all(app, rt.secrets), action, parameters)
     except SecretKeyError as exc:
-        return _finish(rt, task.id, status="failed", error=str(exc))
+        return _finish(rt, task.id, status=TaskStatus.FAILED, error=str(exc))
     environment_vars = {
         f"PARAM_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
         for name, value in parameters.items()
@@ -149,10 +154,10 @@ def _package_command(rt: Runtime, task: Task) -> str:
     )  # fmt: skip
     kept = {"output": redact(result.output, hidden), "cut": result.cut}
     if result.stopped:
-        return _finish(rt, task.id, status="failed", error=result.stopped, **kept)
+        return _finish(rt, task.id, status=TaskStatus.FAILED, error=result.stopped, **kept)
     if result.exit_code == 0:
-        return _finish(rt, task.id, status="succeeded", exit_code=0, **kept)
-    return _finish(rt, task.id, status="failed", exit_code=result.exit_code,
+        return _finish(rt, task.id, status=TaskStatus.SUCCEEDED, exit_code=0, **kept)
+    return _finish(rt, task.id, status=TaskStatus.FAILED, exit_code=result.exit_code,
                    error=f"the command exited with code {result.exit_code}", **kept)  # fmt: skip
 
 

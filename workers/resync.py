@@ -8,6 +8,8 @@ from sqlalchemy import and_, or_, select
 
 from catalog.models import Deployment, Environment, EnvironmentLease, Host, Task
 from catalog.models.common import utcnow
+from catalog.models.deployment import IN_FLIGHT, TaskStatus
+from catalog.models.environment import EnvironmentStatus
 from catalog.queue import DEPLOY_TASK, HARD_LIMIT_GRACE, TEARDOWN_TASK, Publisher
 from workers.runtime import Runtime
 
@@ -23,10 +25,10 @@ def fail_abandoned_actions(rt: Runtime) -> int:
     cutoff = utcnow() - timedelta(seconds=limit + HARD_LIMIT_GRACE)
     with rt.sessions() as session:
         abandoned = session.scalars(
-            select(Task).where(Task.status == "running", Task.started_at < cutoff)
+            select(Task).where(Task.status == TaskStatus.RUNNING, Task.started_at < cutoff)
         ).all()
         for task in abandoned:
-            task.status, task.finished_at = "failed", utcnow()
+            task.status, task.finished_at = TaskStatus.FAILED, utcnow()
             task.error = "abandoned: the worker running it stopped or ran past its time limit"
         session.commit()
     return len(abandoned)
@@ -51,7 +53,7 @@ def republish_stale(rt: Runtime, celery) -> int:
                 EnvironmentLease, EnvironmentLease.environment_id == Deployment.environment_id
             )
             .where(
-                Deployment.status.in_(("queued", "running")),
+                Deployment.status.in_(IN_FLIGHT),
                 or_(
                     Deployment.published_at.is_(None),
                     Deployment.published_at < now - stale_after,
@@ -63,7 +65,7 @@ def republish_stale(rt: Runtime, celery) -> int:
             select(Environment.id, Host.name)
             .outerjoin(Host, Host.id == Environment.host_id)
             .outerjoin(EnvironmentLease, EnvironmentLease.environment_id == Environment.id)
-            .where(and_(Environment.status == "deleting", free_lease))
+            .where(and_(Environment.status == EnvironmentStatus.DELETING, free_lease))
         ).all()
         count = 0
         for deployment, host in stale:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from catalog.models import Environment
+from catalog.models.environment import EnvironmentStatus
 from workers import lease
 from workers.runtime import Runtime, lease_seconds
 
@@ -16,7 +17,7 @@ def delete_environment(rt: Runtime, env_id: str) -> str:
         environment = session.get(Environment, env_id)
         if environment is None:
             return "gone"
-        if environment.status != "deleting":
+        if environment.status != EnvironmentStatus.DELETING:
             return "skipped"
     fencing = lease.acquire(rt.sessions, env_id, rt.owner, seconds=lease_seconds(rt))
     if fencing is None:

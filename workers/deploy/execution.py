@@ -15,6 +15,8 @@ from sqlalchemy.exc import DBAPIError
 
 from catalog.models import Environment
 from catalog.models.common import utcnow
+from catalog.models.deployment import IN_FLIGHT, DeploymentStatus
+from catalog.models.environment import EnvironmentStatus
 from catalog.secretbox import SecretKeyError, open_all
 from catalog.services.quotas import Quotas
 from catalog.snapshot import DeploymentSnapshot
@@ -131,24 +133,22 @@ class Execution:
         with self.rt.sessions() as session:
             deployment = deployment_of(session, self.env_id, self.revision)
             environment = session.get(Environment, self.env_id)
-            if deployment is None or environment is None or deployment.status not in (
-                "queued", "running",
-            ):  # fmt: skip
+            if deployment is None or environment is None or deployment.status not in IN_FLIGHT:
                 return None
-            if environment.status == "deleting":
+            if environment.status == EnvironmentStatus.DELETING:
                 deployment.status, deployment.error = (
-                    "cancelled",
+                    DeploymentStatus.CANCELLED,
                     "the environment is being deleted",
                 )
                 deployment.finished_at = utcnow()
                 session.commit()
                 return None
-            deployment.status = "running"
+            deployment.status = DeploymentStatus.RUNNING
             deployment.attempts += 1
             started_at = deployment.started_at or utcnow()
             deployment.started_at = started_at
             self.interruption.set_deadline(started_at)
-            environment.status = "deploying"
+            environment.status = EnvironmentStatus.DEPLOYING
             attempt = deployment.attempts
             result = (
                 deployment.spec,

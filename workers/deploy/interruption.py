@@ -9,6 +9,7 @@ from datetime import datetime
 
 from catalog.models import Environment
 from catalog.models.common import utcnow
+from catalog.models.environment import EnvironmentStatus
 from workers import lease
 from workers.deploy.outcome import deployment_of
 from workers.deploy.readiness import Interrupted
@@ -57,7 +58,11 @@ class Interruption:
         with self.rt.sessions() as session:
             deployment = deployment_of(session, self.env_id, self.revision)
             environment = session.get(Environment, self.env_id)
-        if deployment is None or environment is None or environment.status == "deleting":
+        if (
+            deployment is None
+            or environment is None
+            or environment.status == EnvironmentStatus.DELETING
+        ):
             return "the environment is being deleted"
         if deployment.cancel_requested:
             return "cancelled by request"

@@ -7,6 +7,8 @@ from sqlalchemy.orm import Session
 
 from catalog.models import ContainerRecord, Deployment, Environment
 from catalog.models.common import utcnow
+from catalog.models.deployment import DeploymentStatus
+from catalog.models.environment import EnvironmentStatus
 from packages.secrets import redact
 from workers.engine import ObservedContainer
 from workers.events import EventLog
@@ -33,28 +35,39 @@ class Outcome:
             deployment = deployment_of(session, self.env_id, self.revision)
             environment = session.get(Environment, self.env_id)
             assert deployment is not None and environment is not None  # held under the lease
-            deployment.status, deployment.finished_at, deployment.error = "succeeded", utcnow(), ""
+            deployment.status, deployment.finished_at, deployment.error = (
+                DeploymentStatus.SUCCEEDED,
+                utcnow(),
+                "",
+            )
             environment.current_revision = self.revision
-            environment.status, environment.status_detail = "ready", ""
+            environment.status, environment.status_detail = EnvironmentStatus.READY, ""
             replace_records(session, self.env_id, records, log_share)
             self.events.add(session, f"revision {self.revision} is ready")
             session.commit()
-        return "succeeded"
+        return DeploymentStatus.SUCCEEDED
 
     def failed(self, reason: str, had_revision: bool) -> str:
-        status = "rolled_back" if had_revision else "failed"
+        status = DeploymentStatus.ROLLED_BACK if had_revision else DeploymentStatus.FAILED
         detail = f"revision {self.revision} failed: {reason}"
         suffix = "; the previous revision keeps serving" if had_revision else ""
-        self._finish(status, "deploy_failed", detail, event=(detail + suffix, "error"))
+        self._finish(
+            status, EnvironmentStatus.DEPLOY_FAILED, detail, event=(detail + suffix, "error")
+        )
         return status
 
     def cancelled(self, reason: str, had_revision: bool) -> str:
         event = (f"revision {self.revision} cancelled: {reason}", "warning")
         if reason == "the environment is being deleted":
-            self._finish("cancelled", None, reason, event=event)
+            self._finish(DeploymentStatus.CANCELLED, None, reason, event=event)
         else:
-            self._finish("cancelled", "ready" if had_revision else "new", "", event=event)
-        return "cancelled"
+            self._finish(
+                DeploymentStatus.CANCELLED,
+                EnvironmentStatus.READY if had_revision else EnvironmentStatus.NEW,
+                "",
+                event=event,
+            )
+        return DeploymentStatus.CANCELLED
 
     def _finish(
         self, status: str, env_status: str | None, detail: str, *, event: tuple[str, str]

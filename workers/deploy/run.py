@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from catalog.models import Deployment
 from catalog.models.common import utcnow
+from catalog.models.deployment import IN_FLIGHT, DeploymentStatus
 from workers import lease
 from workers.deploy.execution import Execution
 from workers.deploy.outcome import deployment_of
@@ -51,19 +52,19 @@ def _should_run(rt: Runtime, env_id: str, revision: int) -> bool:
     """False for finished, missing or superseded deployments (marked so)."""
     with rt.sessions() as session:
         deployment = deployment_of(session, env_id, revision)
-        if deployment is None or deployment.status not in ("queued", "running"):
+        if deployment is None or deployment.status not in IN_FLIGHT:
             return False
         newer = session.scalar(
             select(Deployment.revision)
             .where(
                 Deployment.environment_id == env_id,
                 Deployment.revision > revision,
-                Deployment.status.in_(("queued", "running")),
+                Deployment.status.in_(IN_FLIGHT),
             )
             .limit(1)
         )
-        if newer is not None and deployment.status == "queued":
-            deployment.status = "cancelled"
+        if newer is not None and deployment.status == DeploymentStatus.QUEUED:
+            deployment.status = DeploymentStatus.CANCELLED
             deployment.error = f"superseded by revision {newer}"
             deployment.finished_at = utcnow()
             EventLog(rt.sessions, env_id, revision).add(

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, overload
 
 from catalog.config import Settings
+from catalog.models.deployment import DeploymentStatus
+from catalog.models.environment import AppStatus, EnvironmentStatus
 from catalog.services.environment_rules import app_status
 
 Slot = tuple[str, str, int]
@@ -29,9 +31,11 @@ STICKY = frozenset({CRASHLOOP, STOPPED})
 # Engine states in which the tracker starts the container again (after its backoff).
 RESTARTABLE = frozenset({"created", "exited", "dead"})
 # App statuses that make an environment `degraded`.
-DEGRADED_APP = frozenset({"unhealthy", "crashloop", "failed", "stopped"})
+DEGRADED_APP = frozenset(
+    {AppStatus.UNHEALTHY, AppStatus.CRASHLOOP, AppStatus.FAILED, AppStatus.STOPPED}
+)
 # App statuses with which an environment is `ready` again.
-GOOD_APP = frozenset({"running", "healthy"})
+GOOD_APP = frozenset({AppStatus.RUNNING, AppStatus.HEALTHY})
 _MAX_DEATHS_KEPT = 50
 
 
@@ -238,7 +242,9 @@ def environment_verdict(slots: Iterable[Slot], records: Iterable[Recorded]) -> V
         present = [r for r in by_app.get(app, []) if r.service in services]
         # What a user stopped on purpose is no degradation; the rest of the app is judged.
         judged = [r for r in present if r.state != STOPPED]
-        status = app_status(True, "succeeded", judged) if judged else "running"
+        status = (
+            app_status(True, DeploymentStatus.SUCCEEDED, judged) if judged else AppStatus.RUNNING
+        )
         if missing:
             problems.append(f"{app}: missing {', '.join(missing)}")
         elif status in DEGRADED_APP:
@@ -246,8 +252,8 @@ def environment_verdict(slots: Iterable[Slot], records: Iterable[Recorded]) -> V
         elif status not in GOOD_APP:
             unsettled = True
     if problems:
-        return Verdict("degraded", "; ".join(problems))
-    return Verdict(None) if unsettled else Verdict("ready")
+        return Verdict(EnvironmentStatus.DEGRADED, "; ".join(problems))
+    return Verdict(None) if unsettled else Verdict(EnvironmentStatus.READY)
 
 
 def _why(records: list[Recorded]) -> str:

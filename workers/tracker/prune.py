@@ -30,13 +30,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.models import Deployment, Environment, Tenant
+from catalog.models.deployment import IN_FLIGHT
 from workers.deploy.images import REGISTRY, catalog_image_name, tenant_prefix
 from workers.engine import EngineError, InUse, NotFound
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-IN_FLIGHT = ("queued", "running")
 
 
 def bundled_images(tenant_id: str, spec: Mapping[str, Any]) -> set[str]:

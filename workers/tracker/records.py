@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from catalog.models import ContainerRecord, Deployment, Environment
 from catalog.models.common import utcnow
-from catalog.models.environment import placed_on
+from catalog.models.environment import EnvironmentStatus, placed_on
 from workers.engine import EngineError
 from workers.events import EventLog
 from workers.runtime import Runtime
@@ -35,10 +35,10 @@ from workers.tracker.lifecycle import (
 
 # Environments whose current revision the tracker keeps running and recorded. A failed deploy
 # rolled back (`deploy_failed`) leaves the previous revision serving: it is kept running too.
-TRACKED = ("ready", "degraded", "deploy_failed")
+TRACKED = (EnvironmentStatus.READY, EnvironmentStatus.DEGRADED, EnvironmentStatus.DEPLOY_FAILED)
 # The statuses the tracker moves an environment between; every other one belongs to the
 # deploy, the teardown or the API.
-STATUS_OWNED = ("ready", "degraded")
+STATUS_OWNED = (EnvironmentStatus.READY, EnvironmentStatus.DEGRADED)
 
 
 class Specs:
@@ -229,9 +229,9 @@ def refresh_status(rt: Runtime, env_id: str, specs: Specs) -> str | None:
     if verdict.status != before:
         message = (
             f"environment degraded: {verdict.detail}"
-            if verdict.status == "degraded"
+            if verdict.status == EnvironmentStatus.DEGRADED
             else "environment ready again: every app runs"
         )
-        level = "warning" if verdict.status == "degraded" else "info"
+        level = "warning" if verdict.status == EnvironmentStatus.DEGRADED else "info"
         EventLog(rt.sessions, env_id, revision).emit(message, level=level)
     return verdict.status
