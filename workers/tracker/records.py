@@ -92,15 +92,10 @@ def settle(
     """
     notes: list[tuple[str, str]] = []  # (level, message) for the environment's events
     with rt.sessions() as session:
-        found = session.execute(
-            select(ContainerRecord, Environment.status, Environment.current_revision)
-            .join(Environment, Environment.id == ContainerRecord.environment_id)
-            .where(ContainerRecord.id == container_id, placed_on(rt.host_id))
-            .with_for_update(of=ContainerRecord)
-        ).first()
-        if found is None or found[1] not in TRACKED:
+        found = _tracked_record(session, rt, container_id)
+        if found is None:
             return None
-        record, _status, revision = found
+        record, revision = found
         had_oom = record.oom_killed
         info = rt.engine.inspect(container_id)
         if info is None:
@@ -120,6 +115,22 @@ def settle(
     for level, message in notes:
         events.emit(message, level=level, app=app, service=service)
     return settled
+
+
+def _tracked_record(
+    session: Session, rt: Runtime, container_id: str
+) -> tuple[ContainerRecord, int | None] | None:
+    """The record of `container_id`, locked, and its environment's current revision; None
+    unless it is on this tracker's host in a tracked environment."""
+    found = session.execute(
+        select(ContainerRecord, Environment.status, Environment.current_revision)
+        .join(Environment, Environment.id == ContainerRecord.environment_id)
+        .where(ContainerRecord.id == container_id, placed_on(rt.host_id))
+        .with_for_update(of=ContainerRecord)
+    ).first()
+    if found is None or found[1] not in TRACKED:
+        return None
+    return found[0], found[2]
 
 
 def _death_notes(record, change: Change, policy: RestartPolicy, had_oom: bool) -> list:
@@ -152,15 +163,10 @@ def _restart(rt: Runtime, record: ContainerRecord, policy: RestartPolicy) -> tup
 def forget_gone(rt: Runtime, container_id: str) -> str | None:
     """The engine destroyed a recorded container: mark it missing; its environment's id."""
     with rt.sessions() as session:
-        found = session.execute(
-            select(ContainerRecord, Environment.status, Environment.current_revision)
-            .join(Environment, Environment.id == ContainerRecord.environment_id)
-            .where(ContainerRecord.id == container_id, placed_on(rt.host_id))
-            .with_for_update(of=ContainerRecord)
-        ).first()
-        if found is None or found[1] not in TRACKED:
+        found = _tracked_record(session, rt, container_id)
+        if found is None:
             return None
-        record, _status, revision = found
+        record, revision = found
         news = mark_missing(record)
         record.updated_at = utcnow()
         env_id, name, app, service = record.environment_id, record.name, record.app, record.service
