@@ -1,4 +1,5 @@
-"""Cycles in graphs of names: services that depend on services, apps bound to apps.
+"""Cycles and orders in dependency graphs: services that depend on services, apps bound to
+apps, containers started after containers.
 
 A graph maps each node to the nodes it points to, in the order they are tried; callers sort
 them, so that the cycle named is the same on every run.
@@ -6,9 +7,49 @@ them, so that the cycle named is the same on every run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from typing import Generic, TypeVar
 
 Graph = Mapping[str, Sequence[str]]
+N = TypeVar("N", bound=Hashable)
+
+
+class Cycle(ValueError, Generic[N]):
+    """The graph has a cycle: `nodes` is one, as [first, ..., first]."""
+
+    def __init__(self, nodes: list[N]) -> None:
+        super().__init__(" -> ".join(map(str, nodes)))
+        self.nodes = nodes
+
+
+def dependency_order(graph: Mapping[N, Iterable[N]]) -> list[N]:
+    """The graph's nodes, each after every node it points to; `Cycle` when there is no such
+    order. Depth-first from each node in the graph's order, its edges in their order; edges to
+    nodes that are not keys of the graph are left out."""
+    order: list[N] = []
+    done: set[N] = set()
+
+    def edges(node: N) -> Iterator[N]:
+        return (target for target in graph[node] if target in graph)
+
+    for root in graph:
+        if root in done:
+            continue
+        path: list[N] = [root]
+        stack = [edges(root)]
+        while stack:
+            target = next(stack[-1], None)
+            if target is None:
+                stack.pop()
+                node = path.pop()
+                done.add(node)
+                order.append(node)
+            elif target in path:
+                raise Cycle([*path[path.index(target) :], target])
+            elif target not in done:
+                path.append(target)
+                stack.append(edges(target))
+    return order
 
 
 def reachable(graph: Graph, start: str) -> set[str]:

@@ -28,7 +28,7 @@ from catalog.auth import Principal
 from catalog.db import PlannedOnce
 from catalog.errors import NotFound, ValidationFailed
 from catalog.models import Package, PackageVersion, Tenant, package_categories
-from catalog.services.pagination import decode_cursor, encode_cursor
+from catalog.services.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
 from packages.versions import version_key
 
 
@@ -40,7 +40,7 @@ class PackageQuery:
     type: str | None = None
     owned: bool = False
     sort: str = "name"
-    limit: int = 20
+    limit: int = DEFAULT_LIMIT
     cursor: str | None = None
 
 

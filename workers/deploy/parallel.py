@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator, Mapping, Set
+from collections.abc import Callable, Hashable, Mapping, Set
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from queue import SimpleQueue
 from typing import Generic, TypeVar
+
+from packages.graph import Cycle, dependency_order
 
 K = TypeVar("K", bound=Hashable)
 
@@ -79,28 +81,12 @@ def run_in_waves(
 def _check_acyclic(items: Mapping[K, object], deps: Mapping[K, Set[K]]) -> None:
     """Raise ValueError naming a cycle, if the graph has one."""
     position = {item: index for index, item in enumerate(items)}
-
-    def children(item: K) -> Iterator[K]:
-        # In the caller's order, so the cycle named is the same on every run.
-        return iter(sorted(deps[item], key=position.__getitem__))
-
-    done: set[K] = set()
-    for root in deps:
-        if root in done:
-            continue
-        path: list[K] = [root]
-        stack = [children(root)]
-        while stack:
-            child = next(stack[-1], None)
-            if child is None:
-                stack.pop()
-                done.add(path.pop())
-            elif child in path:
-                cycle = [*path[path.index(child) :], child]
-                raise ValueError("dependency cycle: " + " -> ".join(map(str, cycle)))
-            elif child not in done:
-                path.append(child)
-                stack.append(children(child))
+    # In the caller's order, so the cycle named is the same on every run.
+    graph = {item: sorted(deps[item], key=position.__getitem__) for item in deps}
+    try:
+        dependency_order(graph)
+    except Cycle as exc:
+        raise ValueError(f"dependency cycle: {exc}") from None
 
 
 def _report(finished: SimpleQueue[tuple[K, Future[None]]], item: K, future: Future[None]) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from packages.graph import Cycle, dependency_order
 from workers.engine import ObservedContainer
 
 Identity = tuple[str, str, int]
@@ -160,23 +161,11 @@ def _check_acyclic(desired: Iterable[DesiredContainer]) -> None:
     graph: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
     for container in desired:
         graph[(container.app, container.service)] |= container.depends_on
-    done: set[tuple[str, str]] = set()
-    path: list[tuple[str, str]] = []
-
-    def visit(node: tuple[str, str]) -> None:
-        if node in path:
-            cycle = [*path[path.index(node) :], node]
-            raise ValueError("dependency cycle: " + " -> ".join(f"{a}/{s}" for a, s in cycle))
-        if node in done or node not in graph:
-            return
-        path.append(node)
-        for dep in sorted(graph[node]):
-            visit(dep)
-        path.pop()
-        done.add(node)
-
-    for node in sorted(graph):
-        visit(node)
+    try:
+        dependency_order({node: sorted(graph[node]) for node in sorted(graph)})
+    except Cycle as exc:
+        names = " -> ".join(f"{a}/{s}" for a, s in exc.nodes)
+        raise ValueError(f"dependency cycle: {names}") from None
 
 
 def _second_container(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from packages.container import config_hash
+from packages.graph import Cycle, dependency_order
 from packages.render import (
     TextRenderer,
     render_file,
@@ -64,23 +65,11 @@ class Prepared:
 def binding_order(apps: list[dict]) -> list[dict]:
     """Apps ordered so that every app comes after the apps it binds to."""
     by_name = {a["name"]: a for a in apps}
-    ordered: list[dict] = []
-    seen: set[str] = set()
-
-    def visit(name: str, trail: tuple[str, ...]) -> None:
-        if name in seen:
-            return
-        if name in trail:
-            raise PrepareError(f"bindings form a cycle: {' -> '.join((*trail, name))}")
-        for bound in sorted(by_name[name].get("bindings", {}).values()):
-            if bound in by_name:
-                visit(bound, (*trail, name))
-        seen.add(name)
-        ordered.append(by_name[name])
-
-    for app in sorted(by_name):
-        visit(app, ())
-    return ordered
+    graph = {name: sorted(by_name[name].get("bindings", {}).values()) for name in sorted(by_name)}
+    try:
+        return [by_name[name] for name in dependency_order(graph)]
+    except Cycle as exc:
+        raise PrepareError(f"bindings form a cycle: {exc}") from None
 
 
 def published_ports(apps: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, int, str]]:
