@@ -1,6 +1,6 @@
 """Benchmark (issue #3): the real API server under load, over PostgreSQL.
 
-Targets, with 10,000 packages x 3 versions:
+Targets, with 10,000 packages x 3 versions (and at every size `--packages` lists):
 - searches and paginated listings: p95 under 50 ms at 8 concurrent clients;
 - uploads of 20 KB packages: at least 50 per second (4 concurrent clients);
 Each client is a process of its own, with one keep-alive connection, as separate client
@@ -9,8 +9,11 @@ programs would be.
 
 A fresh database is created, migrated, seeded with bulk INSERTs of rows shaped exactly as
 `catalog.services.packages` writes them, served by `catalogctl serve` in a subprocess, and
-dropped at the end. Set CATALOG_BENCH_DATABASE_URL to the maintenance database to use
-(default: postgresql://postgres@127.0.0.1:5432/postgres).
+dropped at the end: once per size of `--packages` (`10000,100000` prints how each kind of
+read grows with the catalog: p95 at the largest size within 1.3x of that at the smallest),
+then the embedded profile's SQLite at `--sqlite-packages`, reads only. Set
+CATALOG_BENCH_DATABASE_URL to the maintenance database to use (default:
+postgresql://postgres@127.0.0.1:5432/postgres).
 """
 
 from __future__ import annotations
@@ -60,13 +63,14 @@ from catalog.services.tenants import bootstrap_admin, create_tenant, issue_token
 MAINTENANCE_URL = os.environ.get(
     "CATALOG_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-PACKAGES = 10_000
+PACKAGES = 10_000  # the default size
 VERSIONS = 3
 TENANTS = 8  # besides the admin tenant
 CATEGORIES = 12
 TARGET_P95_MS = 50.0
 TARGET_UPLOADS_PER_S = 50.0
 TARGET_RSS_MB = 250.0
+TARGET_GROWTH = 1.3  # p95 at the largest size over p95 at the smallest, for every kind
 UPLOAD_FILE_BYTES = 20 * 1024
 SAMPLE_SECONDS = 0.2
 OTHERS_WARNING = 0.10  # share of the machine used by unrelated processes worth a warning
@@ -223,8 +227,8 @@ def create_principals(url: str, data: Dataset) -> None:
         engine.dispose()
 
 
-def seed(url: str, data: Dataset, rng: random.Random) -> None:
-    """PACKAGES packages x VERSIONS versions in bulk INSERTs, shaped as `publish` writes them."""
+def seed(url: str, data: Dataset, rng: random.Random, count: int = PACKAGES) -> None:
+    """`count` packages x VERSIONS versions in bulk INSERTs, shaped as `publish` writes them."""
     vocab, tags = data.vocabulary, data.tags
     word_cum = _zipf_cum_weights(len(vocab))
     tag_cum = _zipf_cum_weights(len(tags))
@@ -233,7 +237,7 @@ def seed(url: str, data: Dataset, rng: random.Random) -> None:
     tenant_weights = [1.0 / (i + 1) for i in range(len(tenants))]
     now = datetime.now(UTC)
     packages, versions, links, used = [], [], [], set()
-    for n in range(PACKAGES):
+    for n in range(count):
         tenant_id = rng.choices(tenants, tenant_weights)[0]
         w1, w2 = rng.choices(vocab, cum_weights=word_cum, k=2)
         name = f"org.{'team' if tenant_id != data.admin_tenant else 'catalog'}.{w1}-{w2}"
@@ -309,7 +313,7 @@ def seed(url: str, data: Dataset, rng: random.Random) -> None:
                 for start in range(0, len(rows), 2000):
                     conn.execute(table.insert(), rows[start : start + 2000])
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE"))
+            conn.execute(text("ANALYZE" if engine.dialect.name == "sqlite" else "VACUUM ANALYZE"))
     finally:
         engine.dispose()
 
@@ -432,8 +436,10 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def backend_pids(database: str) -> list[int]:
-    """PostgreSQL backends serving `database` (their title names it)."""
-    found = []
+    """PostgreSQL backends serving `database` (their title names it); none for SQLite."""
+    found: list[int] = []
+    if not database:
+        return found
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             with contextlib.suppress(OSError):
@@ -832,7 +838,8 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
-def report_reads(samples: list[Sample], seconds: float) -> bool:
+def report_reads(samples: list[Sample], seconds: float) -> tuple[bool, dict[str, float]]:
+    """Prints the figures; whether they met their targets, and the p95 of each kind and group."""
     by_kind: dict[str, list[float]] = defaultdict(list)
     for sample in samples:
         by_kind[sample.kind].append(sample.ms)
@@ -853,9 +860,10 @@ def report_reads(samples: list[Sample], seconds: float) -> bool:
         "listing": [s.ms for s in samples if s.kind in LISTING_KINDS],
         "overall": [s.ms for s in samples],  # with `show package`, which has no target
     }
+    p95s: dict[str, float] = {}
     for group, values in groups.items():
         values.sort()
-        p95 = percentile(values, 95)
+        p95 = p95s[group] = percentile(values, 95)
         target = (
             f" (target p95 < {TARGET_P95_MS:.0f} ms, ratio {p95 / TARGET_P95_MS:.2f}) "
             f"{verdict(p95 < TARGET_P95_MS)}"
@@ -868,7 +876,7 @@ def report_reads(samples: list[Sample], seconds: float) -> bool:
             ok &= p95 < TARGET_P95_MS
     # Each kind of search and listing on its own: a slow rare search must not hide in the mix.
     for kind in (*SEARCH_KINDS, *LISTING_KINDS):
-        p95 = percentile(sorted(by_kind.get(kind, [])), 95)
+        p95 = p95s[kind] = percentile(sorted(by_kind.get(kind, [])), 95)
         if not p95 < TARGET_P95_MS:
             print(f"api {kind} p95 {p95:.1f} ms (target < {TARGET_P95_MS:.0f} ms) MISSED")
             ok = False
@@ -878,10 +886,10 @@ def report_reads(samples: list[Sample], seconds: float) -> bool:
         statuses = sorted({s.status for s in errors})
         print(f"api reads: {len(errors)} answers were not 200 (statuses {statuses}) MISSED")
         ok = False
-    return ok
+    return ok, p95s
 
 
-def run_reads(port: int, data: Dataset, args, sampler, meter_for) -> bool:
+def run_reads(port: int, data: Dataset, args, sampler, meter_for) -> tuple[bool, dict]:
     """Every client runs the mix; only requests started after the warm-up count."""
     mix = ReadMix(data)
     begin = time.perf_counter()
@@ -901,9 +909,9 @@ def run_reads(port: int, data: Dataset, args, sampler, meter_for) -> bool:
     seconds = time.perf_counter() - measure_from
     samples = [sample for client_samples, _ in results for sample in client_samples]
     print(f"== reads: {args.clients} clients, {seconds:.1f} s after {args.warmup:.0f} s warm-up")
-    ok = report_reads(samples, seconds)
+    ok, p95s = report_reads(samples, seconds)
     meters[0].report("reads", len(samples), clients=sum(cpu for _, cpu in results))
-    return ok
+    return ok, p95s
 
 
 def run_uploads(port: int, data: Dataset, plans, args, sampler, meter_for) -> bool:
@@ -959,32 +967,38 @@ def report_memory(sampler: MemorySampler) -> bool:
     return ok
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=15.0, help="measured read load")
-    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured read load first")
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--uploads", type=int, default=500)
-    parser.add_argument("--upload-clients", type=int, default=4)
-    args = parser.parse_args()
+def sizes(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of package counts: {text!r}") from None
+    if not values or min(values) < 100:
+        raise argparse.ArgumentTypeError("each size is a count of at least 100 packages")
+    return values
 
-    print(
-        f"machine: {os.cpu_count()} cores, load average "
-        f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} before the benchmark"
-    )
-    rng = random.Random(SEED)
+
+def run_size(count: int, args, sqlite: bool = False) -> tuple[bool, dict[str, float]]:
+    """One catalog of `count` packages, seeded, served and measured: reads, and uploads and
+    memory unless on SQLite (the embedded profile, measured for its searches)."""
+    profile = "sqlite" if sqlite else "postgresql"
+    print(f"==== {count} packages on {profile}")
+    rng = random.Random(SEED)  # the same data set at every size, as far as it reaches
     data = Dataset(vocabulary=_vocabulary(rng), tags=list(dict.fromkeys(TAG_WORDS)))
-    ok = True
+    ok, p95s = True, {}
     scratch = Path(tempfile.mkdtemp(prefix="catalog-bench-api-"))
     database, server, sampler, log = None, None, None, None
     try:
-        url, database = create_database()
+        if sqlite:
+            url, name = f"sqlite:///{scratch / 'catalog.db'}", ""
+        else:
+            url, database = create_database()
+            name = database
         started = time.perf_counter()
         upgrade(url)
         create_principals(url, data)
-        seed(url, data, rng)
+        seed(url, data, rng, count)
         print(
-            f"seeded {PACKAGES} packages x {VERSIONS} versions, {TENANTS + 1} tenants, "
+            f"seeded {count} packages x {VERSIONS} versions, {TENANTS + 1} tenants, "
             f"{len(data.public_names)} public and enabled, in {time.perf_counter() - started:.1f} s"
         )
         plans = plan_uploads(data, args.uploads, args.upload_clients, rng)
@@ -995,16 +1009,18 @@ def main() -> int:
         wait_healthy(server, port)
         sampler = MemorySampler(server.pid)
         sampler.start()
-        pid, name = server.pid, database
+        pid = server.pid
 
         def meter_for() -> CpuMeter:
             return CpuMeter(pid, name)
 
-        ok &= run_reads(port, data, args, sampler, meter_for)
-        ok &= run_uploads(port, data, plans, args, sampler, meter_for)
+        read_ok, p95s = run_reads(port, data, args, sampler, meter_for)
+        if not sqlite:
+            ok &= read_ok
+            ok &= run_uploads(port, data, plans, args, sampler, meter_for)
         sampler.stop()
-        ok &= report_memory(sampler)
-        print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} after the benchmark")
+        if not sqlite:
+            ok &= report_memory(sampler)
     except Exception:
         if log is not None:
             log.flush()
@@ -1021,6 +1037,60 @@ def main() -> int:
         if database is not None:
             drop_database(database)
         shutil.rmtree(scratch, ignore_errors=True)
+    return ok, p95s
+
+
+def report_growth(figures: dict[int, dict[str, float]]) -> bool:
+    """How the p95 of every kind grew from the smallest catalog to the largest."""
+    small, large = min(figures), max(figures)
+    print(f"== growth: p95 at {large} packages over p95 at {small}")
+    ok = True
+    for kind in (*SEARCH_KINDS, *LISTING_KINDS):
+        ratio = figures[large][kind] / figures[small][kind]
+        kind_ok = ratio <= TARGET_GROWTH
+        ok &= kind_ok
+        print(
+            f"growth: {kind} p95 {figures[small][kind]:.1f} ms -> {figures[large][kind]:.1f} ms, "
+            f"{ratio:.2f}x (target <= {TARGET_GROWTH}x) {verdict(kind_ok)}"
+        )
+    ratio = figures[large]["search"] / figures[small]["search"]
+    print(f"growth: search p95 at {large} packages is {ratio:.2f}x that at {small}")
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured read load")
+    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured read load first")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--uploads", type=int, default=500)
+    parser.add_argument("--upload-clients", type=int, default=4)
+    parser.add_argument(
+        "--packages", type=sizes, default=[PACKAGES], help="catalog sizes, e.g. 10000,100000"
+    )
+    parser.add_argument(
+        "--sqlite-packages", type=int, default=PACKAGES, help="SQLite's size; 0: no SQLite run"
+    )
+    args = parser.parse_args()
+
+    print(
+        f"machine: {os.cpu_count()} cores, load average "
+        f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} before the benchmark"
+    )
+    ok = True
+    figures: dict[int, dict[str, float]] = {}
+    for count in args.packages:
+        size_ok, figures[count] = run_size(count, args)
+        ok &= size_ok
+    if len(figures) > 1:
+        ok &= report_growth(figures)
+    if args.sqlite_packages:
+        _, sqlite_figures = run_size(args.sqlite_packages, args, sqlite=True)
+        print(
+            f"sqlite search p95 {sqlite_figures['search']:.1f} ms at {args.sqlite_packages} "
+            f"packages (the embedded profile; no target)"
+        )
+    print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} after the benchmark")
     return 0 if ok else 1
 
 
