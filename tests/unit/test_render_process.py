@@ -58,12 +58,17 @@ def test_a_runaway_loop_is_killed_at_the_time_limit(context: dict) -> None:
 
 
 def test_the_time_limit_is_shared_by_all_templates_of_a_deployment(context: dict) -> None:
-    slow = "{% for a in range(3000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}"
-    with RenderProcess(RenderLimits(seconds=1)) as child, pytest.raises(RenderError):
+    """Templates that each fit in the limit run out of it together: the budget is the
+    deployment's, not each template's."""
+    slow = "{% for a in range(300) %}{% for b in range(1000) %}{% endfor %}{% endfor %}"
+    rendered = 0
+    limit = pytest.raises(RenderError, match=r"rendering took longer than 1 s")
+    with RenderProcess(RenderLimits(seconds=1)) as child, limit:
         render = child.bind(context)
-        for _ in range(100):
+        for _ in range(1000):
             render(slow, service="web", field="command")
-    assert 1 <= child.spent < 1.5
+            rendered += 1
+    assert rendered >= 2, "a single template took the whole budget: nothing was shared"
 
 
 @pytest.mark.parametrize("template", MEMORY_BOMBS)
