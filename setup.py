@@ -43,6 +43,7 @@ setup(
         "orjson>=3.9,<4",
         "cryptography>=42,<47",  # Fernet: secret parameters encrypted at rest
         "google-re2>=1.1,<2",  # parameter schema patterns matched in linear time
+        "cachetools>=5.3,<7",  # how many packages hold a search term, kept for minutes
     ],
     extras_require={
         "test": [
@@ -53,6 +54,7 @@ setup(
             "types-requests",
             "types-docker",
             "types-jsonschema",
+            "types-cachetools",
             "schemathesis>=3.39,<5",
         ],
     },

@@ -58,6 +58,7 @@ from catalog.models import Package, PackageVersion, package_categories  # noqa: 
 from catalog.models.common import new_id  # noqa: E402
 from catalog.secretbox import new_key  # noqa: E402
 from catalog.services.categories import create_category  # noqa: E402
+from catalog.services.package_search import index_packages, short_name  # noqa: E402
 from catalog.services.tenants import bootstrap_admin, create_tenant, issue_token  # noqa: E402
 
 MAINTENANCE_URL = os.environ.get(
@@ -288,6 +289,7 @@ def seed(url: str, data: Dataset, rng: random.Random, count: int = PACKAGES) -> 
                 "tags": package_tags,
                 # Exactly what `_index_text` computes.
                 "search_text": " ".join([name, title, description, *package_tags]).lower(),
+                "short_name": short_name(name),
                 "tag_index": "," + "".join(f"{t.lower()}," for t in package_tags),
                 "latest_version": latest,
                 "logo_digest": "sha256:" + rng.randbytes(32).hex() if rng.random() < 0.2 else None,
@@ -312,6 +314,9 @@ def seed(url: str, data: Dataset, rng: random.Random, count: int = PACKAGES) -> 
             ):
                 for start in range(0, len(rows), 2000):
                     conn.execute(table.insert(), rows[start : start + 2000])
+            texts = [(row["name"], row["search_text"]) for row in packages]
+            for start in range(0, len(texts), 2000):  # the search terms, as a publish writes them
+                index_packages(conn, texts[start : start + 2000])
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE" if engine.dialect.name == "sqlite" else "VACUUM ANALYZE"))
     finally:

@@ -21,7 +21,14 @@ from catalog.models.environment import (
     HostPort,
 )
 from catalog.models.host import Host
-from catalog.models.package import Category, Package, PackageVersion, package_categories
+from catalog.models.package import (
+    Category,
+    Package,
+    PackageVersion,
+    SearchTerm,
+    package_categories,
+    package_terms,
+)
 from catalog.models.template import Template
 from catalog.models.tenant import ROLES, Tenant, Token
 
@@ -45,10 +52,12 @@ __all__ = [
     "HostPort",
     "Package",
     "PackageVersion",
+    "SearchTerm",
     "Task",
     "TaskStatus",
     "Template",
     "Tenant",
     "Token",
     "package_categories",
+    "package_terms",
 ]

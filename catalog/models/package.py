@@ -32,6 +32,30 @@ package_categories = Table(
 )
 
 
+# The term index of `q` searches (catalog.services.package_search): every term of a
+# package's search text, once per package, by the package's name, so that a term's packages
+# are read in the listing's order...
+package_terms = Table(
+    "package_terms",
+    Base.metadata,
+    Column("term", String(64), primary_key=True),
+    Column(
+        "package_name",
+        ForeignKey("packages.name", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+)
+
+
+class SearchTerm(Base):
+    """...and every distinct term once: the lexicon a searched word is looked up in."""
+
+    __tablename__ = "search_terms"
+
+    term: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
 class Category(Base):
     __tablename__ = "categories"
 
@@ -46,10 +70,21 @@ class Package(Base):
         Index("ix_packages_created", "created_at", "id"),
         Index("ix_packages_updated", "updated_at", "id"),
         Index("ix_packages_visibility_tenant", "visibility", "tenant_id"),
+        # Prefix matches of the short name in its order: the first tier of a ranked search.
+        Index("ix_packages_short_name", "short_name", "name"),
     )
 
     id: Mapped[str] = id_column()
     name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    # The name's last segment, lower-cased (`redis` of `org.example.redis`): what a search
+    # ranks by.
+    # Compared byte by byte (collation "C" on PostgreSQL), so that its b-tree serves a
+    # prefix `LIKE` in that same order, whatever the database's collation.
+    short_name: Mapped[str] = mapped_column(
+        String(128).with_variant(String(128, collation="C"), "postgresql"),
+        default="",
+        nullable=False,
+    )
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     visibility: Mapped[str] = mapped_column(String(16), default="private", nullable=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)

@@ -34,7 +34,12 @@ class PackageArgs(PageArgs):
     type = fields.String(load_default=None, validate=validate.OneOf(("application", "library")))
     owned = fields.Boolean(load_default=False)
     sort = fields.String(
-        load_default="name", validate=validate.OneOf(("name", "-created", "-updated"))
+        load_default=None,
+        validate=validate.OneOf(("relevance", "name", "-created", "-updated")),
+        metadata={
+            "description": "relevance (the default with q: exact and prefix name matches "
+            "first), name (the default without q), -created or -updated"
+        },
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -21,13 +21,15 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    tuple_,
 )
 from sqlalchemy.engine import Connection
 
 from catalog.auth import Principal
 from catalog.db import PlannedOnce
 from catalog.errors import NotFound, ValidationFailed
-from catalog.models import Package, PackageVersion, Tenant, package_categories
+from catalog.models import Package, PackageVersion, Tenant, package_categories, package_terms
+from catalog.services.package_search import Driver, driver, escape_like, holds, short_name
 from catalog.services.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
 from packages.versions import version_key
 
@@ -39,7 +41,8 @@ class PackageQuery:
     tag: str | None = None
     type: str | None = None
     owned: bool = False
-    sort: str = "name"
+    # "relevance" (the default with `q`), "name" (the default without), "-created", "-updated"
+    sort: str | None = None
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
 
@@ -81,10 +84,6 @@ def package_detail(
 
 
 # -- listing -------------------------------------------------------------------
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class PackageSummary(NamedTuple):
@@ -168,6 +167,9 @@ class _Shape:
     owned: bool
     cursor: bool
     sort: str
+    among: bool = False  # only the search's candidates (names bound as `among`)
+    postings: bool = False  # driven by the postings of one term (`drive_term`), in name order
+    tier: int | None = None  # one tier of a ranked search (RANK_TIERS)
 
 
 def _visible_summaries(admin: bool) -> Select:
@@ -182,6 +184,14 @@ def _planned_detail(admin: bool) -> PlannedOnce:
     return PlannedOnce(f"catalog_package_{'a' if admin else 't'}", statement)
 
 
+# A ranked search lists its matches in two tiers: first the packages whose short name begins
+# with the query (its words joined by "-", as names are), in short-name order, so that the
+# one named exactly so comes first (`redis`, then `redis-commander`), read with the short
+# name's index; then the rest, in name order.
+_PREFIX: BindParameter[str] = bindparam("rank_prefix")
+RANK_TIERS = (Package.short_name.like(_PREFIX, "\\"), ~Package.short_name.like(_PREFIX, "\\"))
+
+
 @functools.lru_cache(maxsize=512)
 def _listing_statement(shape: _Shape) -> Select:
     """The listing's statement for one shape, built once.
@@ -191,7 +201,7 @@ def _listing_statement(shape: _Shape) -> Select:
     """
     query = _visible_summaries(shape.admin)
     for i in range(shape.words):
-        query = query.where(Package.search_text.like(bindparam(f"word{i}"), "\\"))
+        query = query.where(holds(Package.search_text, bindparam(f"word{i}")))
     if shape.category:
         query = query.where(
             exists().where(
@@ -203,12 +213,27 @@ def _listing_statement(shape: _Shape) -> Select:
         query = query.where(Package.tag_index.like(bindparam("tag"), "\\"))
     if shape.type:
         query = query.where(Package.type == bindparam("type"))
+    name: Any = Package.name  # what the name order reads: the package's, or the postings'
+    if shape.among:
+        query = query.where(Package.name.in_(bindparam("among", expanding=True)))
+    if shape.postings:
+        name = package_terms.c.package_name
+        query = query.join(package_terms, name == Package.name).where(
+            package_terms.c.term == bindparam("drive_term")
+        )
+    if shape.tier is not None:
+        query = query.where(RANK_TIERS[shape.tier])
     if shape.owned:
         query = query.where(Package.tenant_id == bindparam("tenant_id"))
-    if shape.sort == "name":
+    if shape.tier == 0:
         if shape.cursor:
-            query = query.where(Package.name > bindparam("after_name"))
-        order: list[UnaryExpression[Any]] = [Package.name.asc()]
+            after = tuple_(bindparam("after_short"), bindparam("after_name"))
+            query = query.where(tuple_(Package.short_name, Package.name) > after)
+        order: list[UnaryExpression[Any]] = [Package.short_name.asc(), Package.name.asc()]
+    elif shape.sort == "name":
+        if shape.cursor:
+            query = query.where(name > bindparam("after_name"))
+        order = [name.asc()]
     else:
         column = Package.created_at if shape.sort == "-created" else Package.updated_at
         if shape.cursor:
@@ -262,10 +287,57 @@ def _summary(row: Sequence[Any]) -> PackageSummary:
     )
 
 
+def _ranked_cursor(cursor: str) -> tuple[int, str]:
+    tier, name = decode_cursor(cursor, 2)
+    if tier not in range(len(RANK_TIERS)) or not isinstance(name, str):
+        raise ValidationFailed(
+            "the cursor is not valid", errors=[{"path": "cursor", "message": "invalid cursor"}]
+        )
+    return tier, name
+
+
+def _ranked_page(
+    connection: Connection, shape: _Shape, values: dict, words: list[str], params: PackageQuery
+) -> tuple[list[PackageSummary], str | None]:
+    """A page of a ranked search: tier by tier (RANK_TIERS) until it is full; its cursor is
+    the last package's tier and name."""
+    rank_name = short_name("-".join(words))
+    first, after = _ranked_cursor(params.cursor) if params.cursor else (0, None)
+    values = {
+        **values,
+        "rank_prefix": f"{escape_like(rank_name)}%",
+        "after_name": after,
+        "after_short": short_name(after) if after else None,
+    }
+    found: list[tuple[int, PackageSummary]] = []
+    for tier in range(first, len(RANK_TIERS)):
+        resumed = tier == first and after is not None
+        # The first tier is few packages, found by their short name's index.
+        here = replace(shape, tier=tier, cursor=resumed, postings=shape.postings and tier > 0)
+        statement = _listing_statement(here)
+        rows = connection.execute(statement, {**values, "limit": params.limit + 1 - len(found)})
+        found += [(tier, _summary(row)) for row in rows]
+        if len(found) > params.limit:
+            tier, last = found[params.limit - 1]
+            return [p for _, p in found[: params.limit]], encode_cursor([tier, last.name])
+    return [p for _, p in found], None
+
+
 def list_packages(
     connection: Connection, principal: Principal, params: PackageQuery
 ) -> tuple[list[PackageSummary], str | None]:
     words = params.q.lower().split() if params.q else []
+    sort = params.sort or ("relevance" if words else "name")
+    ranked = sort == "relevance" and bool(words)
+    if sort == "relevance":
+        sort = "name"  # each tier, and a listing without words, in name order
+    if params.cursor and not ranked:
+        after = _cursor_values(sort, params.cursor)
+    elif params.cursor:
+        _ranked_cursor(params.cursor)
+    found = driver(connection, words) if words else Driver()
+    if found.among == []:
+        return [], None  # some word is in no package at all
     shape = _Shape(
         admin=principal.is_admin,
         words=len(words),
@@ -274,17 +346,24 @@ def list_packages(
         type=bool(params.type),
         owned=params.owned,
         cursor=bool(params.cursor),
-        sort=params.sort,
+        sort=sort,
+        among=found.among is not None,
+        postings=found.term is not None and sort == "name",
     )
     values = {
         "tenant_id": principal.tenant_id,
         "category": params.category,
-        "tag": f"%,{_escape_like(params.tag.lower())},%" if params.tag else None,
+        "tag": f"%,{escape_like(params.tag.lower())},%" if params.tag else None,
         "type": params.type,
         "limit": params.limit + 1,
-        **{f"word{i}": f"%{_escape_like(word)}%" for i, word in enumerate(words)},
-        **(_cursor_values(params.sort, params.cursor) if params.cursor else {}),
+        "among": found.among,
+        "drive_term": found.term,
+        **{f"word{i}": word for i, word in enumerate(words)},
     }
+    if ranked:
+        return _ranked_page(connection, shape, values, words, params)
+    if params.cursor:
+        values.update(after)
     # On a connection: plain rows, without the ORM's result machinery (a tenth of the CPU).
     rows: Sequence[Sequence[Any]]
     if shape.words:  # how best to search depends on the words: planned for each search
@@ -295,7 +374,7 @@ def list_packages(
     if not more or not page:
         return page, None
     last = page[-1]
-    if params.sort == "name":
+    if sort == "name":
         return page, encode_cursor([last.name])
-    moment = last.created_at if params.sort == "-created" else last.updated_at
+    moment = last.created_at if sort == "-created" else last.updated_at
     return page, encode_cursor([moment.isoformat(), last.id])

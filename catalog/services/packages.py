@@ -18,6 +18,7 @@ from catalog.models.common import utcnow
 from catalog.services import audit
 from catalog.services.blobs import BlobStore
 from catalog.services.package_listing import visible_to
+from catalog.services.package_search import short_name
 from packages.limits import DEFAULT_LIMITS, Limits
 from packages.manifest import Manifest
 from packages.package import LoadedPackage, load_package
@@ -76,7 +77,9 @@ def _categories(session: Session, names: list[str]) -> list[Category]:
 
 
 def _index_text(package: Package) -> None:
-    """Refresh the lower-cased columns that `q` and `tag` filter on."""
+    """Refresh the lower-cased columns that `q` and `tag` filter on and a search ranks by
+    (the terms of `search_text` follow it on flush: catalog.services.package_search)."""
+    package.short_name = short_name(package.name)
     package.search_text = " ".join(
         [package.name, package.title, package.description, *package.tags]
     ).lower()

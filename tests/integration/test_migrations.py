@@ -15,8 +15,8 @@ from tests.conftest import TEST_SECRET_KEY
 
 SECRET = "a password from before encryption"
 
-# Declared in a migration only: PostgreSQL's trigram index behind `q` searches.
-MIGRATION_ONLY = {"ix_packages_search_trgm"}
+# Declared in a migration only: PostgreSQL's trigram index of the search lexicon.
+MIGRATION_ONLY = {"ix_search_terms_trgm"}
 
 
 def _include(obj, name, type_, reflected, compare_to) -> bool:
