@@ -44,6 +44,8 @@ setup(
         "cryptography>=42,<47",  # Fernet: secret parameters encrypted at rest
         "google-re2>=1.1,<2",  # parameter schema patterns matched in linear time
         "cachetools>=5.3,<7",  # how many packages hold a search term, kept for minutes
+        # Metrics in the Prometheus format, counted across gunicorn workers (multiprocess).
+        "prometheus_client>=0.20,<1",
     ],
     extras_require={
         "test": [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Flask, current_app
@@ -28,7 +29,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from catalog.ratelimit import limiter
     from catalog.secretbox import box_from
     from catalog.services.blobs import BlobStore
-    from catalog.services.metrics import count_request
     from catalog.streams import Streams
 
     app = Flask(__name__)
@@ -70,14 +70,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         "streams": Streams.from_settings(settings),
     }
     app.teardown_appcontext(close_session)
+    # Every request is timed and counted, refused ones too.
+    app.before_request(_start_timing)
+    app.after_request(_observe)
     # Authentication runs before any view parses its arguments (401 before 400).
     app.before_request(_authenticate)
     app.before_request(refuse_unstorable_text)
-
-    @app.after_request
-    def _count(response):
-        count_request(_method_label(), response.status_code)
-        return response
 
     api = Api(app, spec_kwargs={"info": {"description": "Application catalog for containers"}})
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
@@ -125,9 +123,24 @@ def _authenticate() -> None:
         raise
 
 
-def _method_label() -> str:
-    from flask import request
+def _start_timing() -> None:
+    from flask import g
 
-    return (
-        request.method if request.method in ("GET", "POST", "PATCH", "PUT", "DELETE") else "OTHER"
-    )
+    g.started = time.perf_counter()
+
+
+def _observe(response):
+    """Count the request and its time, by route template (catalog/metrics.py)."""
+    from flask import g, request
+
+    from catalog.metrics import observe_request
+
+    started = g.get("started")
+    if started is not None:
+        method = request.method if request.method in _METHODS else "OTHER"
+        route = request.url_rule.rule if request.url_rule is not None else None
+        observe_request(method, route, response.status_code, time.perf_counter() - started)
+    return response
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"})

@@ -92,6 +92,9 @@ class Settings:
     # the first encrypts, all decrypt. Unset: read from SECRET_KEY_FILE if it exists
     # (`catalogctl up` creates one, mode 0600).
     secret_key: str = ""
+    # A bearer token that may read /v1/metrics and nothing else (a Prometheus scraper's);
+    # empty: only an admin's token reads the metrics.
+    metrics_token: str = ""
     # Templates render in a child process per deployment, killed past these limits.
     render_time_limit_seconds: float = 5.0  # wall-clock time of all of one deployment's
     render_memory_mb: int = 256  # memory the child may take beyond its interpreter

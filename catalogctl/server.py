@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -68,6 +72,7 @@ def serve(
             self.cfg.set("limit_request_line", httplimits.REQUEST_LINE_BYTES)
             self.cfg.set("limit_request_field_size", httplimits.HEADER_LINE_BYTES)
             self.cfg.set("limit_request_fields", httplimits.HEADER_COUNT)
+            self.cfg.set("child_exit", _worker_exited)
 
         def load(self):
             from catalog import create_app  # in each worker: the master never needs the app
@@ -75,7 +80,45 @@ def serve(
             return create_app()
 
     click.echo(f"catalog API on http://{host}:{port}/v1 (health: /v1/health)")
-    Server().run()
+    with _metrics_directory():
+        Server().run()
+
+
+@contextlib.contextmanager
+def _metrics_directory(*, own: bool = False) -> Iterator[None]:
+    """Every process's metrics in files of one directory, empty at start, that any of them
+    reads at a scrape (prometheus_client's multiprocess mode; catalog/metrics.py).
+
+    PROMETHEUS_MULTIPROC_DIR when the operator sets it and `own` is false (the API server:
+    emptied of an earlier run's files), else a directory of this process's own, removed when
+    it stops. Set before anything forks, and before anything imports prometheus_client,
+    which reads the variable at import.
+    """
+    given = None if own else os.environ.get(MULTIPROC_ENV)
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="catalog-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# prometheus_client's variable. Read at its import, so not imported from catalog.metrics,
+# which would import it in the master before the variable is set.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _worker_exited(_server, worker) -> None:
+    """gunicorn's child_exit hook: a dead worker's files stay (its counts must), marked dead."""
+    from catalog.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)
 
 
 def _refuse_port_in_use(host: str, port: int) -> None:
@@ -118,6 +161,36 @@ host_option = click.option(
 )
 
 
+def metrics_options(command):
+    """--metrics-port and --metrics-address: where the process answers Prometheus scrapes."""
+    command = click.option(
+        "--metrics-address",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address the metrics are served on (0.0.0.0: every interface).",
+    )(command)
+    return click.option(
+        "--metrics-port",
+        type=click.IntRange(1, 65535),
+        default=None,
+        help="Serve this process's metrics on http://ADDRESS:PORT/metrics (default: off).",
+    )(command)
+
+
+def _serve_metrics(port: int | None, address: str) -> None:
+    if port is None:
+        return
+    from catalog.metrics import start_server
+
+    try:
+        start_server(port, address)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot serve metrics on {address}:{port}: {exc.strerror}"
+        ) from None
+    click.echo(f"metrics on http://{address}:{port}/metrics")
+
+
 @click.command("worker")
 @click.option(
     "--concurrency",
@@ -134,8 +207,24 @@ host_option = click.option(
 )
 @click.option("--loglevel", default="INFO", show_default=True)
 @host_option
-def worker(concurrency: int, beat: bool, loglevel: str) -> None:
+@metrics_options
+def worker(
+    concurrency: int, beat: bool, loglevel: str, metrics_port: int | None, metrics_address: str
+) -> None:
     """Run a Celery worker that deploys environments (needs the broker and a Docker engine)."""
+    if metrics_port is None:
+        _run_worker(concurrency, beat, loglevel)
+        return
+    # The pool processes count in files the worker's own process reads at a scrape.
+    with _metrics_directory(own=True):
+        from workers.metrics import count_tasks
+
+        _serve_metrics(metrics_port, metrics_address)
+        count_tasks()
+        _run_worker(concurrency, beat, loglevel)
+
+
+def _run_worker(concurrency: int, beat: bool, loglevel: str) -> None:
     from catalog import config
     from catalog.queue import host_queue, maintenance_queue
     from workers.celery_app import celery
@@ -189,15 +278,18 @@ def beat(loglevel: str) -> None:
 @click.command("tracker")
 @click.option("--loglevel", default="INFO", show_default=True)
 @host_option
-def tracker(loglevel: str) -> None:
+@metrics_options
+def tracker(loglevel: str, metrics_port: int | None, metrics_address: str) -> None:
     """Follow the Docker engine: keep container records and statuses true, restart, repair."""
     import logging
 
+    os.environ.pop(MULTIPROC_ENV, None)  # one process: its own registry, not the API's files
     from workers.tracker.loop import main
 
     logging.basicConfig(
         level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    _serve_metrics(metrics_port, metrics_address)
     main()
 
 

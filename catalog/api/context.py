@@ -6,6 +6,7 @@ as an argument.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -33,6 +34,7 @@ QUERY_CREDENTIALS = ("token", "access_token", "api_key", "apikey")
 # What answers without a token: liveness and the OpenAPI document.
 PUBLIC_ENDPOINTS = frozenset({"health.health"})
 PUBLIC_BLUEPRINTS = frozenset({"api-docs"})
+METRICS_ENDPOINT = "health.metrics"
 
 
 def db() -> Session:
@@ -106,7 +108,20 @@ def authenticate_request() -> None:
         or request.blueprint in PUBLIC_BLUEPRINTS
     ):
         return
+    if request.endpoint == METRICS_ENDPOINT and is_metrics_scraper():
+        return
     principal()
+
+
+def is_metrics_scraper() -> bool:
+    """Whether the request carries CATALOG_METRICS_TOKEN (which reads the metrics only)."""
+    if "metrics_scraper" not in g:
+        expected = current_settings().metrics_token
+        secret = bearer_secret() if expected else None
+        g.metrics_scraper = secret is not None and hmac.compare_digest(
+            secret.encode(), expected.encode()
+        )
+    return g.metrics_scraper
 
 
 def blobs() -> BlobStore:

@@ -7,10 +7,12 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 
-from catalog.api.context import db, principal
+from catalog import current_settings
+from catalog.api.context import db, is_metrics_scraper, principal
 from catalog.api.docs import problems
 from catalog.auth import require_role
-from catalog.services.metrics import render_metrics
+from catalog.metrics import CONTENT_TYPE, exposition
+from catalog.services.metrics import CatalogCollector
 
 blp = Blueprint("health", __name__, description="Service health and metrics")
 
@@ -38,6 +40,13 @@ def health():
 @blp.response(200, content_type="text/plain", description="Prometheus text format")
 @blp.doc(responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 def metrics():
-    """Counters and gauges in the Prometheus text format (admin)."""
-    require_role(principal(), "admin")
-    return Response(render_metrics(db()), mimetype="text/plain; version=0.0.4")
+    """Counters, gauges and histograms in the Prometheus text format (an admin's token, or
+    CATALOG_METRICS_TOKEN).
+
+    Request figures count every process of the server (`catalogctl serve`); the catalog's
+    own (deployments, apps, log budgets, packages, tenants) are read from the database.
+    """
+    if not is_metrics_scraper():
+        require_role(principal(), "admin")
+    body = exposition([CatalogCollector(db(), current_settings())])
+    return Response(body, headers={"Content-Type": CONTENT_TYPE})

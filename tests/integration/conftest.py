@@ -185,15 +185,21 @@ def worker_env(app, tmp_path) -> dict[str, str]:
 def start_worker(worker_env, tmp_path):
     """start_worker(concurrency=1, beat=False) -> a ready WorkerProcess; all stopped afterwards.
 
-    `beat=True` runs the periodic resync in the worker (`catalogctl worker --beat`).
+    `beat=True` runs the periodic resync in the worker (`catalogctl worker --beat`); `args`:
+    more options of `catalogctl worker`.
     """
     started: list[WorkerProcess] = []
 
     def start(
-        concurrency: int = 1, *, wait: bool = True, beat: bool = False, **overrides: str
+        concurrency: int = 1,
+        *,
+        wait: bool = True,
+        beat: bool = False,
+        args: tuple[str, ...] = (),
+        **overrides: str,
     ) -> WorkerProcess:
         log = tmp_path / f"worker-{len(started)}.log"
-        worker = WorkerProcess({**worker_env, **overrides}, log, concurrency, beat=beat)
+        worker = WorkerProcess({**worker_env, **overrides}, log, concurrency, beat=beat, args=args)
         started.append(worker)
         return worker.wait_ready() if wait else worker
 

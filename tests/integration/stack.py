@@ -27,13 +27,20 @@ class WorkerProcess:
     """`catalogctl worker` as a real process; its log is kept for the failure message."""
 
     def __init__(
-        self, env: dict[str, str], log_path: Path, concurrency: int = 1, *, beat: bool = False
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        concurrency: int = 1,
+        *,
+        beat: bool = False,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.log_path = log_path
         self.log = log_path.open("w")
         command = [BIN / "catalogctl", "worker", f"--concurrency={concurrency}", "--loglevel=INFO"]
         if beat:  # the embedded scheduler of the periodic resync
             command.append("--beat")
+        command += args
         self.process = subprocess.Popen(
             command,
             env=env,

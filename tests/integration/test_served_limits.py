@@ -9,55 +9,20 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 
 from catalog import httplimits
-from tests.e2e.conftest import BIN, free_port, service_env, wait_until_healthy
+from tests.e2e.conftest import BIN
+from tests.integration.served import get, serve, service_env
 
-__all__ = ["service_env"]  # the e2e tests' fixture: this test's database, home and queue
+__all__ = ["serve", "service_env"]  # fixtures: this test's database, home and queue; servers
 REDIS_URL = os.environ.get("CATALOG_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-@pytest.fixture
-def serve(service_env, tmp_path) -> Iterator[Callable[..., int]]:
-    """serve(workers, **settings) -> the port of `catalogctl serve` on this test's database."""
-    started: list[subprocess.Popen] = []
-
-    def start(workers: int, **settings: str) -> int:
-        port = free_port()
-        env = {**service_env, **{f"CATALOG_{name}": value for name, value in settings.items()}}
-        command = [BIN / "catalogctl", "serve", "--port", str(port), "--workers", str(workers),
-                   "--threads", "4", "--no-migrate", "--graceful-timeout", "1"]  # fmt: skip
-        log = (tmp_path / f"api-{port}.log").open("wb")
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
-        started.append(process)
-        wait_until_healthy(f"http://127.0.0.1:{port}", process)
-        return port
-
-    yield start
-    for process in started:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def get(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
-    """Status and body of one request on a connection of its own (the kernel picks the worker
-    for each)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request("GET", path, headers={**headers, "Connection": "close"})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
 
 
 # --- the read limit across processes ----------------------------------------------------------

@@ -25,13 +25,17 @@ from pathlib import Path
 
 import docker
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from catalog.models import ContainerRecord, Tenant
+from catalog.queue import DEPLOY_TASK
 from tests.conftest import TEST_IMAGE
+from tests.e2e.conftest import free_port
 from tests.integration.conftest import package_bytes
 from tests.integration.stack import BIN, Deployer
 from tests.polling import eventually
+from workers.metrics import EVENT_LAG_BUCKETS
 
 ENV_LABEL = "io.catalog.env"
 RESOURCES = {"memory": "32m", "cpus": 0.25, "pids": 64}
@@ -63,11 +67,11 @@ DOCKERD_LOG = "/var/log/catalog-dockerd.log"
 class TrackerProcess:
     """`catalogctl tracker` as a real process; its log is kept for the failure message."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, args: tuple[str, ...] = ()) -> None:
         self.log_path = log_path
         self.log = log_path.open("w")
         self.process = subprocess.Popen(
-            [BIN / "catalogctl", "tracker", "--loglevel=INFO"],
+            [BIN / "catalogctl", "tracker", "--loglevel=INFO", *args],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -103,7 +107,8 @@ class TrackerProcess:
 
 @pytest.fixture
 def start_tracker(worker_env, tmp_path, deployer):
-    """start_tracker(**settings) -> a TrackerProcess following the engine; stopped afterwards.
+    """start_tracker(args=(), **settings) -> a TrackerProcess following the engine (`args`:
+    more options of `catalogctl tracker`); stopped afterwards.
 
     Depends on `deployer` so that it stops before the deployer removes the environments'
     containers (a tracker still running would recreate them).
@@ -116,9 +121,9 @@ def start_tracker(worker_env, tmp_path, deployer):
         "RESTART_BACKOFF_MAX_SECONDS": "2",
     }
 
-    def start(**settings: str) -> TrackerProcess:
+    def start(args: tuple[str, ...] = (), **settings: str) -> TrackerProcess:
         env = {**worker_env, **{f"CATALOG_{k}": v for k, v in {**quick, **settings}.items()}}
-        tracker = TrackerProcess(env, tmp_path / f"tracker-{len(started)}.log")
+        tracker = TrackerProcess(env, tmp_path / f"tracker-{len(started)}.log", args)
         started.append(tracker)
         return tracker.wait_following()
 
@@ -566,3 +571,59 @@ def test_the_tracker_prunes_images_nothing_needs(app, deployer, start_tracker, d
         for name in (unneeded, foreign):
             with contextlib.suppress(docker.errors.ImageNotFound):
                 docker_client.images.remove(name)
+
+
+def test_the_worker_and_the_tracker_serve_their_metrics_on_their_port(
+    deployer, start_worker, start_tracker, docker_client
+):
+    worker_port, tracker_port = free_port(), free_port()
+    start_worker(args=("--metrics-port", str(worker_port)))
+    tracker = start_tracker(args=("--metrics-port", str(tracker_port)))
+    deployer.publish(package_bytes("org.test.steady", "1.0.0", services={"main": SLEEPER}))
+    env_id = deployer.create_env("seen")["id"]
+    deployer.add_app("seen", "steady", "org.test.steady")
+    deploy_ok(deployer, "seen")
+
+    # The deploy ran in a pool process; the worker's own process tells it.
+    worker = scrape(worker_port)
+    assert (
+        worker[("catalog_worker_tasks_total", (("state", "SUCCESS"), ("task", DEPLOY_TASK)))] == 1
+    )
+    seconds = ("catalog_worker_task_duration_seconds_count", (("task", DEPLOY_TASK),))
+    assert worker[seconds] == 1
+
+    # The engine's events of the deploy reach the tracker, and its relists are timed.
+    docker_client.containers.get(running_ids(docker_client, env_id)[("steady", "main")]).kill()
+    eventually(
+        lambda: scrape(tracker_port).get(("catalog_tracker_event_lag_seconds_count", ()), 0) > 0,
+        10,
+        "an event's lag observed",
+    )
+    seen = scrape(tracker_port)
+    assert seen[("catalog_tracker_relist_duration_seconds_count", ())] >= 1
+    lag_bounds = [ls[0][1] for (n, ls) in seen if n == "catalog_tracker_event_lag_seconds_bucket"]
+    assert lag_bounds == [str(float(b)) for b in EVENT_LAG_BUCKETS] + ["+Inf"]
+    assert tracker.process.poll() is None
+
+
+def test_metrics_ports_are_off_by_default(deployer, start_worker, start_tracker):
+    worker, tracker = start_worker(), start_tracker()
+    assert "metrics on" not in worker.log_path.read_text() + tracker.text()
+    assert not listening_ports(worker.process.pid) and not listening_ports(tracker.process.pid)
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    """(sample name, sorted labels) -> value of a process's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def listening_ports(pid: int) -> list[str]:
+    """The TCP ports process `pid` listens on (ss)."""
+    listed = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[3] for line in listed.splitlines() if f"pid={pid}," in line]

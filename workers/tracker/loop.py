@@ -41,6 +41,7 @@ from catalog.config import Settings
 from catalog.models import ContainerRecord, Environment
 from catalog.models.common import utcnow
 from catalog.models.environment import placed_on
+from workers import metrics
 from workers.engine import ENV_LABEL, ContainerSummary
 from workers.engine.docker import connect
 from workers.runtime import Runtime
@@ -126,6 +127,7 @@ class Tracker:
             if self._relist_needed.is_set() or now >= next_relist:
                 self._relist_needed.clear()
                 dropped = self.reader.take_dropped()
+                metrics.EVENTS_DROPPED.inc(dropped)
                 if dropped:
                     log.warning("dropped %d engine event(s): the queue was full; relisting",
                                 dropped)  # fmt: skip
@@ -137,6 +139,8 @@ class Tracker:
                 event = self.events.get(timeout=TICK_SECONDS)
             except queue.Empty:
                 continue
+            metrics.QUEUED_EVENTS.set(self.events.qsize())
+            metrics.event_handled(event)
             self._guard("event", self.handle, event)
         self.reader.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -242,8 +246,10 @@ class Tracker:
             records[record.environment_id].append(record)
         for env_id, status, detail, _revision in environments:
             self._relist_one(env_id, status, detail, slots[env_id], records[env_id], engine[env_id])
+        took = time.monotonic() - started
+        metrics.RELIST_DURATION.observe(took)
         log.debug("relisted %d environment(s), %d record(s) in %.3f s",
-                  len(environments), len(rows), time.monotonic() - started)  # fmt: skip
+                  len(environments), len(rows), took)  # fmt: skip
 
     def _relist_one(
         self, env_id, status, detail, slots, records, seen: dict[str, ContainerSummary]
