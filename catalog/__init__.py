@@ -19,6 +19,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Defaults, then `CATALOG_*` variables, then the test override (setting names, and
     Flask's own keys)."""
     from catalog.api import register_blueprints
+    from catalog.api.audit import record_refused_write
     from catalog.api.context import close_session
     from catalog.api.docs import Api
     from catalog.api.inputs import refuse_unstorable_text
@@ -70,9 +71,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         "streams": Streams.from_settings(settings),
     }
     app.teardown_appcontext(close_session)
-    # Every request is timed and counted, refused ones too.
+    # Every request is timed and counted, refused ones too; refused writes are audited.
     app.before_request(_start_timing)
     app.after_request(_observe)
+    app.after_request(record_refused_write)
     # Authentication runs before any view parses its arguments (401 before 400).
     app.before_request(_authenticate)
     app.before_request(refuse_unstorable_text)

@@ -39,6 +39,9 @@ class Settings:
     # Requests with a missing or invalid token, per remote address (guessing tokens).
     auth_failure_rate_limit: str = "60/minute"
     ratelimit_storage_url: str = "memory://"
+    # Refused writes (401, 403, 409, 429) recorded in the audit trail per caller; past it a
+    # caller's refusals are not recorded, so a flood of them cannot fill the table.
+    audit_refusal_rate_limit: str = "120/minute"
     # Concurrent `follow=1` streams (catalog/streams.py): each holds an API thread, so
     # STREAMS_PER_PROCESS stays below `catalogctl serve --threads` (4).
     streams_per_process: int = 2

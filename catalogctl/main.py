@@ -9,6 +9,7 @@ import click
 from catalogctl.commands.action import action
 from catalogctl.commands.admin import admin
 from catalogctl.commands.app import app
+from catalogctl.commands.audit import audit
 from catalogctl.commands.category import category
 from catalogctl.commands.completion import completion
 from catalogctl.commands.deploy import deploy, deployment
@@ -50,7 +51,7 @@ def cli() -> None:
 
 for command in (
     package, category, env, app, template, deploy, deployment, events, logs, action,
-    admin, login, profile, up, serve, worker, beat, tracker, db, spec, completion,
+    audit, admin, login, profile, up, serve, worker, beat, tracker, db, spec, completion,
 ):  # fmt: skip
     cli.add_command(command)
 

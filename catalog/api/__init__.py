@@ -7,6 +7,7 @@ from flask_smorest import Api
 
 def register_blueprints(api: Api) -> None:
     from catalog.api import (
+        audit,
         categories,
         deployments,
         environments,
@@ -20,7 +21,7 @@ def register_blueprints(api: Api) -> None:
 
     modules = (
         health, tenants, hosts, categories, packages, environments, deployments, observe,
-        templates,
+        templates, audit,
     )  # fmt: skip
     for module in modules:
         api.register_blueprint(module.blp, url_prefix="/v1")

@@ -9,10 +9,11 @@ from flask import Response, current_app
 from flask_smorest import Blueprint
 
 from catalog import current_settings
-from catalog.api.context import db, principal, publisher, quotas, stream
+from catalog.api.context import blobs, db, engine, principal, publisher, quotas, stream
 from catalog.api.docs import TEXT, problems
 from catalog.schemas import deployments as schemas
 from catalog.services import deployments as service
+from catalog.services import plans
 
 blp = Blueprint("deployments", __name__, description="Deployments, cancel and events")
 
@@ -33,6 +34,17 @@ def create_deployment(body, env):
         from_revision=body["from_revision"],
         limits=service.DeployLimits.from_settings(current_settings()), quotas=quotas(),
     )  # fmt: skip
+
+
+@blp.route("/environments/<env>/plan", methods=["POST"])
+@problems(403, 404, 409, 503)
+@blp.response(200, schemas.PlanPreview)
+def plan_deployment(env):
+    """What deploying the draft now would do, queueing nothing: each container created,
+    replaced, removed or kept, and why (never a secret value)."""
+    return plans.plan_draft(
+        db(), principal(), env, engine=engine, blobs=blobs(), settings=current_settings()
+    )
 
 
 @blp.route("/environments/<env>/deployments", methods=["GET"])

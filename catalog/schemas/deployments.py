@@ -73,3 +73,24 @@ class EventList(Schema):
 
 
 DeploymentArgs = PageArgs
+
+
+class PlanChange(Schema):
+    app = fields.String(allow_none=True)
+    service = fields.String(allow_none=True)
+    replica = fields.Integer(allow_none=True)
+    action = fields.String(metadata={"description": "create, replace, remove or keep"})
+    reasons = fields.List(
+        fields.String(),
+        metadata={"description": "Why: the planner's reason, then each key that differs from "
+                  "the running revision (version, parameter, setting, binding, image, "
+                  "environment variable, file); never a value"},
+    )  # fmt: skip
+
+
+class PlanPreview(Schema):
+    revision = fields.Integer(metadata={"description": "The revision a deploy now would make"})
+    changes = fields.List(fields.Nested(PlanChange), required=True)
+    summary = fields.Function(
+        lambda p: {action: p.count(action) for action in ("create", "replace", "remove", "keep")}
+    )

@@ -116,18 +116,26 @@ def follow(client: Client, env: str, revision: int, timeout: float, *, err: bool
 )
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Follow it to the end.")
 @click.option("--timeout", type=float, default=1800, show_default=True, help="Seconds to follow.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print what the deploy would change, and deploy nothing."
+)
 @api_options
-def deploy(env: str, from_revision: int | None, wait: bool, timeout: float) -> None:
+def deploy(env: str, from_revision: int | None, wait: bool, timeout: float, dry_run: bool) -> None:
     """Deploy ENV's draft as a new revision, and follow it live until it finishes.
 
     Exits non-zero with the reason when the deployment fails, is rolled back or is
     cancelled. With -o json/yaml the events go to standard error and the final deployment
-    to standard output.
+    to standard output. --dry-run prints the plan (`catalogctl env diff`) instead.
     """
     # imported when used: SQLAlchemy and Flask would slow every start of the CLI
     from catalog.models.deployment import DeploymentStatus
 
     client = api()
+    if dry_run:
+        if from_revision:
+            raise click.UsageError("--dry-run plans the draft; it takes no --from-revision")
+        show_plan(client, env)
+        return
     body = {"from_revision": from_revision} if from_revision else {}
     created = client.json("POST", path("environments", env, "deployments"), json=body)
     revision = created["revision"]
@@ -152,6 +160,37 @@ def deploy(env: str, from_revision: int | None, wait: bool, timeout: float) -> N
     message = outcome(env, final, serving)
     if people:
         click.echo(click.style(message, fg="green"))
+
+
+PLAN_COLUMNS = (
+    ("APP", "app"),
+    ("SERVICE", "service"),
+    ("ACTION", "action"),
+    ("WHY", lambda c: "; ".join(c.get("reasons") or [])),
+)
+PLAN_STYLE = {"create": "green", "replace": "yellow", "remove": "red"}
+
+
+def show_plan(client: Client, env: str) -> None:
+    """What deploying ENV's draft now would change (POST /environments/{env}/plan)."""
+    planned = client.json("POST", path("environments", env, "plan"))
+    if output_format() != "table":
+        dump(planned)
+        return
+    changes = [c for c in planned["changes"] if c["action"] != "keep"]
+    counts = planned["summary"]
+    summary = (
+        f"revision {planned['revision']} of {env} would create {counts['create']}, replace "
+        f"{counts['replace']}, remove {counts['remove']} and keep {counts['keep']} container(s)"
+    )
+    if changes:
+        for change in changes:
+            line = f"{change['action']:<8} {change['app']}/{change['service']}"
+            reasons = "; ".join(change.get("reasons") or [])
+            click.echo(click.style(f"{line}  {reasons}", fg=PLAN_STYLE.get(change["action"])))
+    else:
+        summary = f"revision {planned['revision']} of {env} would change nothing"
+    click.echo(summary)
 
 
 @click.group()

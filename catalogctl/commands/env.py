@@ -166,6 +166,16 @@ def wait_deleted(client, name: str, timeout: float) -> None:
     )
 
 
+@env.command("diff")
+@click.argument("name", shell_complete=complete_env)
+@api_options
+def diff_command(name: str) -> None:
+    """What deploying the draft now would change, container by container, and why."""
+    from catalogctl.commands.deploy import show_plan
+
+    show_plan(api(), name)
+
+
 @env.command("delete")
 @click.argument("name", shell_complete=complete_env)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Until it is gone.")

@@ -187,6 +187,17 @@ def test_tenants_and_tokens(cli, live_server):
     assert cli("admin", "health").stdout.strip() == f"{live_server}: ok (database ok)"
     assert "# TYPE" in cli("admin", "metrics").stdout
 
+    # The trail: the changes made above, and the writes refused, newest first.
+    trail = cli.json("audit", "list", "--tenant", "acme")
+    assert [e["action"] for e in trail if e["result"] == "ok"][:2] == [
+        "token.revoke",
+        "token.create",
+    ]
+    refused = cli.json("audit", "list", "--result", "forbidden")
+    assert [(e["action"], e["tenant"]) for e in refused] == [("tenants.create_tenant", "acme")]
+    table = cli("audit", "list", "--action", "tenant.*").stdout
+    assert table.startswith("ID") and "tenant.create" in table and "token" not in table
+
 
 def test_docker_hosts(cli):
     added = cli("admin", "host", "add", "east", "--public-host", "east.example.com")

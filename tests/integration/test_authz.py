@@ -11,8 +11,9 @@ Seven callers meet every route and method:
     admin            admin (tenant admin)
 
 Every cell is an exact status code. On top of the code, each cell checks that a refused
-request changed nothing (same package as the admin sees it, no new blob, no audit event)
-and that a successful mutating request wrote exactly one audit event.
+request changed nothing (same package as the admin sees it, no new blob, no audit event of
+a change), that a write refused with 401, 403, 409 or 429 wrote one audit event of the
+refusal, and that a successful mutating request wrote exactly one audit event.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy import func, select
 
 from catalog import settings_of
 from catalog.models import AuditEvent
+from catalog.services.audit import REFUSALS
 from tests.integration.conftest import package_bytes
 
 CALLERS = (
@@ -163,8 +165,16 @@ class World:
         return self.client.open(path, method=req.method, json=req.json, headers=headers)
 
     def audit_count(self) -> int:
+        """Audit events of changes made."""
+        return self._audit_events(AuditEvent.result == "ok")
+
+    def refusal_count(self) -> int:
+        """Audit events of refused writes."""
+        return self._audit_events(AuditEvent.result != "ok")
+
+    def _audit_events(self, condition) -> int:
         with self.app.extensions["catalog"]["sessionmaker"]() as session:
-            return session.scalar(select(func.count()).select_from(AuditEvent))
+            return session.scalar(select(func.count()).select_from(AuditEvent).where(condition))
 
     def blob_files(self) -> set[Path]:
         root = Path(settings_of(self.app).blob_dir) / "sha256"
@@ -223,8 +233,9 @@ MATRIX = [
 def test_package_matrix(client, app, make_caller, visibility, request_name, caller, expected):
     world = setup_world(client, app, make_caller, visibility)
     req = PACKAGE_REQUESTS[request_name]
-    before_audit, before_blobs, before_row = (
+    before_audit, before_refusals, before_blobs, before_row = (
         world.audit_count(),
+        world.refusal_count(),
         world.blob_files(),
         world.admin_view(),
     )
@@ -239,8 +250,11 @@ def test_package_matrix(client, app, make_caller, visibility, request_name, call
         assert response.get_json()["status"] == expected
     if expected == 401:
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    # One audit event per successful change, none for a read or a refusal.
+    # One audit event per successful change, none for a read or a refusal; one refusal
+    # event per write refused with 401, 403, 409 or 429 (a 404 hides what it refused).
     assert world.audit_count() == before_audit + (1 if succeeded and req.mutating else 0)
+    refused = req.mutating and expected in REFUSALS
+    assert world.refusal_count() == before_refusals + (1 if refused else 0)
     if not (succeeded and req.mutating):
         assert world.admin_view() == before_row, "a refused request changed the package"
         assert world.blob_files() == before_blobs, "a refused request stored or removed a blob"
@@ -316,6 +330,7 @@ OTHER_REQUESTS = {
     "health": Req("GET", "/v1/health"),
     "openapi": Req("GET", "/v1/openapi.json"),
     "metrics": Req("GET", "/v1/metrics"),
+    "audit": Req("GET", "/v1/audit"),
     "list_packages": Req("GET", "/v1/packages"),
     "list_categories": Req("GET", "/v1/categories"),
     "create_category": Req("POST", "/v1/categories", json={"name": "new-one"}, mutating=True),
@@ -337,6 +352,7 @@ request             owner  other_publisher  anonymous  viewer  deployer  other_v
 health               200        200            200      200      200         200        200
 openapi              200        200            200      200      200         200        200
 metrics              403        403            401      403      403         403        200
+audit                200        200            401      403      403         403        200
 list_packages        200        200            401      200      200         200        200
 list_categories      200        200            401      200      200         200        200
 create_category      403        403            401      403      403         403        201
@@ -374,13 +390,15 @@ def test_other_routes_matrix(client, app, make_caller, request_name, caller, exp
         req.json,
         mutating=req.mutating,
     )
-    before = world.audit_count()
+    before, before_refusals = world.audit_count(), world.refusal_count()
 
     response = world.send(caller, req)
 
     assert response.status_code == expected, response.get_data(as_text=True)
     succeeded = 200 <= expected < 300
     assert world.audit_count() == before + (1 if succeeded and req.mutating else 0)
+    refused = req.mutating and expected in REFUSALS
+    assert world.refusal_count() == before_refusals + (1 if refused else 0)
 
 
 @pytest.mark.parametrize("caller", [c for c in CALLERS if c != "anonymous"])

@@ -251,6 +251,29 @@ def deploy_ok(deployer: Deployer, env: str, **body) -> dict:
     return deployment
 
 
+def plan_of(deployer: Deployer, env: str) -> dict:
+    """POST /environments/{env}/plan: what deploying the draft now would do."""
+    return deployer.call("POST", f"/environments/{env}/plan")
+
+
+def replaced(planned: dict) -> set[tuple[str, str]]:
+    return {(c["app"], c["service"]) for c in planned["changes"] if c["action"] == "replace"}
+
+
+def reasons_of(planned: dict, app: str, service: str) -> list[str]:
+    (change,) = [c for c in planned["changes"] if (c["app"], c["service"]) == (app, service)]
+    return change["reasons"]
+
+
+def replaced_by(deployment: dict) -> set[tuple[str, str]]:
+    """The slots the deployment's own plan started a container for in place of another."""
+    return {
+        (s["app"], s["service"])
+        for s in deployment["plan"]
+        if s["action"] in ("start_beside", "stop_first") and s["container"]
+    }
+
+
 def event_time(deployment: dict, pattern: str) -> float:
     """Epoch seconds of the deployment's one event matching `pattern`."""
     (event,) = [e for e in deployment["events"] if re.search(pattern, e["message"])]
@@ -330,9 +353,13 @@ def test_a_parameter_or_setting_change_replaces_only_the_containers_it_renders_i
     first = running_ids(docker_client, env_id)
     assert len(first) == 6
 
-    # A parameter of app `one`, used only by its service `a`.
+    # A parameter of app `one`, used only by its service `a`; the plan says so first.
     patch_app(deployer, "sel", "one", parameters={"a": "A2"})
-    deploy_ok(deployer, "sel")
+    planned = plan_of(deployer, "sel")
+    assert replaced(planned) == {("one", "a")}
+    assert reasons_of(planned, "one", "a") == ["config changed", "parameter a", "environment BODY"]
+    deployment = deploy_ok(deployer, "sel")
+    assert replaced_by(deployment) == replaced(planned)
     second = running_ids(docker_client, env_id)
     assert {key for key in first if first[key] != second[key]} == {("one", "a")}
     assert fetch_service(docker_client, env_id, "one", "a", 8081) == b"a=A2"
@@ -340,7 +367,13 @@ def test_a_parameter_or_setting_change_replaces_only_the_containers_it_renders_i
 
     # A setting of the environment, used by service `b` of both apps.
     deployer.call("PATCH", "/environments/sel", json={"settings": {"x": "s2"}})
-    deploy_ok(deployer, "sel")
+    planned = plan_of(deployer, "sel")
+    assert replaced(planned) == {("one", "b"), ("two", "b")}
+    assert reasons_of(planned, "two", "b") == ["config changed", "setting x", "environment BODY"]
+    assert planned["summary"] == {"create": 0, "replace": 2, "remove": 0, "keep": 4}
+    deployment = deploy_ok(deployer, "sel")
+    assert replaced_by(deployment) == replaced(planned)
+    assert plan_of(deployer, "sel")["summary"]["keep"] == 6  # deployed: nothing to change
     third = running_ids(docker_client, env_id)
     assert {key for key in second if second[key] != third[key]} == {("one", "b"), ("two", "b")}
     for app in ("one", "two"):
