@@ -127,10 +127,13 @@ def _resolve_draft(
     problems: list[dict[str, str]] = []
     resolved: list[ResolvedApp] = []
     drafts: dict[str, DraftApp] = {}
+    usable: set[str] = set()  # packages checked once, however many apps run them
     for app in env.apps:
         where = f"apps.{app.name}"
         try:
-            usable_package(session, env, app.package)
+            if app.package not in usable:
+                usable_package(session, env, app.package)
+                usable.add(app.package)
             version = resolve_version(index, app.package, app.version)
         except ValidationFailed as failed:
             problems += [{**e, "path": f"{where}.{e['path']}"} for e in failed.errors or []]

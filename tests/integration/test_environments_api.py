@@ -67,9 +67,11 @@ def paths(response) -> list[str]:
     return [e["path"] for e in response.get_json()["errors"]]
 
 
-def audit_actions(app) -> list[str]:
+def audit_actions(app, result: str = "ok") -> list[str]:
+    """The actions of the audit events with `result` (ok: the changes made), oldest first."""
     with session(app) as s:
-        return list(s.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+        query = select(AuditEvent.action).where(AuditEvent.result == result)
+        return list(s.scalars(query.order_by(AuditEvent.id)))
 
 
 def audit_text(app) -> str:
@@ -620,7 +622,7 @@ def test_deleting_a_bound_app_is_409_naming_the_binder(world, app):
 # -- audit ---------------------------------------------------------------------------------------
 
 
-def test_each_successful_change_writes_one_audit_event_and_a_refusal_none(world, app):
+def test_each_successful_change_writes_one_audit_event_and_a_refusal_its_own(world, app):
     before = len(audit_actions(app))
 
     world.shop_with_db()
@@ -648,6 +650,9 @@ def test_each_successful_change_writes_one_audit_event_and_a_refusal_none(world,
         "app.delete",
         "environment.delete",
     ]
+    # The 403 and the 409 are refusals on the trail; a 400 and a 404 are not.
+    assert audit_actions(app, "forbidden") == ["environments.update_environment"]
+    assert audit_actions(app, "conflict") == ["environments.add_app"]
     assert SECRET not in audit_text(app)
 
 

@@ -44,11 +44,13 @@ def created(world, body, caller=None) -> dict:
 
 
 def counts(app) -> tuple[int, int, int]:
-    """(templates, environments, audit events)."""
+    """(templates, environments, audit events of changes)."""
     with session(app) as s:
-        return tuple(
-            s.scalar(select(func.count()).select_from(model))
-            for model in (Template, Environment, AuditEvent)
+        changes = select(func.count()).select_from(AuditEvent).where(AuditEvent.result == "ok")
+        return (
+            s.scalar(select(func.count()).select_from(Template)),
+            s.scalar(select(func.count()).select_from(Environment)),
+            s.scalar(changes),
         )
 
 

@@ -24,8 +24,10 @@ def sessionmaker(app):
 
 
 def audit_actions(app) -> list[str]:
+    """The changes on the audit trail (refused writes are events of their own)."""
     with sessionmaker(app)() as session:
-        return list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+        query = select(AuditEvent.action).where(AuditEvent.result == "ok")
+        return list(session.scalars(query.order_by(AuditEvent.id)))
 
 
 def assert_unauthorized(response, detail_contains: str | None = None) -> None:
@@ -103,6 +105,12 @@ def test_a_token_in_the_query_string_is_401_even_with_a_good_header(
 
     assert_unauthorized(response, "only in the Authorization header")
     assert audit_actions(app) == before
+    # A refused write is on the trail (a read is not), and the token it carried is not.
+    with sessionmaker(app)() as session:
+        refused = session.scalars(select(AuditEvent).where(AuditEvent.result != "ok")).all()
+    expected = [] if method == "GET" else [("unauthorized", path)]
+    assert [(e.result, e.object_id) for e in refused] == expected
+    assert secret not in repr([vars(e) for e in refused])
 
 
 # Requests whose arguments are invalid too: authentication answers first, with 401.

@@ -84,8 +84,13 @@ def preview(
     Raises PrepareError or RenderError as the deploy would fail with them.
     """
 
+    resolved: dict[str, str] = {}  # reference or bundled name -> id, once per preview
+
     def image_id(image: Any, app: Mapping[str, Any]) -> str:
-        return _image_id(inputs, image, app, tenant_id)
+        key = image if isinstance(image, str) else repr((app["digest"], sorted(image.items())))
+        if key not in resolved:
+            resolved[key] = _image_id(inputs, image, app, tenant_id)
+        return resolved[key]
 
     with RenderProcess(inputs.limits) as templates:
 
@@ -102,11 +107,26 @@ def preview(
             )
 
         wanted = containers(spec)
-        before = containers(running) if running else []
-    observed = inputs.engine.observe(env_id)
-    # Fencing 0: no container counts as a stale attempt at a revision not yet made.
-    the_plan = plan([p.desired() for p in wanted], observed, revision=revision, fencing=0)
+        observed = inputs.engine.observe(env_id)
+        # Fencing 0: no container counts as a stale attempt at a revision not yet made.
+        the_plan = plan([p.desired() for p in wanted], observed, revision=revision, fencing=0)
+        # The running revision, for the reasons: only the apps replaced, and what they bind.
+        replaced = {s.app for s in the_plan.start if s.container_id and s.app}
+        before = containers(_apps_of(running, replaced)) if running and replaced else []
     return Preview(revision, _changes(the_plan, spec, running, wanted, before))
+
+
+def _apps_of(snapshot: Mapping[str, Any], names: set[str]) -> dict[str, Any]:
+    """`snapshot` with only the apps `names` and the apps they bind to, transitively."""
+    by_name = {a["name"]: a for a in snapshot["apps"]}
+    wanted: set[str] = set()
+    pending = [n for n in names if n in by_name]
+    while pending:
+        name = pending.pop()
+        if name not in wanted:
+            wanted.add(name)
+            pending += [b for b in by_name[name].get("bindings", {}).values() if b in by_name]
+    return {**snapshot, "apps": [a for a in snapshot["apps"] if a["name"] in wanted]}
 
 
 def _image_id(inputs: PreviewInputs, image: Any, app: Mapping[str, Any], tenant_id: str) -> str:
