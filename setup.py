@@ -46,6 +46,7 @@ setup(
         "cachetools>=5.3,<7",  # how many packages hold a search term, kept for minutes
         # Metrics in the Prometheus format, counted across gunicorn workers (multiprocess).
         "prometheus_client>=0.20,<1",
+        "python-json-logger>=3.1,<5",  # CATALOG_LOG_FORMAT=json: one JSON object per line
     ],
     extras_require={
         "test": [

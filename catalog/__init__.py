@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, current_app
 
 from catalog import config as catalog_config
+from catalog import logformat
 from catalog.config import Settings
 
 API_TITLE = "Container Catalog"
@@ -49,7 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
         RATELIMIT_HEADERS_ENABLED=True,
     )
-    logging.basicConfig(level=settings.log_level)
+    logformat.configure(settings.log_level, settings.log_format, process="api")
     secrets = box_from(settings)
     if not secrets.ready:
         logging.getLogger(__name__).warning(
@@ -75,6 +76,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.before_request(_start_timing)
     app.after_request(_observe)
     app.after_request(record_refused_write)
+    app.teardown_request(_forget_request_id)
     # Authentication runs before any view parses its arguments (401 before 400).
     app.before_request(_authenticate)
     app.before_request(refuse_unstorable_text)
@@ -126,9 +128,19 @@ def _authenticate() -> None:
 
 
 def _start_timing() -> None:
-    from flask import g
+    from flask import g, request
 
     g.started = time.perf_counter()
+    g.request_id = logformat.request_id_from(request.headers.get("X-Request-Id"))
+    g.request_id_token = logformat.REQUEST_ID.set(g.request_id)
+
+
+def _forget_request_id(_exc: BaseException | None = None) -> None:
+    from flask import g
+
+    token = g.pop("request_id_token", None)
+    if token is not None:
+        logformat.REQUEST_ID.reset(token)
 
 
 def _observe(response):
@@ -142,6 +154,8 @@ def _observe(response):
         method = request.method if request.method in _METHODS else "OTHER"
         route = request.url_rule.rule if request.url_rule is not None else None
         observe_request(method, route, response.status_code, time.perf_counter() - started)
+    if "request_id" in g:
+        response.headers["X-Request-Id"] = g.request_id
     return response
 
 

@@ -48,6 +48,7 @@ class Settings:
     streams_per_token: int = 2
     db_pool_size: int = 10
     log_level: str = "INFO"
+    log_format: str = "text"  # or json: one JSON object per line (catalog/logformat.py)
     host_port_range: str = "20000-29999"  # host ports for published container ports
     # Each environment's bridge network takes a /NETWORK_PREFIX subnet of this pool: the
     # engine's default pools number only ~31 bridge networks. Empty: the engine chooses.
@@ -98,6 +99,12 @@ class Settings:
     # A bearer token that may read /v1/metrics and nothing else (a Prometheus scraper's);
     # empty: only an admin's token reads the metrics.
     metrics_token: str = ""
+    # Webhooks (catalog/services/webhooks.py): loopback, private and reserved addresses are
+    # refused unless listed here (comma-separated networks, addresses or host names).
+    webhook_allow: str = ""
+    webhook_max_attempts: int = 6  # a delivery is given up after this many failed attempts
+    webhook_retry_seconds: float = 5.0  # the first retry's delay; doubles with each failure
+    webhook_timeout_seconds: float = 5.0  # one attempt's connect and read, each
     # Templates render in a child process per deployment, killed past these limits.
     render_time_limit_seconds: float = 5.0  # wall-clock time of all of one deployment's
     render_memory_mb: int = 256  # memory the child may take beyond its interpreter
@@ -208,6 +215,8 @@ def check_render_limits(seconds: float, memory_mb: int) -> None:
 
 
 def _checked(settings: Settings) -> Settings:
+    if settings.log_format not in ("text", "json"):
+        raise ValueError(f"CATALOG_LOG_FORMAT is {settings.log_format!r}: text or json")
     check_network_pool(settings.network_pool, settings.network_prefix)
     check_render_limits(settings.render_time_limit_seconds, settings.render_memory_mb)
     return settings

@@ -17,6 +17,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from catalog import config as catalog_config
+from catalog import logformat
 from catalog.config import Settings
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ DEPLOY_TASK = "workers.tasks.deploy_environment"
 TEARDOWN_TASK = "workers.tasks.delete_environment"
 RESYNC_TASK = "workers.tasks.resync"
 ACTION_TASK = "workers.tasks.run_action"
+WEBHOOK_TASK = "workers.tasks.deliver_webhook"
 
 PUBLISH_TIMEOUT = 5.0  # seconds a publish may take before the API gives up
 # Task -> the setting of its time limit, and how much later Celery raises SoftTimeLimitExceeded
@@ -120,10 +122,13 @@ class Publisher:
     def __init__(self, celery: Celery) -> None:
         self.celery = celery
 
-    def send(self, name: str, *args: Any, host: str | None = None) -> bool:
+    def send(
+        self, name: str, *args: Any, host: str | None = None, maintenance: bool = False
+    ) -> bool:
         """True when the broker confirmed the message; False when it could not be reached.
 
-        The message goes to the queue of the workers of `host` (None: the default engine's).
+        The message goes to the queue of the workers of `host` (None: the default engine's),
+        or with `maintenance` to the queue every worker consumes (work of no engine's).
 
         A False is never fatal: the periodic resync re-publishes what is still queued.
         Bounded by PUBLISH_TIMEOUT in all: a broker that accepted the connection but
@@ -132,13 +137,17 @@ class Publisher:
         that is confirmed after the deadline is only a duplicate for the idempotent task.
         """
         outcome: dict[str, BaseException | None] = {}
-        queue = host_queue(self.celery.conf.task_default_queue, host)
+        # The request's id goes with the task, for its worker's log lines.
+        request_id = logformat.REQUEST_ID.get()
+        headers = {logformat.REQUEST_ID_HEADER: request_id} if request_id else None
+        base = self.celery.conf.task_default_queue
+        queue = maintenance_queue(base) if maintenance else host_queue(base, host)
 
         def publish() -> None:
             try:
                 # Each blocking step is bounded too, so an abandoned attempt ends on its own.
                 self.celery.send_task(
-                    name, args=list(args), queue=queue,
+                    name, args=list(args), queue=queue, headers=headers,
                     timeout=PUBLISH_TIMEOUT, confirm_timeout=PUBLISH_TIMEOUT,
                 )  # fmt: skip
                 outcome["error"] = None

@@ -20,6 +20,7 @@ from catalogctl.commands.package import package
 from catalogctl.commands.profile import login, profile
 from catalogctl.commands.template import template
 from catalogctl.commands.up import up
+from catalogctl.commands.webhook import webhook
 from catalogctl.context import api_options
 from catalogctl.server import beat, db, serve, spec, tracker, worker
 from packages.errors import PackageError
@@ -51,7 +52,7 @@ def cli() -> None:
 
 for command in (
     package, category, env, app, template, deploy, deployment, events, logs, action,
-    audit, admin, login, profile, up, serve, worker, beat, tracker, db, spec, completion,
+    audit, webhook, admin, login, profile, up, serve, worker, beat, tracker, db, spec, completion,
 ):  # fmt: skip
     cli.add_command(command)
 

@@ -79,7 +79,11 @@ def serve(
 
             return create_app()
 
-    click.echo(f"catalog API on http://{host}:{port}/v1 (health: /v1/health)")
+    if _json_logs():
+        from catalog import logformat
+
+        logformat.configure("INFO", "json", process="api")  # the master's own lines
+    _say(f"catalog API on http://{host}:{port}/v1 (health: /v1/health)")
     with _metrics_directory():
         Server().run()
 
@@ -119,6 +123,22 @@ def _worker_exited(_server, worker) -> None:
     from catalog.metrics import mark_process_dead
 
     mark_process_dead(worker.pid)
+
+
+def _json_logs() -> bool:
+    from catalog import config
+
+    return config.current().log_format == "json"
+
+
+def _say(message: str) -> None:
+    """A line of a service command: printed, or logged as JSON with LOG_FORMAT=json."""
+    if _json_logs():
+        import logging
+
+        logging.getLogger("catalogctl").info(message)
+    else:
+        click.echo(message)
 
 
 def _refuse_port_in_use(host: str, port: int) -> None:
@@ -188,7 +208,7 @@ def _serve_metrics(port: int | None, address: str) -> None:
         raise click.ClickException(
             f"cannot serve metrics on {address}:{port}: {exc.strerror}"
         ) from None
-    click.echo(f"metrics on http://{address}:{port}/metrics")
+    _say(f"metrics on http://{address}:{port}/metrics")
 
 
 @click.command("worker")
@@ -212,6 +232,8 @@ def worker(
     concurrency: int, beat: bool, loglevel: str, metrics_port: int | None, metrics_address: str
 ) -> None:
     """Run a Celery worker that deploys environments (needs the broker and a Docker engine)."""
+    if _json_logs():
+        _log_json(loglevel, "worker")
     if metrics_port is None:
         _run_worker(concurrency, beat, loglevel)
         return
@@ -229,6 +251,8 @@ def _run_worker(concurrency: int, beat: bool, loglevel: str) -> None:
     from catalog.queue import host_queue, maintenance_queue
     from workers.celery_app import celery
 
+    json_logs = _json_logs()
+
     host = config.current().host_name or None
     if host is not None:
         _check_host(host)
@@ -238,10 +262,46 @@ def _run_worker(concurrency: int, beat: bool, loglevel: str) -> None:
     # and the second dies on the first one's exclusive remote-control queue.
     argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", queues,
             f"--hostname=catalog-{os.getpid()}@%h"]  # fmt: skip
+    if json_logs:
+        argv.insert(0, "--quiet")  # no banner: every line of the log is JSON
     if beat:
         _schedule_directory(celery)
         argv.append("--beat")
     celery.worker_main(argv)
+
+
+def _log_json(loglevel: str, process: str) -> None:
+    """JSON lines for this process and Celery's pool processes: configured here, and Celery
+    told not to configure logging itself (a receiver of its setup_logging signal does)."""
+    from celery.signals import setup_logging
+
+    from catalog import logformat
+
+    logformat.configure(loglevel, "json", process=process)
+    setup_logging.connect(_keep_logging, weak=False)
+    # What Celery's signal handlers print ("worker: Warm shutdown"), as a JSON line too.
+    from celery.apps import worker as celery_worker
+
+    celery_worker.safe_say = _say_json(logformat.json_formatter(process))
+
+
+def _say_json(formatter):
+    """A replacement of Celery's `safe_say`: one write of one JSON line, no logging lock
+    taken (it runs in signal handlers)."""
+    import logging
+
+    def say(message: str, stream=sys.__stderr__) -> None:
+        record = logging.LogRecord(
+            "celery.apps.worker", logging.WARNING, __file__, 0, message.strip(), None, None
+        )
+        with contextlib.suppress(OSError, ValueError):
+            os.write(stream.fileno(), (formatter.format(record) + "\n").encode())
+
+    return say
+
+
+def _keep_logging(**_kwargs) -> None:
+    """Celery's setup_logging receiver: the process's configuration stays as it is."""
 
 
 def _check_host(name: str) -> None:
@@ -281,14 +341,12 @@ def beat(loglevel: str) -> None:
 @metrics_options
 def tracker(loglevel: str, metrics_port: int | None, metrics_address: str) -> None:
     """Follow the Docker engine: keep container records and statuses true, restart, repair."""
-    import logging
 
     os.environ.pop(MULTIPROC_ENV, None)  # one process: its own registry, not the API's files
+    from catalog import config, logformat
     from workers.tracker.loop import main
 
-    logging.basicConfig(
-        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logformat.configure(loglevel, config.current().log_format, process="tracker")
     _serve_metrics(metrics_port, metrics_address)
     main()
 

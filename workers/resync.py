@@ -6,16 +6,34 @@ from datetime import timedelta
 
 from sqlalchemy import and_, or_, select
 
-from catalog.models import Deployment, Environment, EnvironmentLease, Host, Task
+from catalog.models import Deployment, Environment, EnvironmentLease, Host, Task, WebhookDelivery
 from catalog.models.common import utcnow
 from catalog.models.deployment import IN_FLIGHT, TaskStatus
 from catalog.models.environment import EnvironmentStatus
 from catalog.queue import DEPLOY_TASK, HARD_LIMIT_GRACE, TEARDOWN_TASK, Publisher
+from catalog.services.webhooks import publish
 from workers.runtime import Runtime
 
 # A queued deployment published more recently than this is still on its way to a worker
 # (the default of CATALOG_RESYNC_STALE_SECONDS).
 STALE_AFTER = timedelta(seconds=15)
+
+
+def republish_deliveries(rt: Runtime, celery) -> int:
+    """Publish again the webhook deliveries never attempted long after they were added (their
+    message was lost with the broker). A receiver may see a delivery twice: each carries
+    its id (X-Catalog-Delivery) to tell."""
+    cutoff = utcnow() - timedelta(seconds=rt.settings.resync_stale_seconds)
+    with rt.sessions() as session:
+        lost = session.scalars(
+            select(WebhookDelivery.id).where(
+                WebhookDelivery.status == "pending",
+                WebhookDelivery.attempts == 0,
+                WebhookDelivery.created_at < cutoff,
+            )
+        ).all()
+    publish(Publisher(celery), lost)
+    return len(lost)
 
 
 def fail_abandoned_actions(rt: Runtime) -> int:

@@ -8,13 +8,20 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from catalog.models import Environment, Host, Task
-from catalog.queue import ACTION_TASK, DEPLOY_TASK, RESYNC_TASK, TEARDOWN_TASK, Publisher
-from workers import actions
+from catalog.queue import (
+    ACTION_TASK,
+    DEPLOY_TASK,
+    RESYNC_TASK,
+    TEARDOWN_TASK,
+    WEBHOOK_TASK,
+    Publisher,
+)
+from workers import actions, webhooks
 from workers.celery_app import celery
 from workers.deploy.execution import DatabaseAway
 from workers.deploy.run import LeaseBusy, deploy
 from workers.engine import EngineError
-from workers.resync import fail_abandoned_actions, republish_stale
+from workers.resync import fail_abandoned_actions, republish_deliveries, republish_stale
 from workers.runtime import runtime
 from workers.teardown import TeardownBusy
 from workers.teardown import delete_environment as teardown
@@ -110,9 +117,21 @@ def run_action(self, task_id: str) -> str:
         raise self.retry(countdown=BUSY_RETRY_SECONDS) from None
 
 
+@celery.task(name=WEBHOOK_TASK, bind=True, max_retries=None, acks_late=True)
+def deliver_webhook(self, delivery_id: str) -> str:
+    """One attempt at a webhook delivery; the next is a retry after its backoff."""
+    rt = _runtime_or_retry(self)
+    wait = webhooks.deliver(rt.sessions, delivery_id, rt.settings, rt.secrets)
+    if wait is not None:
+        raise self.retry(countdown=wait)
+    return "done"
+
+
 @celery.task(name=RESYNC_TASK, acks_late=True)
 def resync() -> int:
-    """Re-publish deployments whose message was lost or whose worker died; fail the action
-    tasks whose worker died."""
+    """Re-publish deployments whose message was lost or whose worker died, and webhook
+    deliveries whose message was lost; fail the action tasks whose worker died."""
     rt = runtime()
-    return republish_stale(rt, celery) + fail_abandoned_actions(rt)
+    return (
+        republish_stale(rt, celery) + republish_deliveries(rt, celery) + fail_abandoned_actions(rt)
+    )

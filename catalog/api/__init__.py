@@ -17,11 +17,12 @@ def register_blueprints(api: Api) -> None:
         packages,
         templates,
         tenants,
+        webhooks,
     )
 
     modules = (
         health, tenants, hosts, categories, packages, environments, deployments, observe,
-        templates, audit,
+        templates, audit, webhooks,
     )  # fmt: skip
     for module in modules:
         api.register_blueprint(module.blp, url_prefix="/v1")

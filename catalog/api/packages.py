@@ -6,13 +6,14 @@ from flask import request, send_file, url_for
 from flask_smorest import Blueprint
 
 from catalog import current_settings
-from catalog.api.context import blobs, connection, db, package_limits, principal
+from catalog.api.context import blobs, connection, db, package_limits, principal, publisher
 from catalog.api.docs import BINARY, problems
 from catalog.errors import NotFound, UnsupportedMediaType, ValidationFailed
 from catalog.ratelimit import limiter
 from catalog.schemas import packages as schemas
 from catalog.services import package_listing as listing
 from catalog.services import packages as service
+from catalog.services import webhooks
 from packages.archive import sniff_kind
 
 blp = Blueprint("packages", __name__, description="Application packages and versions")
@@ -85,6 +86,9 @@ def upload(args):
         limits=package_limits(),
     )
     location = url_for("packages.show_version", name=version.package.name, version=version.version)
+    package = version.package
+    data = {"package": package.name, "version": version.version, "visibility": package.visibility}
+    webhooks.tell(db(), publisher(), package.tenant_id, "package.published", data)
     return version, 201, {"Location": location}
 
 

@@ -31,6 +31,7 @@ from catalog.models.package import (
 )
 from catalog.models.template import Template
 from catalog.models.tenant import ROLES, Tenant, Token
+from catalog.models.webhook import Webhook, WebhookDelivery
 
 __all__ = [
     "FINISHED",
@@ -58,6 +59,8 @@ __all__ = [
     "Template",
     "Tenant",
     "Token",
+    "Webhook",
+    "WebhookDelivery",
     "package_categories",
     "package_terms",
 ]

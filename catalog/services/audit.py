@@ -4,7 +4,7 @@ back newest first, filtered, a page at a time."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -107,10 +107,11 @@ def list_events(
         query = query.where(AuditEvent.object_id == object)
     if result is not None:
         query = query.where(AuditEvent.result == result)
+    # In UTC: the database takes offsets of at most 15:59, ISO 8601 any.
     if since is not None:
-        query = query.where(AuditEvent.created_at >= since)
+        query = query.where(AuditEvent.created_at >= _utc(since))
     if until is not None:
-        query = query.where(AuditEvent.created_at < until)
+        query = query.where(AuditEvent.created_at < _utc(until))
     last = decode_cursor(cursor, 1)[0] if cursor else None
     # Oldest first after an id (a cursor of this order is the negated id: the two never mix).
     ascending = after is not None or (last is not None and last < 0)
@@ -128,6 +129,14 @@ def list_events(
         last_id = page[-1]["id"]
         following = encode_cursor([-last_id if ascending else last_id])
     return page, following
+
+
+def _utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # within hours of year 1 or 9999: the edge of all time
+        edge = datetime.min if moment.year == 1 else datetime.max
+        return edge.replace(tzinfo=UTC)
 
 
 def _view(event: AuditEvent, tenant: str | None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import socket
 
 import pytest
 import schemathesis
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from catalog.api import inputs
+from catalog.services import webhooks
 from catalog.spec import openapi_document, openapi_yaml
 from tests.conftest import ROOT
 from tests.integration.conftest import package_bytes
@@ -174,7 +176,21 @@ CHECKED_BEYOND_THE_SCHEMA = {
     "environment": "the name of an existing environment",
     "host": "the name of a registered Docker host",
     "docker_url": "tcp:// only when the API has TLS client files (CATALOG_DOCKER_TLS_DIR)",
+    "url": "a webhook's http(s) URL whose host is a global address (CATALOG_WEBHOOK_ALLOW)",
 }
+
+
+@pytest.fixture(autouse=True)
+def numeric_hosts_only(monkeypatch):
+    """Generated webhook URLs name any host: they are resolved only when they are addresses
+    (AI_NUMERICHOST), so the fuzzer sends no query to a name server, which lies beyond the
+    machine; any other name does not resolve."""
+    real = socket.getaddrinfo
+
+    def numeric(host, port, *args, **kwargs):
+        return real(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", numeric)
 
 
 def is_upload(case) -> bool:

@@ -12,6 +12,7 @@ everything else using it too. A finalizer always leaves it running and answering
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -34,6 +35,7 @@ from tests.conftest import TEST_IMAGE
 from tests.e2e.conftest import free_port
 from tests.integration.conftest import package_bytes
 from tests.integration.stack import BIN, Deployer
+from tests.integration.test_webhooks import Receiver
 from tests.polling import eventually
 from workers.metrics import EVENT_LAG_BUCKETS
 
@@ -627,3 +629,29 @@ def listening_ports(pid: int) -> list[str]:
     """The TCP ports process `pid` listens on (ss)."""
     listed = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
     return [line.split()[3] for line in listed.splitlines() if f"pid={pid}," in line]
+
+
+@pytest.mark.parametrize("app_config", [{"WEBHOOK_ALLOW": "127.0.0.1"}])
+def test_a_crashlooping_app_is_told_to_its_webhook(
+    deployer, start_worker, start_tracker, docker_client
+):
+    start_worker(CATALOG_WEBHOOK_ALLOW="127.0.0.1")
+    start_tracker()
+    hook = Receiver([204])
+    try:
+        deployer.call("POST", "/webhooks", json={"url": hook.url, "events": ["app.crashloop"]})
+        deployer.publish(package_bytes("org.test.flaky", "1.0.0", services={"main": FLAKY}))
+        env_id = deployer.create_env("loop")["id"]
+        deployer.add_app("loop", "flaky", "org.test.flaky")
+        deploy_ok(deployer, "loop")
+
+        docker_client.containers.get(running_ids(docker_client, env_id)[("flaky", "main")]).kill()
+
+        eventually(lambda: hook.events() == ["app.crashloop"], 45, "the crashloop told")
+        data = json.loads(hook.received[0][1])["data"]
+        assert (data["environment"], data["app"], data["service"]) == ("loop", "flaky", "main")
+        assert data["exit_code"] == 1 and data["restarts"] >= 1
+        assert statuses(deployer, "loop")["flaky"] == "crashloop"
+    finally:
+        hook.server.shutdown()
+        hook.server.server_close()

@@ -9,7 +9,9 @@ from catalog.models import ContainerRecord, Deployment, Environment
 from catalog.models.common import utcnow
 from catalog.models.deployment import DeploymentStatus
 from catalog.models.environment import EnvironmentStatus
+from catalog.services.webhooks import emit
 from packages.secrets import redact
+from workers import webhooks
 from workers.engine import ObservedContainer
 from workers.events import EventLog
 from workers.runtime import Runtime
@@ -21,6 +23,12 @@ def deployment_of(session: Session, env_id: str, revision: int) -> Deployment | 
             Deployment.environment_id == env_id, Deployment.revision == revision
         )
     )
+
+
+# The ends of a deployment webhooks are told of.
+TOLD = frozenset(
+    {DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK}
+)
 
 
 class Outcome:
@@ -44,7 +52,9 @@ class Outcome:
             environment.status, environment.status_detail = EnvironmentStatus.READY, ""
             replace_records(session, self.env_id, records, log_share)
             self.events.add(session, f"revision {self.revision} is ready")
+            told = self._tell(session, environment, DeploymentStatus.SUCCEEDED, "")
             session.commit()
+        webhooks.send(told)
         return DeploymentStatus.SUCCEEDED
 
     def failed(self, reason: str, had_revision: bool) -> str:
@@ -82,10 +92,27 @@ class Outcome:
                 deployment.error = detail
             if environment is not None and env_status is not None:
                 environment.status, environment.status_detail = env_status, detail
+            told: list[str] = []
             if environment is not None:  # else its events went with it
                 message, level = event
                 self.events.add(session, message, level=level)
+                told = self._tell(session, environment, status, detail)
             session.commit()
+        webhooks.send(told)
+
+    def _tell(self, session: Session, environment: Environment, status: str, error: str):
+        """The webhook deliveries of this end (deployment.succeeded, .failed, .rolled_back),
+        added to its commit; none for a cancel."""
+        if status not in TOLD:
+            return []
+        data = {
+            "environment": environment.name,
+            "environment_id": environment.id,
+            "revision": self.revision,
+            "status": status,
+            "error": error,
+        }
+        return emit(session, environment.tenant_id, f"deployment.{status}", data)
 
 
 def replace_records(

@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 from catalog.models import ContainerRecord, Deployment, Environment
 from catalog.models.common import utcnow
 from catalog.models.environment import EnvironmentStatus, placed_on
+from catalog.services.webhooks import emit
+from workers import webhooks
 from workers.engine import EngineError
 from workers.events import EventLog
 from workers.runtime import Runtime
@@ -96,8 +98,9 @@ def settle(
         if found is None:
             return None
         record, revision = found
-        had_oom = record.oom_killed
+        had_oom, had_health = record.oom_killed, record.health
         info = rt.engine.inspect(container_id)
+        told: list[str] = []
         if info is None:
             change = Change()
             if mark_missing(record):
@@ -105,16 +108,45 @@ def settle(
         else:
             change = observe(record, info, policy, oom=oom)
             notes += _death_notes(record, change, policy, had_oom)
+            told = _tell(session, record, change, had_health, revision)
             if may_restart and restart_due(record, utcnow()):
                 notes.append(_restart(rt, record, policy))
         record.updated_at = utcnow()
         settled = Settled(record.environment_id, record.state, record.next_restart_at, change)
         app, service = record.app, record.service
         session.commit()
+    webhooks.send(told)
     events = EventLog(rt.sessions, settled.env_id, revision)
     for level, message in notes:
         events.emit(message, level=level, app=app, service=service)
     return settled
+
+
+def _tell(
+    session: Session, record: ContainerRecord, change: Change, had_health, revision
+) -> list[str]:
+    """Webhook deliveries of what just went wrong with the container: it crash-loops (the
+    tracker gave up restarting it) or its healthcheck turned unhealthy."""
+    if change.gave_up:
+        event = "app.crashloop"
+    elif record.health == "unhealthy" and had_health != "unhealthy":
+        event = "app.unhealthy"
+    else:
+        return []
+    environment = session.get(Environment, record.environment_id)
+    if environment is None:
+        return []
+    data = {
+        "environment": environment.name,
+        "environment_id": environment.id,
+        "revision": revision,
+        "app": record.app,
+        "service": record.service,
+        "container": record.name,
+        "exit_code": record.exit_code,
+        "restarts": record.restart_count,
+    }
+    return emit(session, environment.tenant_id, event, data)
 
 
 def _tracked_record(
