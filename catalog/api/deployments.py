@@ -13,7 +13,6 @@ from catalog.api.context import blobs, db, engine, principal, publisher, quotas,
 from catalog.api.docs import TEXT, problems
 from catalog.schemas import deployments as schemas
 from catalog.services import deployments as service
-from catalog.services import plans
 
 blp = Blueprint("deployments", __name__, description="Deployments, cancel and events")
 
@@ -42,6 +41,10 @@ def create_deployment(body, env):
 def plan_deployment(env):
     """What deploying the draft now would do, queueing nothing: each container created,
     replaced, removed or kept, and why (never a secret value)."""
+    # Imported at the first plan: the preparation and the render child's client are ~2 MB
+    # that an API process answering no plan need not hold.
+    from catalog.services import plans
+
     return plans.plan_draft(
         db(), principal(), env, engine=engine, blobs=blobs(), settings=current_settings()
     )
