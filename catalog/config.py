@@ -36,6 +36,7 @@ class Settings:
     max_upload_bytes: int = 64 * 1024 * 1024
     upload_rate_limit: str = "60/minute"  # per token
     read_rate_limit: str = "1200/minute"  # per token, every GET and HEAD together
+    plan_rate_limit: str = "60/minute"  # per token: a plan renders every template of a draft
     # Requests with a missing or invalid token, per remote address (guessing tokens).
     auth_failure_rate_limit: str = "60/minute"
     ratelimit_storage_url: str = "memory://"

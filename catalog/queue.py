@@ -37,6 +37,9 @@ _TIME_LIMITS = {
     DEPLOY_TASK: (lambda settings: settings.deploy_time_limit_seconds, 30.0),
     TEARDOWN_TASK: (lambda settings: settings.teardown_time_limit_seconds, 0.0),
     ACTION_TASK: (lambda settings: settings.action_time_limit_seconds, 0.0),
+    # One webhook attempt: its connect and reads are bounded, a receiver that trickles bytes
+    # is not; this ends it.
+    WEBHOOK_TASK: (lambda settings: settings.webhook_timeout_seconds * 3, 0.0),
 }
 # After the soft limit: Celery kills the task's process (the hard limit).
 HARD_LIMIT_GRACE = 120.0
@@ -88,7 +91,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
 
 
 def task_time_limits(settings: Settings) -> dict[str, dict[str, float]]:
-    """Celery's soft and hard time limits of the deploy, teardown and action tasks."""
+    """Celery's soft and hard time limits of the deploy, teardown, action and webhook tasks."""
     limits = {}
     for task, (limit_of, margin) in _TIME_LIMITS.items():
         soft = limit_of(settings) + margin

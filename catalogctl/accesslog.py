@@ -7,7 +7,7 @@ never written: its value is replaced by `***` in either format.
 
 from __future__ import annotations
 
-import re
+from urllib.parse import unquote_plus
 
 from gunicorn import glogging
 
@@ -15,12 +15,23 @@ from gunicorn import glogging
 FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
 # The query parameters the API refuses as credentials (catalog.api.context.QUERY_CREDENTIALS).
-_CREDENTIAL = re.compile(r"(?i)([?&](?:token|access_token|api_key|apikey)=)[^&#]*")
+CREDENTIALS = frozenset({"token", "access_token", "api_key", "apikey"})
 
 
 def redacted(uri: str) -> str:
-    """`uri` with the value of every credential-like query parameter replaced."""
-    return _CREDENTIAL.sub(r"\1***", uri)
+    """`uri` with the value of every credential-like query parameter replaced, its name
+    read as the API reads it (percent-decoded, any case)."""
+    path, mark, query = uri.partition("?")
+    if not mark:
+        return uri
+    query, hash_mark, fragment = query.partition("#")
+    parts = []
+    for part in query.split("&"):
+        name, equals, _value = part.partition("=")
+        if equals and unquote_plus(name).strip().lower() in CREDENTIALS:
+            part = f"{name}=***"
+        parts.append(part)
+    return f"{path}?{'&'.join(parts)}{hash_mark}{fragment}"
 
 
 class AccessLogger(glogging.Logger):
@@ -52,7 +63,7 @@ class AccessLogger(glogging.Logger):
             "r": f"{environ['REQUEST_METHOD']} {uri} {environ['SERVER_PROTOCOL']}",
             "s": str(resp.status).split(None, 1)[0],
             "b": str(sent) if sent is not None else "-",
-            "f": environ.get("HTTP_REFERER", "-"),
+            "f": redacted(environ.get("HTTP_REFERER", "-")),
             "a": environ.get("HTTP_USER_AGENT", "-"),
         }
 

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterable
 
 import requests
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.config import Settings
@@ -27,6 +28,7 @@ from catalog.services.webhooks import AllowList, publish, target_problem
 log = logging.getLogger(__name__)
 
 MAX_RETRY_SECONDS = 600.0
+ANSWER_BYTES = 1024  # of a failed answer's body, kept for the delivery's record
 ERROR_CHARS = 500
 USER_AGENT = "container-catalog-webhooks/1"
 
@@ -99,13 +101,26 @@ def _post(
         "X-Catalog-Signature": signature(secret, body),
     }
     timeout = settings.webhook_timeout_seconds
-    try:
-        # No redirects: a receiver could send the request on to an address it may not reach.
-        response = requests.post(
-            url, data=body, headers=headers, timeout=(timeout, timeout), allow_redirects=False
-        )
-    except requests.RequestException as exc:
-        return None, f"{type(exc).__name__}: {exc}"
-    text = "" if response.ok else f"HTTP {response.status_code}: {response.text[:200]}"
-    response.close()
+    # No proxy or .netrc from the worker's environment, no redirects (a receiver could send
+    # the request on to an address it may not reach), and at most ANSWER_BYTES of the
+    # answer read: a receiver that trickles bytes is ended by the task's time limit.
+    with requests.Session() as session:
+        session.trust_env = False
+        try:
+            response = session.post(
+                url, data=body, headers=headers, timeout=(timeout, timeout),
+                allow_redirects=False, stream=True,
+            )  # fmt: skip
+            with response:
+                answer = b"" if response.ok else response.raw.read(ANSWER_BYTES)
+        except SoftTimeLimitExceeded:
+            return None, f"no answer within {settings.webhook_timeout_seconds * 3:g} s"
+        except requests.RequestException as exc:
+            # The class only: the text names the URL, whose path may be a credential.
+            return None, f"{type(exc).__name__}: the receiver did not answer"
+    text = "" if response.ok else f"HTTP {response.status_code}: {_printable(answer)}"
     return response.status_code, text
+
+
+def _printable(answer: bytes) -> str:
+    return answer.decode("utf-8", "replace").replace("\n", " ")[:200]

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from catalog import current_settings
 from catalog.api.context import blobs, db, engine, principal, publisher, quotas, stream
 from catalog.api.docs import TEXT, problems
+from catalog.ratelimit import limiter
 from catalog.schemas import deployments as schemas
 from catalog.services import deployments as service
 
@@ -36,7 +37,8 @@ def create_deployment(body, env):
 
 
 @blp.route("/environments/<env>/plan", methods=["POST"])
-@problems(403, 404, 409, 503)
+@limiter.limit(lambda: current_settings().plan_rate_limit)
+@problems(403, 404, 409, 429, 503)
 @blp.response(200, schemas.PlanPreview)
 def plan_deployment(env):
     """What deploying the draft now would do, queueing nothing: each container created,

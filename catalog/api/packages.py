@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import request, send_file, url_for
 from flask_smorest import Blueprint
+from sqlalchemy.exc import SQLAlchemyError
 
 from catalog import current_settings
 from catalog.api.context import blobs, connection, db, package_limits, principal, publisher
@@ -15,6 +18,8 @@ from catalog.services import package_listing as listing
 from catalog.services import packages as service
 from catalog.services import webhooks
 from packages.archive import sniff_kind
+
+log = logging.getLogger(__name__)
 
 blp = Blueprint("packages", __name__, description="Application packages and versions")
 
@@ -88,7 +93,13 @@ def upload(args):
     location = url_for("packages.show_version", name=version.package.name, version=version.version)
     package = version.package
     data = {"package": package.name, "version": version.version, "visibility": package.visibility}
-    webhooks.tell(db(), publisher(), package.tenant_id, "package.published", data)
+    try:
+        webhooks.tell(db(), publisher(), package.tenant_id, "package.published", data)
+    except SQLAlchemyError as exc:  # the version is published; only the telling is lost
+        db().rollback()
+        log.warning(
+            "could not tell the webhooks of %s %s: %s", data["package"], data["version"], exc
+        )
     return version, 201, {"Location": location}
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, require_role
-from catalog.errors import Forbidden
+from catalog.errors import Forbidden, ValidationFailed
 from catalog.models import AuditEvent, Tenant
 from catalog.services import tenants
 from catalog.services.pagination import decode_cursor, encode_cursor
@@ -113,6 +113,10 @@ def list_events(
     if until is not None:
         query = query.where(AuditEvent.created_at < _utc(until))
     last = decode_cursor(cursor, 1)[0] if cursor else None
+    if last is not None and not (isinstance(last, int) and abs(last) < 2**62):
+        raise ValidationFailed(
+            "the cursor is not valid", errors=[{"path": "cursor", "message": "invalid cursor"}]
+        )
     # Oldest first after an id (a cursor of this order is the negated id: the two never mix).
     ascending = after is not None or (last is not None and last < 0)
     if ascending:

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, require_role
-from catalog.errors import NotFound, ValidationFailed
+from catalog.errors import Conflict, NotFound, ValidationFailed
 from catalog.models import Webhook, WebhookDelivery
 from catalog.models.common import new_id, utcnow
 from catalog.queue import WEBHOOK_TASK, Publisher
@@ -82,6 +82,10 @@ def target_problem(url: str, allow: AllowList) -> str | None:
     host = (parts.hostname or "").rstrip(".")
     if not host:
         return "the URL has no host"
+    if not host.isascii():
+        # Python's resolver and the HTTP client encode such names differently (IDNA 2003
+        # and 2008): the name checked would not be the name connected to.
+        return "the host must be written in ASCII (an international name as its xn-- form)"
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
@@ -94,15 +98,38 @@ def target_problem(url: str, allow: AllowList) -> str | None:
         return f"{host} does not resolve"
     for *_, address in found:
         ip = ipaddress.ip_address(str(address[0]).split("%")[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
-        if not ip.is_global and not allow.allows(ip):
+        if not all(a.is_global or allow.allows(a) for a in _reached(ip)):
+            # Which address is not said: a publisher could map the internal names with it.
             return (
-                f"{host} is {ip}, a loopback, private or reserved address: webhooks may not "
-                "reach the installation's own network (an operator may allow it in "
+                f"{host} is a loopback, private or reserved address: webhooks may not reach "
+                "the installation's own network (an operator may allow it in "
                 "CATALOG_WEBHOOK_ALLOW)"
             )
     return None
+
+
+def _reached(ip: IPAddress) -> list[IPAddress]:
+    """The address and the IPv4 addresses an IPv6 one carries to (mapped, 6to4, Teredo,
+    NAT64, IPv4-compatible): each must be global. Site-local IPv6 counts as not global."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return [ip]
+    if ip.is_site_local or ip in _IPV4_COMPATIBLE:
+        return [ipaddress.ip_address("0.0.0.0")]  # deprecated: never a webhook's
+    reached: list[IPAddress] = [ip]
+    if ip.ipv4_mapped is not None:
+        reached.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:
+        reached.append(ip.sixtofour)
+    if ip.teredo is not None:
+        reached += list(ip.teredo)
+    if ip in _NAT64:
+        reached.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return reached
+
+
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+MAX_WEBHOOKS = 20  # per tenant: each event costs a delivery per webhook
 
 
 def register(
@@ -117,6 +144,16 @@ def register(
 ) -> tuple[Webhook, str]:
     """A new webhook of the caller's tenant, and its signing secret (shown this once)."""
     require_role(principal, "publisher")
+    held = (
+        session.scalar(
+            select(func.count())
+            .select_from(Webhook)
+            .where(Webhook.tenant_id == principal.tenant_id)
+        )
+        or 0
+    )
+    if held >= MAX_WEBHOOKS:
+        raise Conflict(f"the tenant has {held} webhooks, the most it may have; remove one first")
     problem = target_problem(url, allow)
     if problem:
         raise ValidationFailed(
@@ -133,10 +170,17 @@ def register(
     )
     session.add(webhook)
     session.flush()
+    # The URL's origin only: a path or query may itself be a credential (a chat's hook).
     audit.record(session, principal, "webhook.create", "webhook", webhook.id,
-                 detail={"url": url, "events": webhook.events})  # fmt: skip
+                 detail={"origin": origin(url), "events": webhook.events})  # fmt: skip
     session.commit()
     return webhook, secret
+
+
+def origin(url: str) -> str:
+    """scheme://host[:port] of a URL: what is shown of it where its path must not be."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 def _scoped(principal: Principal):

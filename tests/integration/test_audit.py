@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select, update
 
 from catalog.models import AuditEvent
+from catalog.services.pagination import encode_cursor
 from tests.integration.conftest import package_bytes
 
 
@@ -75,6 +76,9 @@ def test_pages_newest_first_and_oldest_first_after_an_id_cover_every_event_once(
     assert audit(client, admin, after=ids[-1])["items"] == []
 
     assert audit(client, admin, 400, cursor="not-a-cursor")["errors"][0]["path"] == "cursor"
+    for crafted in (["x"], [2**70], [1.5]):
+        refused = audit(client, admin, 400, cursor=encode_cursor(crafted))
+        assert refused["errors"][0]["path"] == "cursor"
     assert audit(client, admin, 400, action="package;drop")["errors"][0]["path"] == "action"
 
 

@@ -99,6 +99,12 @@ REFUSED = [
     "http://[::ffff:127.0.0.1]/hook",
     "http://[fd00::1]/hook",
     "http://0.0.0.0/hook",
+    "http://2130706433/hook",  # 127.0.0.1 as a number
+    "http://0x7f.1/hook",
+    "http://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+    "http://[2002:a00:1::1]/hook",  # 6to4 of 10.0.0.1
+    "http://[::7f00:1]/hook",  # IPv4-compatible
+    "http://[fec0::1]/hook",  # site-local
 ]
 
 
@@ -109,6 +115,8 @@ def test_an_address_of_the_installations_own_network_is_refused_without_the_sett
     refused = register(deployer, url, "deployment.succeeded", expect=400)
     assert refused["errors"][0]["path"] == "url"
     assert "CATALOG_WEBHOOK_ALLOW" in refused["errors"][0]["message"]
+    if "127.0.0.1" not in url:  # what a name resolves to is not told
+        assert "127.0.0.1" not in refused["errors"][0]["message"]
     with app.extensions["catalog"]["sessionmaker"]() as session:
         assert session.scalar(select(func.count()).select_from(Webhook)) == 0
 
@@ -119,6 +127,7 @@ def test_an_address_of_the_installations_own_network_is_refused_without_the_sett
         ("ftp://example.org/hook", "http:// or https://"),
         ("http://user:pw@example.org/hook", "credentials"),
         ("http:///hook", "no host"),
+        ("http://straße.example/hook", "ASCII"),
     ],
 )
 def test_a_url_that_is_not_a_plain_http_target_is_refused(deployer, url, words):
@@ -139,6 +148,25 @@ def test_the_setting_allows_loopback_and_events_are_checked(deployer, make_calle
     deployer.call("DELETE", f"/webhooks/{created['id']}", expect=404, headers=other.headers)
     deployer.client.delete(f"/v1/webhooks/{created['id']}", headers=deployer.headers)
     assert deployer.call("GET", "/webhooks")["items"] == []
+
+
+@pytest.mark.parametrize("app_config", [LOOPBACK])
+def test_a_tenant_has_at_most_twenty_webhooks_and_the_trail_keeps_only_their_origin(
+    app, deployer, receiver
+):
+    url = receiver().url + "?key=chat-secret-in-the-url"
+    for _ in range(20):
+        register(deployer, url, "package.published")
+    refused = register(deployer, url, "package.published", expect=409)
+    assert "20 webhooks" in refused["detail"]
+    with app.extensions["catalog"]["sessionmaker"]() as session:
+        from catalog.models import AuditEvent
+
+        details = [
+            e.detail for e in session.scalars(select(AuditEvent)) if e.action == "webhook.create"
+        ]
+    assert len(details) == 20 and "chat-secret-in-the-url" not in json.dumps(details)
+    assert details[0]["origin"] == url.split("/hooks")[0]
 
 
 @pytest.mark.parametrize("app_config", [LOOPBACK])

@@ -9,7 +9,7 @@ import pytest
 from gunicorn import glogging
 from gunicorn.config import Config
 
-from catalogctl.accesslog import FORMAT, AccessLogger
+from catalogctl.accesslog import FORMAT, AccessLogger, redacted
 
 ENVIRON = {
     "REMOTE_ADDR": "10.0.0.7",
@@ -44,3 +44,18 @@ def test_the_line_is_the_stock_loggers(resp, environ):
     config = Config()
     assert config.access_log_format == FORMAT
     assert line(AccessLogger(config), resp, environ) == line(glogging.Logger(config), resp, environ)
+
+
+@pytest.mark.parametrize(
+    ("uri", "written"),
+    [
+        ("/v1/packages?token=cat_secret", "/v1/packages?token=***"),
+        ("/v1/x?%74oken=cat_secret&q=1", "/v1/x?%74oken=***&q=1"),
+        ("/v1/x?q=1&API_KEY=cat_secret#top", "/v1/x?q=1&API_KEY=***#top"),
+        ("/v1/x?access_token=a&apikey=b", "/v1/x?access_token=***&apikey=***"),
+        ("/v1/x?tokens=1&q=token", "/v1/x?tokens=1&q=token"),
+        ("/v1/x", "/v1/x"),
+    ],
+)
+def test_a_credential_in_the_query_is_never_written(uri, written):
+    assert redacted(uri) == written
