@@ -586,13 +586,16 @@ def test_the_worker_and_the_tracker_serve_their_metrics_on_their_port(
     deployer.add_app("seen", "steady", "org.test.steady")
     deploy_ok(deployer, "seen")
 
-    # The deploy ran in a pool process; the worker's own process tells it.
-    worker = scrape(worker_port)
-    assert (
-        worker[("catalog_worker_tasks_total", (("state", "SUCCESS"), ("task", DEPLOY_TASK)))] == 1
-    )
+    # The deploy ran in a pool process; the worker's own process tells it, once the task has
+    # returned (its deployment is final a moment before: the task commits it, then ends).
+    done = ("catalog_worker_tasks_total", (("state", "SUCCESS"), ("task", DEPLOY_TASK)))
     seconds = ("catalog_worker_task_duration_seconds_count", (("task", DEPLOY_TASK),))
-    assert worker[seconds] == 1
+    worker = eventually(
+        lambda: (lambda seen: seen if seen.get(seconds) else None)(scrape(worker_port)),
+        10,
+        "the deploy task counted and timed",
+    )
+    assert worker[done] == 1 and worker[seconds] == 1
 
     # The engine's events of the deploy reach the tracker, and its relists are timed.
     docker_client.containers.get(running_ids(docker_client, env_id)[("steady", "main")]).kill()
