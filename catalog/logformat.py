@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import uuid
 from contextvars import ContextVar
 
 from pythonjsonlogger.json import JsonFormatter
@@ -70,8 +71,6 @@ def configure(level: str, fmt: str, *, process: str) -> None:
 
 def request_id_from(header: str | None) -> str:
     """The client's X-Request-Id when it is a plain one, else a new id."""
-    import uuid
-
     if header and REQUEST_ID_PATTERN.fullmatch(header):
         return header
     return uuid.uuid4().hex

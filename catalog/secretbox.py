@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -127,6 +127,14 @@ def open_all(values: Any, box: SecretBox) -> Any:
     if isinstance(values, list):
         return [open_all(item, box) for item in values]
     return values
+
+
+Snapshot = TypeVar("Snapshot", bound=Mapping[str, Any])
+
+
+def opened(snapshot: Snapshot, box: SecretBox) -> Snapshot:
+    """A deployment snapshot with its apps' secret parameters opened, to build containers."""
+    return cast(Snapshot, {**snapshot, "apps": open_all(snapshot["apps"], box)})
 
 
 def revealed(values: Any, box: SecretBox) -> Any:

@@ -11,11 +11,10 @@ from urllib.parse import unquote_plus
 
 from gunicorn import glogging
 
+from catalog.httplimits import QUERY_CREDENTIALS
+
 # gunicorn's default format (the "combined" log format of Apache).
 FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
-
-# The query parameters the API refuses as credentials (catalog.api.context.QUERY_CREDENTIALS).
-CREDENTIALS = frozenset({"token", "access_token", "api_key", "apikey"})
 
 
 def redacted(uri: str) -> str:
@@ -28,7 +27,7 @@ def redacted(uri: str) -> str:
     parts = []
     for part in query.split("&"):
         name, equals, _value = part.partition("=")
-        if equals and unquote_plus(name).strip().lower() in CREDENTIALS:
+        if equals and unquote_plus(name).strip().lower() in QUERY_CREDENTIALS:
             part = f"{name}=***"
         parts.append(part)
     return f"{path}?{'&'.join(parts)}{hash_mark}{fragment}"

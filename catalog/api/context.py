@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from catalog import current_settings
 from catalog.auth import Principal, authenticate
 from catalog.errors import ServiceUnavailable, Unauthorized
+from catalog.httplimits import QUERY_CREDENTIALS
 from catalog.services.blobs import BlobStore
 from catalog.services.quotas import Quotas
 from catalog.streams import Slot
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
     from catalog.models import Host
 
 READ_METHODS = frozenset({"GET", "HEAD"})
-# Query parameters that look like credentials: refused, tokens belong in the header.
-QUERY_CREDENTIALS = ("token", "access_token", "api_key", "apikey")
 # What answers without a token: liveness and the OpenAPI document.
 PUBLIC_ENDPOINTS = frozenset({"health.health"})
 PUBLIC_BLUEPRINTS = frozenset({"api-docs"})

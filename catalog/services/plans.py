@@ -6,8 +6,7 @@ process, against the engine of the environment's host, and writes nothing.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -17,13 +16,13 @@ from catalog.auth import Principal, require_role
 from catalog.config import Settings
 from catalog.errors import Conflict, ServiceUnavailable, ValidationFailed
 from catalog.models import Deployment, EnvironmentStatus, HostPort
-from catalog.secretbox import SecretBox, box_of, open_all
+from catalog.secretbox import box_of, opened
 from catalog.services.blobs import BlobStore
 from catalog.services.deployments import snapshot
 from catalog.services.environments import get_environment
-from packages.archive import PackageArchive, open_archive
 from packages.imageref import RegistryPolicy
 from packages.render_process import RenderLimits
+from workers.deploy.inputs import Archives
 from workers.deploy.prepare import PrepareError
 from workers.deploy.preview import Preview, PreviewInputs, preview
 from workers.engine import Engine, EngineError
@@ -60,51 +59,30 @@ def plan_draft(
         for p in session.scalars(select(HostPort).where(HostPort.environment_id == environment.id))
     }
     box = box_of(session)
-    with _archives(blobs) as read_member:
-        inputs = PreviewInputs(
-            engine(environment.host),
-            read_member,
-            RegistryPolicy.from_setting(settings.registries),
-            RenderLimits.from_settings(settings),
-        )
-        try:
-            return preview(
-                inputs,
-                env_id=environment.id,
-                env_name=environment.name,
-                tenant_id=environment.tenant_id,
-                revision=environment.last_revision + 1,
-                spec=_opened(spec, box),
-                running=_opened(running, box) if running else None,
-                host_ports=host_ports,
-            )
-        except PrepareError as exc:
-            raise ValidationFailed(
-                "the environment cannot be deployed",
-                errors=[{"path": "apps", "message": str(exc)}],
-            ) from None
-        except EngineError as exc:
-            raise ServiceUnavailable(
-                f"the engine of the environment does not answer: {exc}"
-            ) from None
-
-
-def _opened(spec: Mapping[str, Any], box: SecretBox) -> dict[str, Any]:
-    return {**spec, "apps": open_all(spec["apps"], box)}
-
-
-@contextlib.contextmanager
-def _archives(blobs: BlobStore) -> Iterator[Callable[[str, str], bytes]]:
-    """read_member(digest, member), each archive opened (and checked) once."""
-    opened: dict[str, PackageArchive] = {}
-
-    def read_member(digest: str, member: str) -> bytes:
-        if digest not in opened:
-            opened[digest] = open_archive(blobs.path_for(digest))
-        return opened[digest].read(member)
-
+    archives = Archives(blobs.path_for)
+    inputs = PreviewInputs(
+        engine(environment.host),
+        archives.read_member,
+        RegistryPolicy.from_setting(settings.registries),
+        RenderLimits.from_settings(settings),
+    )
     try:
-        yield read_member
+        return preview(
+            inputs,
+            env_id=environment.id,
+            env_name=environment.name,
+            tenant_id=environment.tenant_id,
+            revision=environment.last_revision + 1,
+            spec=opened(spec, box),
+            running=opened(running, box) if running else None,
+            host_ports=host_ports,
+        )
+    except PrepareError as exc:
+        raise ValidationFailed(
+            "the environment cannot be deployed",
+            errors=[{"path": "apps", "message": str(exc)}],
+        ) from None
+    except EngineError as exc:
+        raise ServiceUnavailable(f"the engine of the environment does not answer: {exc}") from None
     finally:
-        for archive in opened.values():
-            archive.close()
+        archives.close()

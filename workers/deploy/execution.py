@@ -17,7 +17,7 @@ from catalog.models import Environment
 from catalog.models.common import utcnow
 from catalog.models.deployment import IN_FLIGHT, DeploymentStatus
 from catalog.models.environment import EnvironmentStatus
-from catalog.secretbox import SecretKeyError, open_all
+from catalog.secretbox import SecretKeyError, opened
 from catalog.services.quotas import Quotas
 from catalog.snapshot import DeploymentSnapshot
 from packages.container import ContainerTarget, container_params
@@ -183,8 +183,10 @@ class Execution:
         release_orphans(self.rt.sessions, self.env_id, set(wanted_ports))
         return self.outcome.succeeded(self.log_share)
 
-    def _prepare(self, spec: DeploymentSnapshot, env_name: str, tenant_id: str) -> list[Prepared]:
-        spec = {**spec, "apps": open_all(spec["apps"], self.rt.secrets)}
+    def _prepare(
+        self, snapshot: DeploymentSnapshot, env_name: str, tenant_id: str
+    ) -> list[Prepared]:
+        spec = opened(snapshot, self.rt.secrets)
         self.events.hide(spec)
         host_ports = allocate(
             self.rt.sessions,

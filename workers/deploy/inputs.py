@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from packages.archive import PackageArchive, open_archive
@@ -13,30 +13,38 @@ from workers.events import EventLog
 from workers.runtime import Runtime
 
 
-class SnapshotInputs:
-    """The archives (opened once per attempt) and image ids (resolved once per reference)."""
+class Archives:
+    """Package archives by digest, each opened (and checked) once, until `close`."""
 
-    def __init__(self, rt: Runtime, events: EventLog) -> None:
-        self.rt, self.events = rt, events
-        self._archives: dict[str, PackageArchive] = {}
-        self._image_ids: dict[str, str] = {}  # image reference -> id, resolved this attempt
+    def __init__(self, blob_path: Callable[[str], Any]) -> None:
+        self.blob_path = blob_path
+        self._opened: dict[str, PackageArchive] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        for archive in self._archives.values():
+        for archive in self._opened.values():
             archive.close()
-        self._archives.clear()
+        self._opened.clear()
 
     def _archive(self, digest: str) -> PackageArchive:
-        """The package archive of `digest`, opened once per attempt; hold `_lock` to use it."""
-        archive = self._archives.get(digest)
+        """The package archive of `digest`; hold `_lock` to use it."""
+        archive = self._opened.get(digest)
         if archive is None:
-            archive = self._archives[digest] = open_archive(self.rt.blob_path(digest))
+            archive = self._opened[digest] = open_archive(self.blob_path(digest))
         return archive
 
     def read_member(self, digest: str, member: str) -> bytes:
         with self._lock:
             return self._archive(digest).read(member)
+
+
+class SnapshotInputs(Archives):
+    """The archives (opened once per attempt) and image ids (resolved once per reference)."""
+
+    def __init__(self, rt: Runtime, events: EventLog) -> None:
+        super().__init__(rt.blob_path)
+        self.rt, self.events = rt, events
+        self._image_ids: dict[str, str] = {}  # image reference -> id, resolved this attempt
 
     def image_id(self, image: Any, app: Mapping[str, Any], tenant_id: str) -> str:
         if isinstance(image, str):
