@@ -215,7 +215,15 @@ def check_render_limits(seconds: float, memory_mb: int) -> None:
         raise ValueError(f"CATALOG_RENDER_MEMORY_MB={memory_mb}: must be at least 16")
 
 
+METRICS_TOKEN_CHARS = 32  # a guessable scraper token would open the metrics to anyone
+
+
 def _checked(settings: Settings) -> Settings:
+    if settings.metrics_token and len(settings.metrics_token) < METRICS_TOKEN_CHARS:
+        raise ValueError(
+            f"CATALOG_METRICS_TOKEN must be at least {METRICS_TOKEN_CHARS} characters "
+            "(`catalogctl admin new-secret-key` makes one)"
+        )
     if settings.log_format not in ("text", "json"):
         raise ValueError(f"CATALOG_LOG_FORMAT is {settings.log_format!r}: text or json")
     check_network_pool(settings.network_pool, settings.network_prefix)

@@ -17,6 +17,7 @@ over every process that shares the server.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 from flask import g, request
@@ -37,7 +38,20 @@ def caller_key() -> str:
     principal = g.get("principal")
     if principal is not None:
         return "token:" + principal.token_id
-    return "addr:" + (get_remote_address() or "unknown")
+    return address_key()
+
+
+def address_key() -> str:
+    """The caller's address as a limit counts it: an IPv6 address by its /64, the least a
+    single subscriber is given, so that walking through one's own addresses gains nothing."""
+    address = get_remote_address() or "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "addr:" + address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return "addr:" + str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return "addr:" + str(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip)
 
 
 def _not_a_limited_read() -> bool:
@@ -62,7 +76,7 @@ def count_failed_authentication() -> None:
     """Count a request without a valid token against its address; TooManyRequests past
     AUTH_FAILURE_RATE_LIMIT (in the limiter's storage, so across API processes too)."""
     item = parse(current_settings().auth_failure_rate_limit)
-    key = "addr:" + (get_remote_address() or "unknown")
+    key = address_key()
     if limiter.limiter.hit(item, "auth-failures", key):
         return
     reset, _ = limiter.limiter.get_window_stats(item, "auth-failures", key)

@@ -49,7 +49,11 @@ def record_refused_write(response):
     from catalog.ratelimit import caller_key, limiter
 
     item = parse(current_settings().audit_refusal_rate_limit)
-    if not limiter.limiter.hit(item, "audit-refusals", caller_key()):
+    try:
+        if not limiter.limiter.hit(item, "audit-refusals", caller_key()):
+            return response
+    except Exception as exc:  # the limiter's storage is away: the refusal still answers
+        log.warning("could not count a refused %s %s: %s", request.method, request.path, exc)
         return response
     rule = request.url_rule.rule if request.url_rule is not None else request.path
     try:

@@ -174,3 +174,19 @@ def test_rate_limited_writes_are_recorded_up_to_the_refusal_rate(client, app, ma
 
     refusals = [e for e in stored(app) if e.result != "ok"]
     assert [(e.result, e.actor) for e in refusals] == [("rate_limited", publisher.token_id)] * 2
+
+
+@pytest.mark.parametrize("app_config", [{"AUDIT_REFUSAL_RATE_LIMIT": "3/minute"}])
+def test_walking_through_ones_own_ipv6_addresses_records_no_more_refusals(client, app):
+    for n in range(1, 11):  # ten addresses of one /64, each refused anonymously
+        refused = client.post(
+            "/v1/categories", json={"name": "x"}, environ_base={"REMOTE_ADDR": f"2001:db8::{n}"}
+        )
+        assert refused.status_code == 401
+    another = client.post(
+        "/v1/categories", json={"name": "x"}, environ_base={"REMOTE_ADDR": "2001:db8:0:1::1"}
+    )
+    assert another.status_code == 401
+
+    refusals = [e for e in stored(app) if e.result != "ok"]
+    assert len(refusals) == 4  # 3 for the first /64, 1 for the other

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from catalog import config
 from catalog.metrics import REQUEST_BUCKETS
 from catalog.services.metrics import DEPLOYMENT_BUCKETS
 from tests.conftest import EXAMPLES
@@ -89,15 +91,23 @@ def test_a_scrape_counts_the_requests_every_gunicorn_worker_answered(serve, make
 
 
 def test_the_metrics_token_reads_the_metrics_and_nothing_else(serve, make_caller):
-    port = serve(1, METRICS_TOKEN="scraper-secret-0123456789")
-    scraper = {"Authorization": "Bearer scraper-secret-0123456789"}
+    port = serve(1, METRICS_TOKEN="scraper-secret-0123456789-abcdefgh")
+    scraper = {"Authorization": "Bearer scraper-secret-0123456789-abcdefgh"}
     status, body = get(port, "/v1/metrics", scraper)
     assert status == 200, body
     assert b"catalog_packages 0.0" in body
     assert get(port, "/v1/packages", scraper)[0] == 401
-    assert get(port, "/v1/metrics", {"Authorization": "Bearer scraper-secret-0123456788"})[0] == 401
+    assert (
+        get(port, "/v1/metrics", {"Authorization": "Bearer scraper-secret-0123456789-abcdefgi"})[0]
+        == 401
+    )
     assert get(port, "/v1/metrics", {})[0] == 401
     assert get(port, "/v1/metrics", make_caller("acme", "publisher").headers)[0] == 403
+
+
+def test_a_short_metrics_token_is_refused_at_start():
+    with pytest.raises(ValueError, match="CATALOG_METRICS_TOKEN must be at least 32"):
+        config.load({"CATALOG_METRICS_TOKEN": "guessable"})
 
 
 # -- in one process ----------------------------------------------------------------------------
