@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
+import docker.errors
 import psycopg2
 import pytest
 from sqlalchemy.engine import make_url
@@ -62,9 +64,41 @@ def remove_labelled(docker_client, label: str) -> None:
     for container in docker_client.containers.list(all=True, filters=selector):
         container.remove(force=True, v=True)
     for network in docker_client.networks.list(filters=selector):
-        network.remove()
+        remove_network(docker_client, network)
     for volume in docker_client.volumes.list(filters=selector):
         volume.remove(force=True)
+
+
+def remove_network(docker_client, network, attempts: int = 20) -> None:
+    """`network` goes, with whatever is still attached to it.
+
+    A container removed a moment ago can leave its endpoint behind for a while (the engine
+    releases it asynchronously), and a container started meanwhile holds one: each attempt
+    removes the containers it names and force-disconnects what stays.
+    """
+    for attempt in range(attempts):
+        try:
+            network.reload()
+        except docker.errors.NotFound:
+            return
+        for endpoint in (network.attrs.get("Containers") or {}):
+            try:
+                docker_client.containers.get(endpoint).remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+            try:
+                network.disconnect(endpoint, force=True)
+            except docker.errors.APIError:
+                pass
+        try:
+            network.remove()
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
 
 
 @pytest.fixture(scope="session")

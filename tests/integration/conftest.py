@@ -15,7 +15,7 @@ from catalog import create_app, settings_of
 from catalog.auth import Principal
 from catalog.models import Base
 from catalog.services import tenants
-from tests.conftest import BROKER_URL, TASK_QUEUE, TEST_SECRET_KEY
+from tests.conftest import BROKER_URL, TASK_QUEUE, TEST_SECRET_KEY, remove_labelled
 from tests.integration.stack import TEST_NETWORK_POOL, TEST_PORT_RANGE, Deployer, WorkerProcess
 
 
@@ -217,10 +217,4 @@ def deployer(app, client, make_caller, docker_client):
     driver = Deployer(client, caller.headers)
     yield driver
     for env_id in driver.env_ids:
-        selector = {"label": f"io.catalog.env={env_id}"}
-        for container in docker_client.containers.list(all=True, filters=selector):
-            container.remove(force=True)
-        for network in docker_client.networks.list(filters=selector):
-            network.remove()
-        for volume in docker_client.volumes.list(filters=selector):
-            volume.remove(force=True)
+        remove_labelled(docker_client, f"io.catalog.env={env_id}")
