@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -81,15 +82,11 @@ def remove_network(docker_client, network, attempts: int = 20) -> None:
             network.reload()
         except docker.errors.NotFound:
             return
-        for endpoint in (network.attrs.get("Containers") or {}):
-            try:
+        for endpoint in network.attrs.get("Containers") or {}:
+            with contextlib.suppress(docker.errors.NotFound):
                 docker_client.containers.get(endpoint).remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass
-            try:
+            with contextlib.suppress(docker.errors.APIError):
                 network.disconnect(endpoint, force=True)
-            except docker.errors.APIError:
-                pass
         try:
             network.remove()
             return
