@@ -14,6 +14,7 @@ import click
 
 from catalogctl.client import ApiError, Client, path
 from catalogctl.commands.package_catalog import COMMANDS as CATALOG_COMMANDS
+from catalogctl.commands.package_import import import_command
 from catalogctl.context import api, api_options, output_format
 from catalogctl.output import dump
 from packages.build import build_package, load_directory, write_archive
@@ -143,3 +144,4 @@ def publish_command(
 
 for _command in CATALOG_COMMANDS:
     package.add_command(_command)
+package.add_command(import_command)
