@@ -245,7 +245,11 @@ def _apply_store(ctx: Context, services: dict, converted: dict) -> None:
 
 def _manifest(ctx: Context, document: dict, file: Path, services: dict, store: dict,
               name: str | None, version: str | None) -> dict[str, Any]:  # fmt: skip
-    project = str(document.get("name") or store.get("store_app_id") or file.parent.name)
+    project = str(
+        document.get("name")
+        or store.get("store_app_id")
+        or (name.rsplit(".", 1)[-1] if name else file.resolve().parent.name)
+    )
     manifest: dict[str, Any] = {
         "format": "catalog/v1",
         "name": name or f"org.example.{dns_label(project)}",

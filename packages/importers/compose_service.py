@@ -211,7 +211,7 @@ def _environment(ctx: Context, base: KeyPath, spec: dict[str, Any]) -> dict[str,
         path = (*base, "environment", key)
         if value is None:
             ctx.note(path, f"{key} comes from the shell in Compose: it became parameter {key}")
-            value = f"${{{key}:-}}"
+            value = f"${{{key}}}"
         values[key] = (path, value)
     result = {}
     for key, (path, value) in values.items():

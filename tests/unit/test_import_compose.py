@@ -176,7 +176,8 @@ def test_parameters_whose_names_say_secret_are_x_secret(tmp_path, name):
 def test_a_bare_name_comes_from_the_shell_in_compose_and_becomes_a_parameter(tmp_path):
     result = imported(tmp_path, "services:\n  web:\n    image: nginx\n    environment: [TZ]\n")
     assert result.manifest["services"]["web"]["environment"]["TZ"] == "{{ params.TZ }}"
-    assert result.manifest["parameters"]["properties"]["TZ"] == {"type": "string", "default": ""}
+    assert result.manifest["parameters"]["properties"]["TZ"] == {"type": "string"}
+    assert result.manifest["parameters"]["required"] == ["TZ"]
     assert (
         "services.web.environment.TZ: TZ comes from the shell in Compose: it became parameter TZ"
         in report(result)
