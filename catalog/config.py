@@ -34,6 +34,7 @@ class Settings:
     secret_key_file: str
     docker_url: str = ""  # empty: the engine from DOCKER_HOST or the local socket
     max_upload_bytes: int = 64 * 1024 * 1024
+    max_image_upload_bytes: int = 8 * 1024 * 1024 * 1024  # an offline image's tarball
     upload_rate_limit: str = "60/minute"  # per token
     read_rate_limit: str = "1200/minute"  # per token, every GET and HEAD together
     plan_rate_limit: str = "60/minute"  # per token: a plan renders every template of a draft
@@ -74,6 +75,12 @@ class Settings:
     max_active_deploys: int = 20  # queued or running deployments per tenant
     resync_seconds: float = 10.0
     resync_stale_seconds: float = 15.0  # a published deployment younger than this is in flight
+    # Volume snapshots before a data-touching upgrade (workers/deploy/safekeeping.py): the
+    # image of the short-lived helper containers that copy a volume (it needs sh, cp, rm and
+    # du; never pulled: docker-compose.yml builds the catalog's own), and how many later
+    # successful revisions a snapshot outlives the first successful one at or after its own.
+    snapshot_image: str = "container-catalog:latest"
+    snapshot_retention: int = 2
     # How often bundled images nothing needs are removed from the engine (0: never).
     prune_images_seconds: float = 3600.0
     lease_seconds: float = 20.0  # an environment lease lasts this long unless renewed
@@ -118,6 +125,7 @@ class Settings:
     # Quotas of one tenant, whatever its packages ask for.
     tenant_max_environments: int = 100
     tenant_max_published_ports: int = 200  # host ports its running environments hold
+    tenant_max_offline_image_bytes: int = 64 * 1024**3  # offline images' tarballs, together
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with `changes` (field names), checked as `load` checks."""
@@ -228,6 +236,10 @@ def _checked(settings: Settings) -> Settings:
         raise ValueError(f"CATALOG_LOG_FORMAT is {settings.log_format!r}: text or json")
     check_network_pool(settings.network_pool, settings.network_prefix)
     check_render_limits(settings.render_time_limit_seconds, settings.render_memory_mb)
+    if settings.snapshot_retention < 0:
+        raise ValueError(f"CATALOG_SNAPSHOT_RETENTION={settings.snapshot_retention}: must be >= 0")
+    if not settings.snapshot_image:
+        raise ValueError("CATALOG_SNAPSHOT_IMAGE must name the helper image of volume snapshots")
     return settings
 
 

@@ -3,8 +3,9 @@
 Sealed ones are re-encrypted (a rotation: `catalogctl admin rotate-secrets`); secrets stored
 in clear by a catalog from before encryption are sealed (migration 0006 when a key is set,
 or the first rotation). Draft apps, templates, deployment snapshots and action tasks are all
-covered. The tables are read with SQLAlchemy Core and only the columns needed here, so a
-migration can run it whatever columns later revisions add to the models.
+covered; webhook secrets and registry passwords by `reseal_columns`. The tables are read
+with SQLAlchemy Core and only the columns needed here, so a migration can run it whatever
+columns later revisions add to the models.
 """
 
 from __future__ import annotations
@@ -80,6 +81,31 @@ def reseal_all(connection: Connection, box: SecretBox) -> dict[str, int]:
         _save(connection, _tasks, row, "parameters",
               _reseal(row["parameters"] or {}, action_schemas, box, counts))  # fmt: skip
     return {"rotated": counts["rotated"], "sealed": counts["sealed"]}
+
+
+# Columns of tables made after migration 0006 (which runs reseal_all before they exist), each
+# holding one sealed value: a webhook's signing secret, a registry password.
+_SEALED_COLUMNS = (("webhooks", "secret"), ("registry_credentials", "password"))
+
+
+def reseal_columns(connection: Connection, box: SecretBox) -> int:
+    """Seal every webhook secret and registry password again with the first key, in the
+    caller's transaction; how many there were."""
+    count = 0
+    for name, column in _SEALED_COLUMNS:
+        table = sa.table(name, sa.column("id"), sa.column(column, _JSON))
+        for row in connection.execute(sa.select(table)).mappings():
+            value, rotated = rotate_all(row[column], box)
+            count += rotated
+            _save(connection, table, row, column, value)
+    return count
+
+
+def reseal_everything(connection: Connection, box: SecretBox) -> dict[str, int]:
+    """`reseal_all`, then `reseal_columns` (counted as rotated): `rotate-secrets`' work."""
+    counts = reseal_all(connection, box)
+    counts["rotated"] += reseal_columns(connection, box)
+    return counts
 
 
 def _manifests(connection: Connection) -> dict[str, list[dict]]:

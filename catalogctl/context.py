@@ -87,6 +87,13 @@ def api_options(f: F) -> F:
     return f
 
 
+def connection_options(f: F) -> F:
+    """The connection options alone: for a command whose -o names a file it writes."""
+    for option in reversed(CONNECTION_OPTIONS[:3]):
+        f = option(f)
+    return f
+
+
 def options() -> Options:
     return click.get_current_context().ensure_object(Options)
 

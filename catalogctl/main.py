@@ -10,6 +10,7 @@ from catalogctl.commands.action import action
 from catalogctl.commands.admin import admin
 from catalogctl.commands.app import app
 from catalogctl.commands.audit import audit
+from catalogctl.commands.bundle import bundle
 from catalogctl.commands.category import category
 from catalogctl.commands.completion import completion
 from catalogctl.commands.deploy import deploy, deployment
@@ -18,6 +19,7 @@ from catalogctl.commands.events import events
 from catalogctl.commands.logs import logs
 from catalogctl.commands.package import package
 from catalogctl.commands.profile import login, profile
+from catalogctl.commands.registry import registry
 from catalogctl.commands.template import template
 from catalogctl.commands.up import up
 from catalogctl.commands.webhook import webhook
@@ -51,8 +53,9 @@ def cli() -> None:
 
 
 for command in (
-    package, category, env, app, template, deploy, deployment, events, logs, action,
-    audit, webhook, admin, login, profile, up, serve, worker, beat, tracker, db, spec, completion,
+    package, bundle, category, env, app, template, deploy, deployment, events, logs, action,
+    audit, webhook, registry, admin, login, profile, up, serve, worker, beat, tracker, db, spec,
+    completion,
 ):  # fmt: skip
     cli.add_command(command)
 

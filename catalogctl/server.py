@@ -405,16 +405,16 @@ def admin_new_secret_key() -> None:
 
 @admin.command("rotate-secrets")
 def admin_rotate_secrets() -> None:
-    """Encrypt every stored secret parameter again with the first key of CATALOG_SECRET_KEY.
+    """Encrypt every stored secret again with the first key of CATALOG_SECRET_KEY.
 
-    To rotate: put a new key first (CATALOG_SECRET_KEY=new,old), restart the API and the
-    workers, run this, then drop the old key. Secrets stored in clear by an older catalog are
-    encrypted too. Runs against this machine's database (CATALOG_DATABASE_URL).
+    Secret parameters, webhook secrets and registry passwords. To rotate: put a new key first
+    (CATALOG_SECRET_KEY=new,old), restart the API and the workers, run this, then drop the old
+    key. Clear secrets of an older catalog are encrypted too. Uses CATALOG_DATABASE_URL.
     """
     from catalog import config
     from catalog.db import make_engine
     from catalog.secretbox import SecretKeyError, box_from
-    from catalog.secretstore import reseal_all
+    from catalog.secretstore import reseal_everything
 
     settings = config.current()
     try:
@@ -424,7 +424,7 @@ def admin_rotate_secrets() -> None:
         engine = make_engine(settings.database_url)
         try:
             with engine.begin() as connection:
-                counts = reseal_all(connection, box)
+                counts = reseal_everything(connection, box)
         finally:
             engine.dispose()
     except SecretKeyError as exc:

@@ -25,8 +25,9 @@ _FORBIDDEN_NETWORKS = frozenset({"host", "bridge", "none", "default"})
 # v2: engine names changed (workers/engine/names.py): every container is recreated once under its
 # new name and DNS alias at the next deploy.
 _HASH_SCHEME = "catalog-config-hash/v2"
-# config_hash leaves these out: ordering only, or covered by an effective value.
-_UNHASHED_KEYS = frozenset({"depends_on", "image", "resources", "files"})
+# config_hash leaves these out: ordering only, or covered by an effective value (the image
+# id stands for `image` and for what `pull_policy` brought).
+_UNHASHED_KEYS = frozenset({"depends_on", "image", "resources", "files", "pull_policy"})
 
 _BYTE_UNITS = {"": 1, "k": KiB, "m": MiB, "g": 1024 * MiB, "t": 1024 * 1024 * MiB}
 _BYTES_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:i?b)?|b)?\Z", re.ASCII)
@@ -303,8 +304,8 @@ def config_hash(
 ) -> str:
     """A sha256 (hex) of everything that, changed, needs a new container; stable across runs.
 
-    Covered: the rendered service minus `depends_on` (ordering only), `image`
-    (the resolved `image_id` stands for it) and `resources` (the effective
+    Covered: the rendered service minus `depends_on` (ordering only), `image` and
+    `pull_policy` (the resolved `image_id` stands for them) and `resources` (the effective
     memory/CPU/pids limits stand for it, so a changed operator default only
     touches services relying on it); each file's rendered bytes by container
     path; the host ports of published ports; the capabilities kept.

@@ -23,6 +23,7 @@ import ipaddress
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 CATALOG_REGISTRY = "catalog.local"
@@ -32,6 +33,10 @@ ANY_PUBLIC = "*"
 _LOCAL_SUFFIXES = ("localhost", "local", "localdomain", "internal", "lan", "home", "arpa")
 _HEX = re.compile(r"[0-9a-f]+\Z")
 _ALPHA_LABEL = re.compile(r"[a-z]{2,63}\Z")
+_HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+_PORT = re.compile(r"[1-9][0-9]{0,4}\Z")
+# Names Docker itself reads as Docker Hub.
+_HUB_NAMES = frozenset({DOCKER_HUB, "index.docker.io"})
 
 
 @dataclass(frozen=True)
@@ -156,3 +161,66 @@ def carries(attrs: Mapping[str, Any], ref: Reference) -> bool:
     found it by that name, not by an id or a prefix of one."""
     held = attrs.get("RepoDigests" if ref.digest else "RepoTags") or ()
     return normalise_reference(ref.exact) in {normalise_reference(name) for name in held}
+
+
+class PullPolicy(StrEnum):
+    """When a worker pulls a service's registry image (the service's `pull_policy`)."""
+
+    IF_NOT_PRESENT = "if_not_present"  # the default: only when the engine does not have it
+    ALWAYS = "always"  # at every deploy (a mutable tag); a failed pull fails the deploy
+    NEVER = "never"  # not at all: the deploy fails when the engine does not have it
+
+
+def pull_policy_of(service: Mapping[str, Any]) -> PullPolicy:
+    """A manifest service's pull policy (manifests stored before it existed: the default)."""
+    return PullPolicy(service.get("pull_policy") or PullPolicy.IF_NOT_PRESENT)
+
+
+def server_of(ref: Reference) -> str:
+    """The registry server a reference pulls from, as credentials are kept for it: its
+    `host[:port]` in lower case (host names ignore case), Docker Hub as docker.io."""
+    name = (ref.registry or DOCKER_HUB).lower()
+    return DOCKER_HUB if name in _HUB_NAMES else name
+
+
+def server_problem(server: str) -> str | None:
+    """Why `server` is not a registry `host[:port]` an image reference can name, or None.
+
+    It must be what `parse` takes for a reference's registry (a name with a `.` or a port,
+    or `localhost`): a bare word would be read as the start of a repository path instead.
+    """
+    form = "give a registry as image references name it: host[:port], no scheme or path"
+    if not server or len(server) > 255 or not server.isascii() or not server.isprintable():
+        return form
+    if "/" in server or "@" in server or any(c.isspace() for c in server):
+        return form
+    host, port = server.lower(), None
+    if host.startswith("["):  # an IPv6 address, as references write one
+        address, bracket, rest = host[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            return f"{server!r} is not an IPv6 address in brackets"
+        if not bracket or (rest and not rest.startswith(":")):
+            return form
+        port = rest[1:] if rest else None
+    else:
+        host, colon, port_text = host.partition(":")
+        port = port_text if colon else None
+        if not all(_HOST_LABEL.match(label) for label in host.split(".")):
+            return f"{server!r} is not a host name or an IPv4 address: {form}"
+    if port is not None and not (_PORT.match(port) and int(port) <= 65535):
+        return f"the port of {server!r} is not a number from 1 to 65535"
+    if host.split(":")[0] == CATALOG_REGISTRY:
+        return f"{CATALOG_REGISTRY} is the catalog's own registry, where no image is pulled from"
+    if parse(f"{server}/x").registry != server:
+        return (
+            f"image references read {server!r} as the start of a repository path, not as a "
+            "registry: give its full name (with a '.') or its port"
+        )
+    return None
+
+
+def normalise_server(server: str) -> str:
+    """A registry server as `server_of` names it (check `server_problem` first)."""
+    return server_of(Reference(server, "x", None, None))

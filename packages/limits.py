@@ -61,3 +61,7 @@ class TimeBounds:
 
 
 TIME_BOUNDS = TimeBounds()
+
+# An image carried in by an offline bundle (a pulled image, saved): its layers may be larger
+# than a package's members.
+OFFLINE_IMAGE_LIMITS = Limits(max_member_bytes=8192 * MiB, max_image_members=4096)

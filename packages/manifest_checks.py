@@ -1,5 +1,5 @@
 """Cross-field checks of a manifest: versions, references between services, archive members,
-healthchecks, ports, volumes and dependency cycles."""
+healthchecks, ports, volumes, dependency cycles and parameter migrations."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from packages.container import parse_bytes, parse_duration
 from packages.graph import cycles
 from packages.limits import MiB
+from packages.migration_checks import check_migrations
 from packages.parameter_schemas import check_parameter_schema
 from packages.problems import Path, Problems, format_path, list_items, mapping_entries
 from packages.versions import is_range, is_version
@@ -38,6 +39,7 @@ def check_semantics(doc: dict, found: Problems, members: frozenset[str] | None) 
         _check_member(("logo",), doc["logo"], "", members, found)
     if isinstance(doc.get("parameters"), dict):
         check_parameter_schema(doc["parameters"], ("parameters",), found)
+    check_migrations(doc, found)  # after the parameter schema: it reads that schema's problems
     services = doc.get("services", {})
     if isinstance(services, dict):
         _check_service_count(doc.get("type"), services, found)
@@ -89,6 +91,8 @@ def _check_service(
     bundled = image.get("bundled") if isinstance(image, dict) else None
     if isinstance(bundled, str) and _BUNDLED_IMAGE.search(bundled):
         _check_member((*base, "image", "bundled"), bundled, "images/", members, found)
+    if isinstance(image, dict) and "pull_policy" in service:
+        found.add((*base, "pull_policy"), "a bundled image is loaded, never pulled")
     for target, ref in mapping_entries(service.get("files")):
         if isinstance(ref, str):
             _check_member((*base, "files", target), ref, "files/", members, found)

@@ -13,8 +13,10 @@ def register_blueprints(api: Api) -> None:
         environments,
         health,
         hosts,
+        images,
         observe,
         packages,
+        registries,
         templates,
         tenants,
         webhooks,
@@ -22,7 +24,7 @@ def register_blueprints(api: Api) -> None:
 
     modules = (
         health, tenants, hosts, categories, packages, environments, deployments, observe,
-        templates, audit, webhooks,
+        templates, audit, webhooks, images, registries,
     )  # fmt: skip
     for module in modules:
         api.register_blueprint(module.blp, url_prefix="/v1")

@@ -105,10 +105,11 @@ def show_app(env, app):
 @blp.route("/environments/<env>/apps/<app>", methods=["PATCH"])
 @problems(403, 404, 409, 412)
 @blp.arguments(schemas.AppPatch())
-@blp.response(200, schemas.App, headers=ETAG)
+@blp.response(200, schemas.AppUpdated, headers=ETAG)
 @blp.doc(parameters=[IF_MATCH])
 def update_app(changes, env, app):
-    """Change an app's version, parameters (replaced whole) or bindings (deployer)."""
+    """Change an app's version, parameters (replaced whole) or bindings (deployer); a new
+    version alone migrates the stored parameters by its `migrations`."""
     view = service.update_app(db(), principal(), env, app, changes, if_match())
     return view, 200, {"ETag": view.etag}
 

@@ -89,6 +89,7 @@ def upload(args):
         visibility=args["visibility"],
         categories=args["categories"],
         limits=package_limits(),
+        expected_digest=args["digest"],
     )
     location = url_for("packages.show_version", name=version.package.name, version=version.version)
     package = version.package

@@ -21,6 +21,7 @@ from catalog.models.environment import (
     HostPort,
 )
 from catalog.models.host import Host
+from catalog.models.image import BundleKey, OfflineImage
 from catalog.models.package import (
     Category,
     Package,
@@ -29,8 +30,10 @@ from catalog.models.package import (
     package_categories,
     package_terms,
 )
+from catalog.models.registry import GuardedRegistry, RegistryCredential
 from catalog.models.template import Template
 from catalog.models.tenant import ROLES, Tenant, Token
+from catalog.models.volume_snapshot import SnapshotStatus, VolumeSnapshot
 from catalog.models.webhook import Webhook, WebhookDelivery
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "AppStatus",
     "AuditEvent",
     "Base",
+    "BundleKey",
     "Category",
     "ContainerRecord",
     "Deployment",
@@ -49,16 +53,21 @@ __all__ = [
     "Environment",
     "EnvironmentLease",
     "EnvironmentStatus",
+    "GuardedRegistry",
     "Host",
     "HostPort",
+    "OfflineImage",
     "Package",
     "PackageVersion",
+    "RegistryCredential",
     "SearchTerm",
+    "SnapshotStatus",
     "Task",
     "TaskStatus",
     "Template",
     "Tenant",
     "Token",
+    "VolumeSnapshot",
     "Webhook",
     "WebhookDelivery",
     "package_categories",

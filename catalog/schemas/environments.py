@@ -142,6 +142,18 @@ class App(Schema):
     problem = fields.String(allow_none=True, metadata={"description": PROBLEM})
 
 
+class AppUpdated(App):
+    """The answer to an app's PATCH: the app, and what a version change migrated."""
+
+    migrated = fields.List(
+        fields.String(),
+        metadata={
+            "description": "what the new version's migrations did to the stored parameters, "
+            "one line each (a version change without `parameters`); names, never values"
+        },
+    )
+
+
 class Environment(Schema):
     id = fields.String()
     name = fields.String()

@@ -46,6 +46,11 @@ class PackageArgs(PageArgs):
 class UploadArgs(Schema):
     visibility = fields.String(load_default="private", validate=VISIBILITY)
     categories = DelimitedList(fields.String(validate=validate.Length(1, 64)), load_default=list)
+    digest = fields.String(
+        load_default=None,
+        validate=validate.Regexp(r"^sha256:[0-9a-f]{64}$(?!\n)", error="must be sha256:<64 hex>"),
+        metadata={"description": "Refuse the archive unless this is its sha256 (a bundle's)"},
+    )
 
 
 class VersionSummary(Schema):

@@ -89,6 +89,15 @@ class BlobStore:
         self.path_for(digest).unlink(missing_ok=True)
 
 
+def digest_of(blob: BinaryIO) -> str:
+    """The digest (`sha256:<hex>`, as blobs are named) of what `blob` holds from where it
+    stands, read in chunks."""
+    found = hashlib.sha256()
+    while chunk := blob.read(CHUNK):
+        found.update(chunk)
+    return "sha256:" + found.hexdigest()
+
+
 @contextmanager
 def _disk_errors() -> Iterator[None]:
     try:

@@ -27,6 +27,7 @@ from catalog.services.environment_views import PackageIndex
 from catalog.snapshot import AppSnapshot, DeploymentSnapshot
 from packages.errors import ManifestValidationError
 from packages.manifest import format_path, validate_parameters
+from packages.migrations import migrate, parameter_path, sealed_locations
 
 # -- one app ---------------------------------------------------------------------------------
 
@@ -83,6 +84,38 @@ def checked_parameters(
     except ManifestValidationError as error:
         return values, [{"path": p.path, "message": p.message} for p in error.problems]
     return seal_at(filled, secret_paths(filled, schemas), box), []
+
+
+def upgraded_parameters(
+    was: PackageVersion | None,
+    resolved: PackageVersion,
+    stored: dict,
+    secrets: tuple[dict, ...],
+    box: SecretBox,
+) -> tuple[dict, list[str], list[dict[str, str]]]:
+    """`checked_parameters` of an app's stored parameters when it moves from version `was`
+    (None: unknown) to `resolved`, after the migrations `resolved` declares from `was`
+    (packages/migrations.py); also the lines saying what they did.
+
+    Every parameter the new schema refuses is an error, never dropped. A sealed secret stays
+    sealed where a rename moved it, even to a place no version marks `x-secret`.
+    """
+    if was is None or was.version == resolved.version:
+        parameters, errors = checked_parameters(resolved, stored, stored, secrets, box)
+        return parameters, [], errors
+    manifest = resolved.manifest
+    moved = migrate(
+        stored, was.version, manifest.get("migrations") or [], manifest.get("parameters"),
+        to_version=resolved.version, reveal=lambda values: open_all(values, box),
+    )  # fmt: skip
+    if moved.refused:
+        errors = [{"path": parameter_path(n), "message": m} for n, m in moved.refused]
+        return stored, [], errors
+    parameters, errors = checked_parameters(
+        resolved, moved.parameters, moved.parameters, secrets, box
+    )
+    sealed = seal_at(parameters, set(sealed_locations(moved.parameters)), box)
+    return sealed, moved.applied, errors
 
 
 # -- before a deploy -------------------------------------------------------------------------

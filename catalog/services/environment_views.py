@@ -60,6 +60,8 @@ class AppView:
     created_at: datetime
     etag: str
     problem: str | None = None
+    # What the new version's migrations did to the parameters, in the answer to the change.
+    migrated: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ the rows (also for an environment that never ran anything), so there is one path
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -36,6 +37,7 @@ from catalog.services.environment_checks import (
     draft_spec,
     package_in_use,
     resolve_version,
+    upgraded_parameters,
     usable_package,
 )
 from catalog.services.environment_rules import (
@@ -318,17 +320,29 @@ def update_app(
     changes: dict[str, Any],
     if_match: Collection[str] | None = None,
 ) -> AppView:
-    """Change an app's version, parameters (the whole object) or bindings."""
+    """Change an app's version, parameters (the whole object) or bindings.
+
+    A version change without `parameters` moves the stored ones by the new version's
+    migrations (the answer's `migrated` says what they did); what its schema then refuses is
+    listed in the 400, never dropped. Parameters sent are the new version's as they are.
+    """
     env = _editable(session, principal, ref, if_match)
     app = _app(env, name)
     usable_package(session, env, app.package)
     index = PackageIndex(session, {a.package for a in env.apps})
     version = changes.get("version", app.version)
     resolved = resolve_version(index, app.package, version)
-    parameters, errors = checked_parameters(
-        resolved, changes.get("parameters", app.parameters), app.parameters,
-        index.secrets(app.package), box_of(session),
-    )  # fmt: skip
+    secrets, box = index.secrets(app.package), box_of(session)
+    migrated: list[str] = []
+    if "parameters" in changes:
+        parameters, errors = checked_parameters(
+            resolved, changes["parameters"], app.parameters, secrets, box
+        )
+    else:
+        was = index.resolve(app.package, app.version)
+        parameters, migrated, errors = upgraded_parameters(
+            was, resolved, app.parameters, secrets, box
+        )
     bindings = changes.get("bindings", app.bindings)
     drafts = {a.name: index.draft_app(a) for a in env.apps}
     drafts[name] = index.draft_app(app, resolved=resolved, bindings=bindings)
@@ -342,8 +356,11 @@ def update_app(
     if errors:
         raise ValidationFailed(f"app {name!r} is not valid", errors=errors)
     app.version, app.parameters, app.bindings = version, parameters, dict(bindings)
-    detail = {"version": resolved.version, "fields": sorted(changes)}
-    return _save_draft(session, principal, env, "app.update", app, detail)
+    detail: dict[str, Any] = {"version": resolved.version, "fields": sorted(changes)}
+    if migrated:
+        detail["migrated"] = migrated  # names only, like the answer
+    view = _save_draft(session, principal, env, "app.update", app, detail)
+    return replace(view, migrated=tuple(migrated))
 
 
 def delete_app(

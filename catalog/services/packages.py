@@ -104,14 +104,19 @@ def publish(
     visibility: str = "private",
     categories: list[str] | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    expected_digest: str | None = None,
 ) -> PackageVersion:
     """Receive an archive, validate it and record it as a new version; no row or blob on failure.
 
     `body` gives the upload's bytes: it is read only once the caller may publish. The archive
-    is hashed as it is received and opened once, for its manifest and logo alike.
+    is hashed as it is received and opened once, for its manifest and logo alike. With
+    `expected_digest` (what an offline bundle listed), other bytes are refused.
     """
     require_role(principal, "publisher")
     with blobs.receive(body(), max_bytes) as (archive, digest, size):
+        if expected_digest is not None and digest != expected_digest:
+            message = f"the archive received is {digest}, not {expected_digest}"
+            raise ValidationFailed(message, errors=[{"path": "digest", "message": message}])
         if visibility == "public" and not principal.is_admin:
             raise Forbidden("only an admin may publish a public package")
         loaded = load_package(archive, limits)

@@ -67,6 +67,7 @@ def plan_draft(
         RenderLimits.from_settings(settings),
     )
     try:
+        archives.verify(spec["apps"])
         return preview(
             inputs,
             env_id=environment.id,

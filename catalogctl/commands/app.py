@@ -110,7 +110,9 @@ def update_command(env, name, version, latest, params, unset, params_file, binds
     """Change an app's version, parameters or bindings; takes effect at the next deploy.
 
     Parameters and bindings are merged into the current ones; the change is refused (412)
-    when someone else changed the draft in between.
+    when someone else changed the draft in between. A new version alone migrates the
+    parameters by its package's migrations (printed); with parameters given too, they are
+    sent as the new version's.
     """
     if version and latest:
         raise click.UsageError("--version and --latest exclude each other")
@@ -140,7 +142,9 @@ def update_command(env, name, version, latest, params, unset, params_file, binds
     updated = client.json(
         "PATCH", path("environments", env, "apps", name), json=changes, headers=headers
     )
-    done(f"updated {name} in {env}; deploy to apply: catalogctl deploy {env}", updated)
+    lines = [f"updated {name} in {env}; deploy to apply: catalogctl deploy {env}"]
+    lines += [f"  migrated: {line}" for line in updated.get("migrated") or []]
+    done("\n".join(lines), updated)
 
 
 @app.command("remove")

@@ -3,10 +3,16 @@ logo. The group (package.py) adds them."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 import sys
+import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 import click
+import requests
 
 from catalogctl.client import path
 from catalogctl.context import api, api_options, complete_package, confirm, yes_option
@@ -224,7 +230,75 @@ def download_command(name: str, version: str, target: Path | None) -> None:
     with response:
         disposition = response.headers.get("Content-Disposition", "")
         default = disposition.rpartition("filename=")[2].strip('"') or f"{name}-{version}.tar.gz"
-        _save(response, target, Path(default).name)
+        what = f"{name} {version}"
+        expected = _sent_digest(response)
+        if expected is None:
+            raise click.ClickException(
+                f"{what}: the catalog sent no digest of the archive (no Digest or ETag "
+                "header), so it cannot be verified; nothing was written"
+            )
+        _save_verified(response, target, Path(default).name, what, expected)
+
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _sent_digest(response) -> str | None:
+    """The archive's sha256 (hex) the API sent: `Digest: sha-256=<hex>`, else the ETag."""
+    for part in response.headers.get("Digest", "").split(","):
+        algorithm, _, value = part.strip().partition("=")
+        if algorithm.lower() == "sha-256" and _SHA256_HEX.fullmatch(value.lower()):
+            return value.lower()
+    etag = response.headers.get("ETag", "").strip('"').lower()  # a weak one ("W/") is no digest
+    return etag if _SHA256_HEX.fullmatch(etag) else None
+
+
+def _save_verified(
+    response, target: Path | None, default_name: str, what: str, expected: str
+) -> None:
+    """Write the download only once its sha256 is `expected`: into a temporary file beside the
+    target, renamed into place (or copied to standard output) after the check."""
+    to_stdout = target is not None and str(target) == "-"
+    target = target or Path(default_name)
+    fd, name = tempfile.mkstemp(
+        dir=None if to_stdout else target.parent, prefix=f".{target.name}.", suffix=".part"
+    )
+    partial = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            received = _copy_hashing(response, out, what)
+        if received != expected:
+            raise click.ClickException(
+                f"{what}: the archive received does not match its digest (expected "
+                f"sha256:{expected}, received sha256:{received}); nothing was written"
+            )
+        if to_stdout:
+            with partial.open("rb") as verified:
+                while chunk := verified.read(64 * 1024):
+                    sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            return
+        umask = os.umask(0)
+        os.umask(umask)
+        partial.chmod(0o666 & ~umask)  # as a file opened for writing would be (mkstemp: 0600)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    click.echo(f"wrote {target} ({target.stat().st_size} bytes, digest verified)", err=True)
+
+
+def _copy_hashing(response, out: BinaryIO, what: str) -> str:
+    """Copy the response body into `out`; the sha256 (hex) of what was received."""
+    digest = hashlib.sha256()
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            digest.update(chunk)
+            out.write(chunk)
+    except requests.RequestException as exc:
+        raise click.ClickException(
+            f"{what}: the download broke off ({type(exc).__name__}); nothing was written"
+        ) from None
+    return digest.hexdigest()
 
 
 @click.command("logo")

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from catalogctl.context import api
+from catalogctl.context import api, connection_options
 from packages.importers import Imported, write_package
 
 FORMATS = ("compose", "murano")
 
 
 def detect_format(source: Path) -> str:
-    """`murano` for a Murano package (a zip, or a directory with a Murano manifest), else compose."""
+    """`murano` for a Murano package (a zip or a Murano manifest's directory), else compose."""
     if source.is_file():
         return "murano" if source.suffix.lower() == ".zip" else "compose"
     manifest = source / "manifest.yaml"
@@ -24,18 +24,38 @@ def detect_format(source: Path) -> str:
 
 @click.command("import")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--from", "source_format", type=click.Choice(FORMATS),
-              help="The source's format; default: a Murano package if it looks like one.")  # fmt: skip
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
-              help="Package directory to write (new or empty); default ./<last part of the name>.")  # fmt: skip
+@click.option(
+    "--from",
+    "source_format",
+    type=click.Choice(FORMATS),
+    help="The source's format; default: a Murano package if it looks like one.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Package directory to write (new or empty); default ./<last part of the name>.",
+)
 @click.option("--name", help="Package name (reverse-DNS); default from the source.")
 @click.option("--version", "version", help="Package version; default the source's, or 1.0.0.")
-@click.option("--drop-unsafe", is_flag=True,
-              help="Drop what the container policy forbids, with a line each, instead of refusing.")  # fmt: skip
-@click.option("--compose-profile", "profiles", multiple=True,
-              help="Compose: also import the services of this profile; repeat for more.")  # fmt: skip
-@click.option("--publish", "publish", is_flag=True,
-              help="Publish the package at once (to the catalog of the global options).")  # fmt: skip
+@click.option(
+    "--drop-unsafe",
+    is_flag=True,
+    help="Drop what the container policy forbids, with a line each, instead of refusing.",
+)
+@click.option(
+    "--compose-profile",
+    "profiles",
+    multiple=True,
+    help="Compose: also import the services of this profile; repeat for more.",
+)
+@click.option(
+    "--publish",
+    "publish",
+    is_flag=True,
+    help="Publish the package at once.",
+)
+@connection_options
 def import_command(
     source: Path,
     source_format: str | None,
@@ -73,8 +93,10 @@ def import_command(
     loaded = write_package(imported, target)
     for line in imported.report:
         click.echo(f"  {line}")
-    click.echo(f"{target}: valid ({loaded.manifest.name} {loaded.manifest.version}), "
-               f"{len(imported.report)} conversion(s) from {kind}")  # fmt: skip
+    click.echo(
+        f"{target}: valid ({loaded.manifest.name} {loaded.manifest.version}), "
+        f"{len(imported.report)} conversion(s) from {kind}"
+    )
     if publish:
         from catalogctl.commands.package import publish_sources, published_line  # its group
 

@@ -25,7 +25,13 @@ from packages.package import LoadedPackage
 
 # Parameter names that say they hold a secret (Compose variables, Murano properties).
 _SECRET_WORDS = re.compile(r"PASSWORD|PASSWD|PASS(?:$|_)|SECRET|TOKEN|(?:^|_)KEY(?:$|_)|PRIVATE")
-_TEMPLATE_OPENERS = re.compile(r"\{\{|\{%|\{#")
+# What opens a template, and a `{` at the end (a template may follow it: `{{{`).
+_TEMPLATE_OPENERS = re.compile(r"\{\{|\{%|\{#|\{$")
+# Names `params.NAME` would not reach: the methods of the mapping the parameters are.
+_MAPPING_METHODS = frozenset(
+    {"clear", "copy", "fromkeys", "get", "items", "keys", "pop", "popitem", "setdefault"}
+    | {"update", "values"}
+)
 
 
 class ImportRefused(PackageError):
@@ -59,6 +65,14 @@ def dns_label(text: str, fallback: str = "app") -> str:
 def literal(text: str) -> str:
     """`text` as a template that renders to itself: `{{`, `{%` and `{#` are escaped."""
     return _TEMPLATE_OPENERS.sub(lambda m: f"{{{{ {m.group(0)!r} }}}}", text)
+
+
+def param_ref(name: str) -> str:
+    """The template expression of parameter `name`: `params.NAME`, or `params['NAME']` where
+    the attribute would be a method of the mapping (items, keys, get...)."""
+    if name in _MAPPING_METHODS or not name.isidentifier():
+        return f"params[{name!r}]"
+    return f"params.{name}"
 
 
 def typed_parameter(default: str | None) -> dict[str, Any]:
@@ -96,8 +110,11 @@ def write_package(imported: Imported, directory: str | os.PathLike) -> LoadedPac
             if member.is_absolute() or ".." in member.parts or name == "manifest.yaml":
                 raise ImportRefused(f"{name}: not a member name a package may hold")
             path = staging.joinpath(*member.parts)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content)
+            except (FileExistsError, NotADirectoryError, IsADirectoryError):
+                raise ImportRefused(f"{name}: both a file and a directory of the package") from None
         loaded = load_directory(staging)
         if target.exists():
             target.rmdir()

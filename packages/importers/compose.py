@@ -50,9 +50,11 @@ def compose_file(source: str | os.PathLike) -> Path:
     path = Path(source)
     if path.is_dir():
         for name in COMPOSE_FILES:
-            if (path / name).is_file():
-                return path / name
+            if (path / name).is_file() or (path / name).is_symlink():
+                return compose_file(path / name)
         raise ImportRefused(f"{path}: no {' or '.join(COMPOSE_FILES)} in this directory")
+    if path.is_symlink():
+        raise ImportRefused(f"{path}: a link; give the Compose file itself")
     if not path.is_file():
         raise ImportRefused(f"{path}: no such file")
     return path
@@ -67,7 +69,15 @@ def import_compose(
     profiles: Iterable[str] = (),
 ) -> Imported:
     """The package a Compose file (or a directory holding one) becomes; raises ImportRefused."""
-    file = compose_file(source)
+    try:
+        return _import(compose_file(source), name, version, drop_unsafe, set(profiles))
+    except RecursionError:
+        raise ImportRefused("the Compose file nests too deeply to import") from None
+
+
+def _import(
+    file: Path, name: str | None, version: str | None, drop_unsafe: bool, profiles: set[str]
+) -> Imported:
     document = load_yaml(file.read_bytes(), source=file.name)
     if not isinstance(document, dict):
         raise ImportRefused("a Compose file is a mapping with services", path=file.name)
@@ -79,9 +89,10 @@ def import_compose(
     imported = Imported(manifest={})
     dotenv = _dotenv(file.parent)
     params = Parameters(dotenv, imported.note)
-    services = _selected(document, set(profiles), imported, found)
+    services = _selected(document, profiles, imported, found)
     labels = _labels(services, found)
     ctx = Context(file.parent, imported, params, found, drop_unsafe, labels)
+    ctx.private = _private_files(ctx, file, document)
     _top_level(ctx, document)
     ctx.extras = {kind: _extras(ctx, document, kind) for kind in ("secrets", "configs")}
     converted = {}
@@ -96,6 +107,19 @@ def import_compose(
         raise ImportRefused(found.sorted())
     imported.manifest = _manifest(ctx, document, file, converted, store, name, version)
     return imported
+
+
+def _private_files(ctx: Context, file: Path, document: dict) -> set[Path]:
+    """The Compose file, `.env`, every env file and secret file: never copied in."""
+    named: list[Any] = [file.name, ".env"]
+    for spec in (document.get("services") or {}).values():
+        entries = spec.get("env_file")
+        for entry in entries if isinstance(entries, list) else [entries]:
+            named.append(entry.get("path") if isinstance(entry, dict) else entry)
+    named += [
+        s.get("file") for s in (document.get("secrets") or {}).values() if isinstance(s, dict)
+    ]
+    return {p for n in named if isinstance(n, str) and (p := inside(ctx.base, n)) is not None}
 
 
 def _dotenv(directory: Path) -> dict[str, str]:
@@ -173,7 +197,12 @@ def _extras(ctx: Context, document: dict, kind: str) -> dict[str, str]:
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", source)
         if kind == "configs" and isinstance(spec.get("content"), str):
             member = f"files/configs/{slug}.j2"
-            ctx.imported.files[member] = ctx.template(spec["content"], (*path, "content")).encode()
+            try:
+                content = ctx.template(spec["content"], (*path, "content"))
+            except ValueProblem as exc:
+                ctx.found.add((*path, "content"), str(exc))
+                continue
+            ctx.imported.files[member] = content.encode()
         elif kind == "configs" and isinstance(spec.get("file"), str) and _beside(ctx, spec["file"]):
             member = f"files/configs/{slug}"
             ctx.imported.files[member] = _beside(ctx, spec["file"]) or b""
@@ -222,16 +251,14 @@ def _apply_store(ctx: Context, services: dict, converted: dict) -> None:
     for service, spec in services.items():
         store = spec.get("x-casaos") if isinstance(spec.get("x-casaos"), dict) else {}
         out = converted.get(ctx.labels[service], {})
-        for entry in store.get("envs") or []:
-            text = _localised(entry.get("description")) if isinstance(entry, dict) else ""
-            value = (
-                (spec.get("environment") or {}) if isinstance(spec.get("environment"), dict) else {}
-            )
-            match = re.fullmatch(r"\$\{?(\w+)[^}]*\}?", str(value.get(entry.get("container"), "")))
+        environment = spec.get("environment") if isinstance(spec.get("environment"), dict) else {}
+        for entry in _entries(store.get("envs")):
+            text, key = _localised(entry.get("description")), str(entry.get("container"))
+            match = re.fullmatch(r"\$\{?(\w+)[^}]*\}?", str(environment.get(key, "")))
             if text and match and match.group(1) in ctx.params.schemas:
                 ctx.params.describe.setdefault(match.group(1), text)
-        for entry in store.get("ports") or []:
-            text = _localised(entry.get("description")) if isinstance(entry, dict) else ""
+        for entry in _entries(store.get("ports")):
+            text = _localised(entry.get("description"))
             for port in out.get("ports", []):
                 if (
                     text
@@ -241,6 +268,11 @@ def _apply_store(ctx: Context, services: dict, converted: dict) -> None:
                     port["name"] = (
                         re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:63] or "port"
                     )
+
+
+def _entries(value: Any) -> list[dict]:
+    """The mappings of an `x-casaos` list; anything else in it is ignored."""
+    return [e for e in value if isinstance(e, dict)] if isinstance(value, list) else []
 
 
 def _manifest(ctx: Context, document: dict, file: Path, services: dict, store: dict,

@@ -30,6 +30,9 @@ class Context:
     volumes: dict[str, str] = field(default_factory=dict)  # Compose volume -> catalog volume
     taken_volumes: set[str] = field(default_factory=set)
     extras: dict[str, Any] = field(default_factory=dict)  # the document's secrets, configs
+    # Files beside the Compose file never copied into the package: the file itself, `.env`,
+    # env files and secret files (what the operator keeps next to it, not what it publishes).
+    private: set[Path] = field(default_factory=set)
 
     def note(self, path: KeyPath, message: str) -> None:
         self.imported.note(format_path(path), message)

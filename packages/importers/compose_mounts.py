@@ -10,6 +10,7 @@ the Compose file's directory, and no link, is ever read.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from packages.importers.compose_context import MAX_COPIED_FILE, MAX_COPIED_FILES, Context, inside
@@ -88,7 +89,7 @@ def _copy_in(
 ) -> bool:
     """Copy a bind-mounted file or small directory beside the Compose file into `files:`."""
     found = inside(ctx.base, source)
-    if found is None:
+    if found is None or found == ctx.base.resolve():  # the whole project: data, not config
         return False
     if found.is_file():
         members = [(found, target)]
@@ -99,6 +100,9 @@ def _copy_in(
             for p in sorted(found.rglob("*"))
             if p.is_file() and not p.is_symlink() and p.resolve().is_relative_to(found)
         ]
+    if any(_private(ctx, p) for p, _ in members):
+        ctx.note(path, f"{source} holds a dotfile, an env file or a secret: not copied")
+        return False
     if (
         not members
         or len(members) > MAX_COPIED_FILES
@@ -111,6 +115,11 @@ def _copy_in(
         files[container_path] = member
     ctx.note(path, f"{source} copied into the package as files: ({len(members)} file(s))")
     return True
+
+
+def _private(ctx: Context, file: Path) -> bool:
+    relative = file.relative_to(ctx.base.resolve())
+    return file in ctx.private or any(part.startswith(".") for part in relative.parts)
 
 
 def secret_files(ctx: Context, base: KeyPath, spec: dict[str, Any]) -> dict[str, str]:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from packages.importers import is_secret_name
 from packages.importers.compose_context import MAX_COPIED_FILE, Context, inside
 from packages.importers.compose_mounts import mounts, secret_files
 from packages.importers.compose_values import (
@@ -37,7 +38,6 @@ DROPPED = {
     "external_links": "services reach each other by services.<name>.hostname",
     "logging": "logs are kept by the catalog",
     "cap_drop": "the catalog drops every capability",
-    "pull_policy": "images are pulled by the catalog's workers",
     "scale": "one container per service",
     "cgroup": "cgroups are managed by the catalog",
     "oom_score_adj": "the catalog sets no OOM score",
@@ -101,6 +101,9 @@ UNSAFE = {
 # Keys naming a namespace: `host` or another container's is refused; a private one dropped.
 NAMESPACES = ("network_mode", "pid", "ipc", "uts", "userns_mode")
 _PRIVATE_NAMESPACE = ("", "bridge", "default", "none", "private", "shareable")
+# Compose's pull policies the catalog's match (`build` and `daily`... have no equivalent).
+_PULL_POLICIES = {"always": "always", "never": "never", "missing": "if_not_present",
+                  "if_not_present": "if_not_present"}  # fmt: skip
 _HOST_KEY = re.compile(r"HOST|SERVER|ADDR|ENDPOINT|BROKER|UR[LI]$", re.IGNORECASE)
 _UNSAFE_SECURITY = re.compile(r"unconfined|label[:=]disable|systempaths", re.IGNORECASE)
 
@@ -154,6 +157,11 @@ def convert_service(ctx: Context, name: str, spec: dict[str, Any]) -> dict[str, 
         if resolved is None:
             ctx.found.add((*base, "working_dir"), "must be known: a variable without a default")
         out["working_dir"] = resolved
+    policy = _PULL_POLICIES.get(str(spec.get("pull_policy")))
+    if policy:
+        out["pull_policy"] = policy
+    elif spec.get("pull_policy") is not None:
+        ctx.note((*base, "pull_policy"), "dropped: the image is pulled when the engine lacks it")
     if spec.get("stop_grace_period") is not None:
         _convert(ctx, (*base, "stop_grace_period"), out, "stop_grace_period",
                  lambda: duration(spec["stop_grace_period"]))  # fmt: skip
@@ -204,13 +212,19 @@ def _environment(ctx: Context, base: KeyPath, spec: dict[str, Any]) -> dict[str,
     for i, entry in enumerate(_env_files(spec.get("env_file"))):
         path = (*base, "env_file", i)
         for key, value in _read_env_file(ctx, path, entry).items():
-            values[key] = (path, value)
+            # A parameter each, defaulting to the file's value (never a secret's).
+            ctx.params.file_values.setdefault(key, value)
+            values[key] = (path, f"${{{key}}}")
     raw = spec.get("environment")
     items = raw.items() if isinstance(raw, dict) else [_split(e) for e in raw or []]
     for key, value in items:
         path = (*base, "environment", key)
         if value is None:
             ctx.note(path, f"{key} comes from the shell in Compose: it became parameter {key}")
+            value = f"${{{key}}}"
+        elif _written_secret(key, value):
+            ctx.note(path, f"the secret written here is not copied: it became the required "
+                     f"secret parameter {key}")  # fmt: skip
             value = f"${{{key}}}"
         values[key] = (path, value)
     result = {}
@@ -223,6 +237,14 @@ def _environment(ctx: Context, base: KeyPath, spec: dict[str, Any]) -> dict[str,
         except ValueProblem as exc:
             ctx.found.add(path, str(exc))
     return result
+
+
+def _written_secret(key: str, value: Any) -> bool:
+    """A secret's value written into the file itself (not a variable, nor a path to a file
+    that holds it): it is not published with the package."""
+    if not is_secret_name(key) or key.upper().endswith("_FILE") or not isinstance(value, str):
+        return False
+    return bool(value) and "$" not in value and not value.startswith("/run/secrets/")
 
 
 def _split(entry: Any) -> tuple[str, Any]:

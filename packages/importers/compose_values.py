@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from packages.importers import is_secret_name, literal, typed_parameter
+from packages.importers import is_secret_name, literal, param_ref, typed_parameter
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATORS = (":-", ":?", ":+", "-", "?", "+")
@@ -45,7 +45,12 @@ def parse(text: str) -> list[Part]:
     return _parse(text, 0, nested=False)[0]
 
 
-def _parse(text: str, i: int, *, nested: bool) -> tuple[list[Part], int]:
+MAX_NESTING = 8  # ${A:-${B:-...}} defaults within defaults
+
+
+def _parse(text: str, i: int, *, nested: bool, depth: int = 0) -> tuple[list[Part], int]:
+    if depth > MAX_NESTING:
+        raise ValueProblem(f"defaults nest more than {MAX_NESTING} deep")
     parts: list[Part] = []
     buffer: list[str] = []
 
@@ -67,7 +72,7 @@ def _parse(text: str, i: int, *, nested: bool) -> tuple[list[Part], int]:
             i += 2
             continue
         if text.startswith("${", i):
-            variable, i = _braced(text, i + 2)
+            variable, i = _braced(text, i + 2, depth)
             flush()
             parts.append(variable)
             continue
@@ -83,7 +88,7 @@ def _parse(text: str, i: int, *, nested: bool) -> tuple[list[Part], int]:
     return parts, i
 
 
-def _braced(text: str, i: int) -> tuple[Variable, int]:
+def _braced(text: str, i: int, depth: int) -> tuple[Variable, int]:
     match = _NAME.match(text, i)
     if not match:
         raise ValueProblem(f"invalid interpolation at {text[i - 2 : i + 10]!r}")
@@ -92,7 +97,7 @@ def _braced(text: str, i: int) -> tuple[Variable, int]:
     for operator in _OPERATORS:
         if text.startswith(operator, i):
             variable.operator = operator
-            variable.word, i = _parse(text, i + len(operator), nested=True)
+            variable.word, i = _parse(text, i + len(operator), nested=True, depth=depth + 1)
             break
     if not text.startswith("}", i):
         raise ValueProblem(f"unterminated ${{{variable.name}...}}: a closing }} is missing")
@@ -110,15 +115,27 @@ class Parameters:
 
     def __init__(self, dotenv: dict[str, str], note: Callable[[str, str], None]) -> None:
         self.dotenv = dotenv  # the `.env` beside the file: defaults Compose would use
+        self.file_values: dict[str, str] = {}  # what env_file entries give, the same way
         self.note = note
         self.schemas: dict[str, dict[str, Any]] = {}
         self.required: set[str] = set()
         self.describe: dict[str, str] = {}
 
+    def local_value(self, name: str, path: str) -> str | None:
+        """The value `.env` or an env_file gives `name`; never a secret's: what the operator
+        keeps beside the file is not published with the package."""
+        value = self.dotenv.get(name, self.file_values.get(name))
+        if value is not None and is_secret_name(name):
+            if name not in self.schemas:
+                self.note(path, f"the value {name} has beside the file is not copied: "
+                          "it became a required secret parameter")  # fmt: skip
+            return None
+        return value
+
     # A variable met somewhere: its default (if known) and whether it must be given.
     def meet(self, variable: Variable, path: str) -> None:
         name = variable.name
-        default: str | None = self.dotenv.get(name)
+        default: str | None = self.local_value(name, path)
         if default is None and variable.operator in (":-", "-"):
             default = static_text(variable.word)
         required = default is None and variable.operator not in (":+", "+")
@@ -185,7 +202,7 @@ class Parameters:
 
 
 def _expression(variable: Variable) -> str:
-    value = f"params.{variable.name}"
+    value = param_ref(variable.name)
     if variable.operator in (":+", "+"):
         return f"({_word(variable.word)} if {value} else '')"
     if variable.operator in (":-", "-") and static_text(variable.word) is None:

@@ -50,7 +50,7 @@ from typing import Any
 
 from packages.archive import PackageArchive, open_archive
 from packages.errors import PackageError, Problem
-from packages.importers import Imported, ImportRefused, dns_label, is_secret_name
+from packages.importers import Imported, ImportRefused, dns_label, is_secret_name, param_ref
 from packages.importers.murano_container import container_service
 from packages.importers.murano_meta import Field, describe_package, requirements, typed, ui_fields
 from packages.importers.murano_pl import (
@@ -89,6 +89,8 @@ def import_murano(
     except PackageError as exc:  # the archive's own checks, or a YAML file load_yaml refused
         label = Path(source).name
         raise ImportRefused([Problem(p.path or label, p.message) for p in exc.problems]) from None
+    except RecursionError:
+        raise ImportRefused([Problem(str(source), "nests too deeply to import")]) from None
 
 
 # --- the files of the Murano package -----------------------------------------------------
@@ -347,7 +349,7 @@ class _Importer:
             raise refusal(cls.source, ("Properties", prop), "not a parameter name")
         self.converted.add((cls.fqn, prop))
         schema = self.parameters.get(prop) or self.define(cls, found)
-        reading = f"params.{prop}"
+        reading = param_ref(prop)
         if "default" not in schema and prop not in self.required:
             reading += " | default(" + ("false" if schema["type"] == "boolean" else "''") + ")"
         return (

@@ -165,6 +165,9 @@ def _license(files: Members, manifest: dict, imported: Imported) -> None:
 def requirements(doc: dict, bound: dict[str, str], imported: Imported) -> None:
     """Report what becomes of `Require`: `bound` maps a package to the slot that binds it."""
     required = doc.get("Require") or {}
+    if not isinstance(required, list | dict):
+        imported.note(MANIFEST, "Require: neither a list nor a mapping: ignored")
+        required = {}
     names = [str(n) for n in (required if isinstance(required, list) else list(required))]
     for fqn in names:
         if fqn in bound:

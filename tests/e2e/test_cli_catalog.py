@@ -160,6 +160,46 @@ def test_change_yank_logo_and_delete_a_package(cli, tmp_path):
     assert [c["name"] for c in cli.json("category", "list")] == ["web"]
 
 
+def test_download_verifies_the_digest_and_writes_nothing_when_the_bytes_do_not_match(
+    cli, service_env, tmp_path
+):
+    """Issue 14: the archive received is hashed against the digest the API sent with it."""
+    archive = tmp_path / "echo-1.0.0.tar.gz"
+    cli("package", "build", str(write_package(tmp_path, "org.test.echo", "1.0.0")),
+        "-o", str(archive))  # fmt: skip
+    cli("package", "publish", str(archive))
+    digest = cli.json("package", "show", "org.test.echo", "1.0.0")["digest"]
+
+    good = tmp_path / "good.tar.gz"
+    wrote = cli("package", "download", "org.test.echo", "1.0.0", "-f", str(good))
+    assert good.read_bytes() == archive.read_bytes()
+    assert wrote.stderr.strip() == f"wrote {good} ({good.stat().st_size} bytes, digest verified)"
+
+    # One byte of the stored blob flipped: the API streams it under the recorded digest.
+    hexdigest = digest.removeprefix("sha256:")
+    blob = Path(service_env["CATALOG_BLOB_DIR"], "sha256", hexdigest[:2], hexdigest[2:4], hexdigest)
+    damaged = bytearray(blob.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    blob.write_bytes(damaged)
+    received = "sha256:" + hashlib.sha256(damaged).hexdigest()
+
+    bad, kept = tmp_path / "bad.tar.gz", tmp_path / "kept.tar.gz"
+    kept.write_bytes(b"an earlier download")
+    for target in (bad, kept):
+        failed = cli("package", "download", "org.test.echo", "1.0.0", "-f", str(target), code=1)
+        assert failed.stderr.splitlines() == [
+            f"Error: org.test.echo 1.0.0: the archive received does not match its digest "
+            f"(expected {digest}, received {received}); nothing was written"
+        ]
+    assert not bad.exists()
+    assert kept.read_bytes() == b"an earlier download"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    # To standard output too: nothing of it is written.
+    piped = cli("package", "download", "org.test.echo", "1.0.0", "-f", "-", code=1)
+    assert piped.stdout == ""
+    assert "does not match its digest" in piped.stderr
+
+
 def test_tenants_and_tokens(cli, live_server):
     cli("admin", "tenant", "create", "acme")
     assert "acme" in [t["name"] for t in cli.json("admin", "tenant", "list")]
@@ -230,3 +270,25 @@ def test_an_invalid_request_lists_each_problem_on_its_own_line(cli):
         "Error: 'nonsense' is not a catalog address like http://127.0.0.1:8000 "
         "(--url / CATALOG_URL)"
     )
+
+
+def test_package_import_writes_publishes_and_refuses_without_a_traceback(cli, tmp_path):
+    source = tmp_path / "compose.yaml"
+    source.write_text(
+        "services:\n  web:\n    image: nginx:1.25\n    ports: ['8080:80']\n"
+        "    environment: ['GREETING=${GREETING:-hello}']\n  db:\n    image: postgres:16\n"
+    )
+    done = cli("package", "import", str(source), "-o", str(tmp_path / "web"),
+               "--name", "org.acme.web", "--version", "1.2.0", "--publish")  # fmt: skip
+    assert "services.web.ports[0]: host port 8080 dropped" in done.stdout
+    assert "published org.acme.web 1.2.0 (sha256:" in done.stdout
+    shown = cli.json("package", "show", "org.acme.web", "1.2.0")
+    assert sorted(shown["manifest"]["services"]) == ["db", "web"]
+
+    source.write_text("services:\n  web:\n    image: nginx\n    privileged: true\n    pid: host\n")
+    refused = cli("package", "import", str(source), "-o", str(tmp_path / "bad"), code=1)
+    assert refused.stderr.splitlines() == [
+        "services.web.pid: pid (host) is not allowed: containers keep namespaces of their own",
+        "services.web.privileged: privileged mode is not allowed",
+    ]
+    assert not (tmp_path / "bad").exists()

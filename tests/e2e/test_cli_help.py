@@ -39,6 +39,7 @@ def test_the_command_tree_has_every_group_the_api_needs():
         "deploy", "deployment list", "deployment show", "deployment cancel",
         "events", "logs", "action run", "action show", "audit list",
         "webhook add", "webhook list", "webhook deliveries", "webhook remove",
+        "registry add", "registry list", "registry remove",
         "admin bootstrap", "admin tenant create", "admin tenant list", "admin token create",
         "admin token list", "admin token revoke", "admin health", "admin metrics",
         "admin host add", "admin host list", "admin host update", "admin host remove",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from typing import Any
 
-from packages.imageref import DEFAULT_POLICY, RegistryPolicy
+from packages.imageref import DEFAULT_POLICY, PullPolicy, RegistryPolicy
 from workers.engine import (
     ENV_LABEL,
     ContainerSummary,
@@ -22,6 +22,7 @@ from workers.engine import (
     InUse,
     NotFound,
     ObservedContainer,
+    PullAuth,
     observed,
 )
 
@@ -134,7 +135,13 @@ class FakeEngine:
     # -- images ---------------------------------------------------------------------------------
 
     def image_id(
-        self, reference: str, *, pull: bool, registries: RegistryPolicy = DEFAULT_POLICY
+        self,
+        reference: str,
+        *,
+        pull: bool,
+        registries: RegistryPolicy = DEFAULT_POLICY,
+        policy: PullPolicy = PullPolicy.IF_NOT_PRESENT,
+        auth: PullAuth | None = None,
     ) -> str:
         if reference not in self.images:
             raise EngineError(f"image {reference} is not on the engine")
@@ -156,6 +163,9 @@ class FakeEngine:
         if any(c.params.get("image") == self.images[name] for c in self.containers.values()):
             raise InUse(f"image {name} is used")
         del self.images[name]
+
+    def save_image(self, reference: str) -> Iterator[bytes]:
+        raise NotFound(f"image {reference} is not on the engine")
 
     # -- containers -----------------------------------------------------------------------------
 

@@ -184,7 +184,7 @@ def test_a_bare_name_comes_from_the_shell_in_compose_and_becomes_a_parameter(tmp
     )
 
 
-def test_dot_env_beside_the_file_gives_defaults_and_env_file_is_inlined(tmp_path):
+def test_dot_env_and_env_file_give_defaults_and_become_parameters(tmp_path):
     text = WEB_TAGGED + "    env_file: [web.env]\n    environment: [B=override]\n"
     beside = {
         ".env": "TAG=1.25\nPORT=8080\n",
@@ -193,8 +193,73 @@ def test_dot_env_beside_the_file_gives_defaults_and_env_file_is_inlined(tmp_path
     result = imported(tmp_path, text, beside=beside)
     web = result.manifest["services"]["web"]
     assert web["image"] == "nginx:1.25"
-    assert web["environment"] == {"A": "1", "B": "override", "C": "x\ny"}
+    assert web["environment"] == {"A": "{{ params.A }}", "B": "override", "C": "{{ params.C }}"}
+    properties = result.manifest["parameters"]["properties"]
+    assert properties["A"] == {"type": "integer", "default": 1}
+    assert properties["C"] == {"type": "string", "default": "x\ny"}
     assert "services.web.env_file[0]: web.env inlined into environment" in report(result)
+
+
+def test_secrets_kept_beside_the_file_or_written_in_it_are_never_copied(tmp_path):
+    text = WEB + (
+        "    env_file: [secret.env]\n"
+        "    environment:\n"
+        "      DB_PASSWORD: ${DB_PASSWORD}\n"
+        "      ROOT_PASSWORD: written-here\n"
+        "      ROOT_PASSWORD_FILE: /run/secrets/root\n"
+        "      USER: admin\n"
+        "    volumes: ['.:/app', './conf:/conf']\n"
+    )
+    beside = {".env": "DB_PASSWORD=hunter2\n", "secret.env": "API_TOKEN=AKIA123\n",
+              "conf__app.conf": "x\n", "conf__.hidden": "y\n"}  # fmt: skip
+    result = imported(tmp_path, text, beside=beside)
+    manifest_text = str(result.manifest) + str(result.files)
+    for secret in ("hunter2", "AKIA123", "written-here"):
+        assert secret not in manifest_text
+    properties = result.manifest["parameters"]["properties"]
+    for name in ("DB_PASSWORD", "API_TOKEN", "ROOT_PASSWORD"):
+        assert properties[name] == {"type": "string", "x-secret": True}
+        assert name in result.manifest["parameters"]["required"]
+    web = result.manifest["services"]["web"]
+    assert web["environment"]["ROOT_PASSWORD_FILE"] == "/run/secrets/root"
+    assert web["environment"]["USER"] == "admin"
+    assert result.files == {}  # neither the project nor a directory holding a dotfile
+    assert [v["path"] for v in web["volumes"]] == ["/app", "/conf"]
+
+
+def test_a_compose_file_through_a_link_is_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "compose.yaml").write_text("services:\n  web: {image: nginx}\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "compose.yaml").symlink_to(tmp_path / "elsewhere" / "compose.yaml")
+    with pytest.raises(ImportRefused, match="a link"):
+        import_compose(tmp_path / "app")
+
+
+def test_variables_named_like_mapping_methods_and_braces_before_them_render(tmp_path):
+    result = imported(tmp_path, WEB + "    environment: {X: '{${items:-a}}', Y: '${get:-b}{'}\n")
+    assert result.manifest["services"]["web"]["environment"] == {
+        "X": "{{ '{' }}{{ params['items'] }}}",
+        "Y": "{{ params['get'] }}{{ '{' }}",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (WEB + "    configs: [c]\nconfigs:\n  c: {content: '${'}\n",
+         "configs.c.content: invalid interpolation at '${'"),
+        (WEB + "    environment: {X: '" + "${A:-" * 20 + "}" * 20 + "'}\n",
+         "services.web.environment.X: defaults nest more than 8 deep"),
+    ],
+)  # fmt: skip
+def test_values_that_cannot_be_converted_are_refused_naming_them(tmp_path, text, line):
+    assert line in refusals(tmp_path, text)
+
+
+def test_casaos_entries_of_the_wrong_shape_are_ignored(tmp_path):
+    text = WEB + "    x-casaos: {envs: 5, ports: [{container: [1], description: x}, 7]}\n"
+    assert imported(tmp_path, text).manifest["services"]["web"]["image"] == "nginx"
 
 
 def test_an_env_file_outside_the_files_directory_is_never_read(tmp_path):
@@ -387,6 +452,14 @@ def test_depends_on_as_a_list_and_with_conditions(tmp_path):
     result = imported(tmp_path, text)
     assert result.manifest["services"]["web"]["depends_on"] == ["db", "init"]
     assert any("init is awaited ready, not completed" in line for line in report(result))
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [("always", "always"), ("never", "never"), ("missing", "if_not_present"), ("build", None)],
+)
+def test_pull_policies_map_onto_the_catalogs(tmp_path, policy, expected):
+    assert service(tmp_path, f"pull_policy: {policy}\n").get("pull_policy") == expected
 
 
 def test_resources_from_deploy_limits_and_the_old_keys(tmp_path):

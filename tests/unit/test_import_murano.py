@@ -425,7 +425,8 @@ def test_format_joins_text_and_values(tmp_path: Path) -> None:
     assert environment["WHO"] == "user {{ params.user }}"
     assert environment["URL"] == (
         "http://{{ bindings.db.outputs.host | default('') }}:"
-        "{{ bindings.db.outputs.port_5432 | default(bindings.db.outputs.port) | default('') }}/{x}"
+        "{{ bindings.db.outputs.port_5432 | default(bindings.db.outputs.port) | default('') }}"
+        "/{{ '{' }}x}"
     )
 
 

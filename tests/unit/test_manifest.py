@@ -8,6 +8,7 @@ import pytest
 
 from packages import parameter_schemas
 from packages.errors import ManifestError, ManifestValidationError
+from packages.imageref import PullPolicy, pull_policy_of
 from packages.manifest import Manifest, parse_manifest, validate_manifest, validate_parameters
 from packages.yamlload import load_yaml
 
@@ -191,6 +192,45 @@ def test_a_library_has_no_services():
 )
 def test_image_forms(image):
     validate_manifest(_edited(("services/web/image", image), base=MINIMAL))
+
+
+@pytest.mark.parametrize("policy", ["if_not_present", "always", "never"])
+def test_a_registry_image_takes_a_pull_policy(policy):
+    manifest = validate_manifest(_edited(("services/web/pull_policy", policy), base=MINIMAL))
+
+    assert pull_policy_of(manifest.services["web"]) == PullPolicy(policy)
+    assert manifest.services["web"]["pull_policy"] == policy
+
+
+def test_without_a_pull_policy_an_image_is_pulled_only_when_the_engine_lacks_it():
+    service = validate_manifest(MINIMAL).services["web"]
+
+    assert "pull_policy" not in service  # manifests stored before it read the same
+    assert pull_policy_of(service) == PullPolicy.IF_NOT_PRESENT
+
+
+@pytest.mark.parametrize(
+    ("edits", "expected"),
+    [
+        (
+            [("services/web/pull_policy", "sometimes")],
+            ("services.web.pull_policy", 'must be one of: "if_not_present", "always", "never"'),
+        ),
+        (
+            [("services/web/pull_policy", True)],
+            ("services.web.pull_policy", 'must be one of: "if_not_present", "always", "never"'),
+        ),
+        (
+            [("services/web/image", {"bundled": "images/worker.tar"}),
+             ("services/web/pull_policy", "always")],
+            ("services.web.pull_policy", "a bundled image is loaded, never pulled"),
+        ),
+    ],
+)  # fmt: skip
+def test_a_pull_policy_is_one_of_three_and_only_for_a_registry_image(edits, expected):
+    doc = _edited(*edits, base=MINIMAL)
+
+    assert _problems(doc, members=MEMBERS) == [expected]
 
 
 # --- D29: schema violations, every offending path listed -------------------------------------

@@ -188,6 +188,7 @@ class Execution:
     ) -> list[Prepared]:
         spec = opened(snapshot, self.rt.secrets)
         self.events.hide(spec)
+        self.inputs.verify(spec["apps"])  # a damaged archive runs nothing
         host_ports = allocate(
             self.rt.sessions,
             self.env_id,
@@ -202,7 +203,9 @@ class Execution:
                 spec,
                 env_name,
                 read_member=self.inputs.read_member,
-                image_id=lambda image, app: self.inputs.image_id(image, app, tenant_id),
+                image_id=lambda image, app, policy: self.inputs.image_id(
+                    image, app, tenant_id, policy
+                ),
                 host_ports=host_ports,
                 runtime_defaults=self.rt.defaults,
                 templates=templates,

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from packages.container import config_hash
 from packages.graph import Cycle, dependency_order
+from packages.imageref import PullPolicy, pull_policy_of
 from packages.render import (
     TextRenderer,
     render_file,
@@ -87,15 +88,15 @@ def prepare(
     env_name: str,
     *,
     read_member: Callable[[str, str], bytes],
-    image_id: Callable[[Any, Mapping[str, Any]], str],
+    image_id: Callable[[Any, Mapping[str, Any], PullPolicy], str],
     host_ports: Mapping[tuple[str, str, int, str], int],
     runtime_defaults: Any,
     templates: Templates,
 ) -> list[Prepared]:
     """Every container of the snapshot, rendered with its bindings' outputs.
 
-    `read_member(digest, member)` reads a file of a package archive; `image_id(image, app)`
-    resolves a service's image (of the app's snapshot entry) to the engine's id;
+    `read_member(digest, member)` reads a file of a package archive; `image_id(image, app,
+    pull_policy)` resolves a service's image (of the app's snapshot entry) to the engine's id;
     `templates` renders (a `packages.render_process.RenderProcess` in the workers).
     """
     outputs: dict[str, dict[str, str]] = {}
@@ -140,7 +141,7 @@ def _prepare_service(
         for path, member in sorted(service.get("files", {}).items())
     }
     try:
-        image = image_id(service["image"], app)
+        image = image_id(service["image"], app, pull_policy_of(service))
     except Exception as exc:
         raise PrepareError(f"{app['name']}/{name}: {exc}") from None
     ports = {

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from packages.container import RuntimeDefaults
-from packages.imageref import RegistryPolicy
+from packages.imageref import PullPolicy, RegistryPolicy
 from packages.render_process import RenderLimits, RenderProcess
 from workers.deploy.images import catalog_image_name
 from workers.deploy.planner import Plan, Step, Strategy, plan
@@ -86,7 +86,9 @@ def preview(
 
     resolved: dict[str, str] = {}  # reference or bundled name -> id, once per preview
 
-    def image_id(image: Any, app: Mapping[str, Any]) -> str:
+    def image_id(image: Any, app: Mapping[str, Any], _policy: PullPolicy) -> str:
+        # The preview pulls nothing, whatever the policy: an image not on the engine yet
+        # stands for itself.
         key = image if isinstance(image, str) else repr((app["digest"], sorted(image.items())))
         if key not in resolved:
             resolved[key] = _image_id(inputs, image, app, tenant_id)

@@ -13,7 +13,7 @@ from ipaddress import IPv4Network
 from typing import Any, Protocol, TypeVar
 
 from packages.container import LABEL_PREFIX
-from packages.imageref import DEFAULT_POLICY, RegistryPolicy
+from packages.imageref import DEFAULT_POLICY, PullPolicy, RegistryPolicy
 
 ENV_LABEL = LABEL_PREFIX + "env"
 TENANT_LABEL = LABEL_PREFIX + "tenant"
@@ -24,6 +24,8 @@ REVISION_LABEL = LABEL_PREFIX + "revision"
 FENCING_LABEL = LABEL_PREFIX + "fencing"
 HASH_LABEL = LABEL_PREFIX + "config-hash"
 VOLUME_LABEL = LABEL_PREFIX + "volume"  # a docker volume's package volume name
+# On a volume snapshot (the package volume it copies) and on the helpers that copy volumes.
+SNAPSHOT_LABEL = LABEL_PREFIX + "snapshot"
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -38,6 +40,19 @@ class NotFound(EngineError):
 
 class InUse(EngineError):
     """The engine keeps the object: something still uses it (an image a container was made of)."""
+
+
+@dataclass(frozen=True)
+class PullAuth:
+    """Whom a pull is made as: one tenant's username and password for the reference's
+    registry, or, both empty (`ANONYMOUS`), nobody: never the engine client's own logins.
+    The password stays out of the repr, so no log line or error shows it."""
+
+    username: str = ""
+    password: str = field(default="", repr=False)
+
+
+ANONYMOUS = PullAuth()
 
 
 class Stream(Protocol[T_co]):
@@ -105,6 +120,14 @@ def observed(summary: ContainerSummary) -> ObservedContainer:
     )
 
 
+@dataclass(frozen=True)
+class VolumeCopy:
+    """What copying one volume into another took: the copy's size (`du -sb`) and time."""
+
+    size_bytes: int
+    seconds: float
+
+
 class Engine(Protocol):
     """Containers, networks, volumes, images, execs, logs and events of one engine."""
 
@@ -132,11 +155,41 @@ class Engine(Protocol):
 
     def remove_environment_objects(self, env_id: str) -> None: ...
 
+    def snapshot_volume(
+        self, volume: str, snapshot: str, labels: Mapping[str, str], *, image: str, timeout: float
+    ) -> VolumeCopy:
+        """Copy the volume `volume` into the volume `snapshot` (made with `labels`; a partial
+        one of that name is replaced) by a helper container of `image` mounting the source
+        read-only; the snapshot counts as complete only once the copy has ended."""
+        ...
+
+    def restore_volume(
+        self, snapshot: str, volume: str, labels: Mapping[str, str], *, image: str, timeout: float
+    ) -> VolumeCopy:
+        """Empty `volume` and copy the complete snapshot `snapshot` back into it; NotFound
+        (nothing touched) when the snapshot volume is gone, EngineError when it is incomplete
+        or the copy fails."""
+        ...
+
+    def remove_volume(self, name: str) -> None:
+        """Remove the volume `name`; NotFound when it is gone, InUse when a container has it."""
+        ...
+
     # -- images -----------------------------------------------------------------------------
 
     def image_id(
-        self, reference: str, *, pull: bool, registries: RegistryPolicy = DEFAULT_POLICY
-    ) -> str: ...
+        self,
+        reference: str,
+        *,
+        pull: bool,
+        registries: RegistryPolicy = DEFAULT_POLICY,
+        policy: PullPolicy = PullPolicy.IF_NOT_PRESENT,
+        auth: PullAuth | None = None,
+    ) -> str:
+        """The id of the image `reference` names exactly, pulled first as `policy` says (when
+        absent; always; never) unless `pull` is False; as `auth` (None: as the engine client
+        is configured to). A failed pull is an EngineError, even with the image present."""
+        ...
 
     def image_named(self, name: str) -> str | None:
         """The id of the image tagged exactly `name`; None when there is none."""
@@ -152,6 +205,10 @@ class Engine(Protocol):
 
     def remove_image(self, name: str) -> None:
         """Remove the tag `name`; NotFound, or InUse when a container was created from it."""
+        ...
+
+    def save_image(self, reference: str) -> Iterator[bytes]:
+        """`docker save` of the image `reference` names exactly; NotFound when it is absent."""
         ...
 
     # -- containers -------------------------------------------------------------------------

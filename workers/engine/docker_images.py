@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import docker
@@ -11,13 +11,14 @@ from docker.errors import APIError, DockerException, ImageNotFound
 
 from packages.imageref import (
     DEFAULT_POLICY,
+    PullPolicy,
     Reference,
     RegistryPolicy,
     carries,
     parse,
     reference_problem,
 )
-from workers.engine import EngineError, InUse, NotFound
+from workers.engine import EngineError, InUse, NotFound, PullAuth
 
 _LOADED = re.compile(r"^Loaded image(?: ID)?: (.+)$")
 
@@ -27,34 +28,65 @@ def explained(exc: DockerException) -> str:
     return str(getattr(exc, "explanation", None) or exc)
 
 
+def _without(message: str, auth: PullAuth | None) -> str:
+    """`message` with the password masked, should an engine or a registry ever echo it."""
+    return message.replace(auth.password, "********") if auth and auth.password else message
+
+
 class DockerImages:
     """The image half of `DockerEngine`."""
 
     client: docker.DockerClient
 
     def image_id(
-        self, reference: str, *, pull: bool, registries: RegistryPolicy = DEFAULT_POLICY
+        self,
+        reference: str,
+        *,
+        pull: bool,
+        registries: RegistryPolicy = DEFAULT_POLICY,
+        policy: PullPolicy = PullPolicy.IF_NOT_PRESENT,
+        auth: PullAuth | None = None,
     ) -> str:
-        """The id of the image `reference` names, pulled first when absent and pulling is
-        allowed: exactly that image (its tag written out, and carried by the image found),
+        """The id of the image `reference` names, pulled first as `policy` says unless `pull`
+        is False: exactly that image (its tag written out, and carried by the image found),
         never one the engine's lookup would take for it, such as an id or an id's prefix."""
         problem = reference_problem(reference, registries)
         if problem:  # checked at upload too; this holds for packages stored before, or
             raise EngineError(f"image {reference} {problem}")  # a narrowed allowlist
         ref = parse(reference)
-        found = self._exact_image(ref)
-        if found is not None:
-            return found
-        if not pull:
-            raise EngineError(f"image {reference} is not on the engine")
-        try:
-            self.client.images.pull(ref.repository, tag=ref.digest or ref.tag or "latest")
-        except (APIError, ImageNotFound) as exc:
-            raise EngineError(f"image {reference} could not be pulled: {exc}") from None
+        pulls = pull and policy != PullPolicy.NEVER
+        if not (pulls and policy == PullPolicy.ALWAYS):
+            found = self._exact_image(ref)
+            if found is not None:
+                return found
+            if not pulls:
+                never = " (its pull_policy is never)" if policy == PullPolicy.NEVER else ""
+                raise EngineError(f"image {reference} is not on the engine{never}")
+        self._pull(ref, reference, auth)
         found = self._exact_image(ref)
         if found is None:
             raise EngineError(f"image {reference} was pulled but is not on the engine")
         return found
+
+    def _pull(self, ref: Reference, reference: str, auth: PullAuth | None) -> None:
+        """Pull `ref` as `auth`; an error the engine reports, before or while it streams the
+        pull's progress, is an EngineError (so a present image never stands in for it)."""
+        # An empty auth config is an anonymous pull: docker-py would send the client's own
+        # logins (~/.docker/config.json) for None.
+        config = None if auth is None else (
+            {"username": auth.username, "password": auth.password} if auth.username else {}
+        )  # fmt: skip
+        tag = ref.digest or ref.tag or "latest"
+        failed = f"image {reference} could not be pulled"
+        try:
+            for message in self.client.api.pull(
+                ref.repository, tag=tag, stream=True, decode=True, auth_config=config
+            ):
+                if "error" in message or "errorDetail" in message:
+                    detail = message.get("errorDetail", {}).get("message") or message.get("error")
+                    raise EngineError(_without(f"{failed}: {detail}", auth))
+        except (APIError, ImageNotFound) as exc:
+            raise EngineError(_without(f"{failed}: {explained(exc)}", auth)) from None
 
     def _exact_image(self, ref: Reference) -> str | None:
         attrs = self._image(ref.exact)
@@ -102,3 +134,12 @@ class DockerImages:
             if exc.status_code == 409:
                 raise InUse(f"image {name}: {exc.explanation}") from None
             raise EngineError(f"cannot remove image {name}: {exc.explanation}") from None
+
+    def save_image(self, reference: str) -> Iterator[bytes]:
+        ref = parse(reference)
+        if self._exact_image(ref) is None:
+            raise NotFound(f"image {reference} is not on the engine")
+        try:
+            yield from self.client.api.get_image(ref.exact, chunk_size=1024 * 1024)
+        except APIError as exc:
+            raise EngineError(f"cannot save image {reference}: {exc.explanation}") from None
