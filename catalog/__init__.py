@@ -25,7 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from catalog.api.docs import Api
     from catalog.api.inputs import refuse_unstorable_text
     from catalog.db import make_engine, make_sessionmaker
-    from catalog.errors import register_error_handlers
+    from catalog.errors import UPLOAD_SLACK, register_error_handlers
     from catalog.jsonprovider import OrjsonProvider
     from catalog.queue import Publisher, make_celery
     from catalog.ratelimit import limiter
@@ -46,7 +46,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/v1",
         OPENAPI_JSON_PATH="openapi.json",
         # Room for multipart framing around the largest accepted archive.
-        MAX_CONTENT_LENGTH=settings.max_upload_bytes + 64 * 1024,
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes + UPLOAD_SLACK,
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
         RATELIMIT_HEADERS_ENABLED=True,
     )

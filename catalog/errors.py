@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, current_app, json
+from flask import Flask, Response, json, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -15,6 +15,7 @@ from packages.errors import PackageError
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+UPLOAD_SLACK = 64 * 1024  # a request body may exceed its upload's limit by this (multipart)
 
 
 class CatalogError(Exception):
@@ -142,7 +143,8 @@ def handle_http_exception(error: HTTPException) -> Response:
         # Werkzeug's MAX_CONTENT_LENGTH check, before any byte is read: the same problem
         # as an upload found too large while streaming (PayloadTooLarge).
         title = PayloadTooLarge.title
-        limit = current_app.extensions["catalog"]["settings"].max_upload_bytes
+        # The route's own limit (an image tarball's is larger), less the headers' allowance.
+        limit = (request.max_content_length or 0) - UPLOAD_SLACK
         detail = f"the request body is larger than the {limit} bytes an upload may have"
     elif error.code == 429:
         detail = f"rate limit exceeded: {error.description}"  # e.g. "3 per 1 minute"

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 from catalog import current_settings
 from catalog.api.context import blobs, db, principal
 from catalog.api.docs import BINARY, problems
-from catalog.errors import UnsupportedMediaType
+from catalog.errors import UPLOAD_SLACK, UnsupportedMediaType
 from catalog.ratelimit import limiter
 from catalog.schemas import images as schemas
 from catalog.services import offline_images as service
@@ -40,7 +40,7 @@ def upload_image(args):
     tarball again answers 200; another tarball under a held reference is a 409.
     """
     settings = current_settings()
-    request.max_content_length = settings.max_image_upload_bytes + 64 * 1024
+    request.max_content_length = settings.max_image_upload_bytes + UPLOAD_SLACK
     image, new = service.receive_image(
         db(), principal(), blobs(), _tarball, settings.max_image_upload_bytes,
         reference=args["reference"], registries=RegistryPolicy.from_setting(settings.registries),
