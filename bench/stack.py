@@ -216,6 +216,7 @@ class Stack:
             # A key of this run's own: secret parameters are stored encrypted.
             "CATALOG_SECRET_KEY": new_key(),
             "CATALOG_READ_RATE_LIMIT": "1000000/minute",  # a benchmark polls as fast as it can
+            "CATALOG_SNAPSHOT_IMAGE": "catalog-test/busybox:latest",  # built offline
             **self.settings,
         }
         bootstrap = subprocess.run(

@@ -26,8 +26,9 @@ _FORBIDDEN_NETWORKS = frozenset({"host", "bridge", "none", "default"})
 # new name and DNS alias at the next deploy.
 _HASH_SCHEME = "catalog-config-hash/v2"
 # config_hash leaves these out: ordering only, or covered by an effective value (the image
-# id stands for `image` and for what `pull_policy` brought).
-_UNHASHED_KEYS = frozenset({"depends_on", "image", "resources", "files", "pull_policy"})
+# id stands for `image` and for what `pull_policy` brought), or how a deploy treats the
+# container's volumes (`data`), not the container.
+_UNHASHED_KEYS = frozenset({"depends_on", "image", "resources", "files", "pull_policy", "data"})
 
 _BYTE_UNITS = {"": 1, "k": KiB, "m": MiB, "g": 1024 * MiB, "t": 1024 * 1024 * MiB}
 _BYTES_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:i?b)?|b)?\Z", re.ASCII)

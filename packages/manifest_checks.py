@@ -102,9 +102,19 @@ def _check_service(
         _check_memory((*base, "resources", "memory"), service["resources"].get("memory"), found)
     _check_ports((*base, "ports"), service.get("ports"), found)
     _check_volumes((*base, "volumes"), service.get("volumes"), found)
+    _check_data((*base, "data"), service, found)
     for i, other in list_items(service.get("depends_on")):
         if isinstance(other, str) and other not in services:
             found.add((*base, "depends_on", i), f"unknown service {other!r}")
+
+
+def _check_data(path: Path, service: dict, found: Problems) -> None:
+    """`data.migrates` asks for snapshots of the service's volumes: it needs one to copy."""
+    data = service.get("data")
+    volumes = [v for _, v in list_items(service.get("volumes")) if isinstance(v, dict)]
+    migrates = isinstance(data, dict) and data.get("migrates") is True
+    if migrates and all(v.get("read_only") for v in volumes):
+        found.add((*path, "migrates"), "the service mounts no writable named volume")
 
 
 def _check_healthcheck(path: Path, check: dict, found: Problems) -> None:

@@ -17,6 +17,7 @@ def register_blueprints(api: Api) -> None:
         observe,
         packages,
         registries,
+        snapshots,
         templates,
         tenants,
         webhooks,
@@ -24,7 +25,7 @@ def register_blueprints(api: Api) -> None:
 
     modules = (
         health, tenants, hosts, categories, packages, environments, deployments, observe,
-        templates, audit, webhooks, images, registries,
+        templates, audit, webhooks, images, registries, snapshots,
     )  # fmt: skip
     for module in modules:
         api.register_blueprint(module.blp, url_prefix="/v1")

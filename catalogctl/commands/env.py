@@ -1,4 +1,4 @@
-"""`catalogctl env`: environments (create, list, show, update, delete)."""
+"""`catalogctl env`: environments (create, list, show, update, delete, diff, snapshots)."""
 
 from __future__ import annotations
 
@@ -192,3 +192,38 @@ def delete_command(name: str, wait: bool, timeout: float, yes: bool) -> None:
         done(f"deleted environment {name}")
     else:
         done(f"environment {name} is being deleted")
+
+
+def size_text(size: int | None) -> str:
+    """Bytes as a person reads them: 512 B, 1.5 KiB, 100.0 MiB."""
+    value, unit = float(size or 0), "B"
+    for bigger in ("KiB", "MiB", "GiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.0f} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
+SNAPSHOT_COLUMNS = (
+    ("REVISION", "revision"),
+    ("APP", "app"),
+    ("SERVICE", "service"),
+    ("VOLUME", "volume"),
+    ("SIZE", lambda s: size_text(s.get("size_bytes"))),
+    ("STATUS", "status"),
+    ("CREATED", lambda s: when(s.get("created_at"))),
+    ("SNAPSHOT", "snapshot_volume"),
+)
+
+
+@env.command("snapshots")
+@click.argument("name", shell_complete=complete_env)
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@api_options
+def snapshots_command(name: str, limit: int) -> None:
+    """Snapshots of the environment's volumes, made before upgrades changed their data.
+
+    Newest revision first: kept, restored (copied back when the revision was undone),
+    failed (the detail says what; never pruned) or pruned (past CATALOG_SNAPSHOT_RETENTION).
+    """
+    show_list(api().pages(path("environments", name, "snapshots"), {}, limit), SNAPSHOT_COLUMNS)

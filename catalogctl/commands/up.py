@@ -233,6 +233,9 @@ def up(
     env = dict(os.environ)
     if home is not None:
         env["CATALOG_HOME"] = str(home)
+    # Volume snapshots copy with a helper image the engine must hold: here the offline image
+    # `make run` builds (the examples run on it too); docker-compose.yml builds the catalog's.
+    env.setdefault("CATALOG_SNAPSHOT_IMAGE", "catalog-test/busybox:latest")
     settings = service_config.load(env)
     home = Path(settings.catalog_home)
     env["CATALOG_HOME"] = str(home)

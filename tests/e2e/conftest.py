@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from catalog.models import Base
-from tests.conftest import BROKER_URL, TASK_QUEUE, TEST_SECRET_KEY, remove_labelled
+from tests.conftest import BROKER_URL, TASK_QUEUE, TEST_IMAGE, TEST_SECRET_KEY, remove_labelled
 
 BIN = Path(sys.executable).parent
 # Host ports for the apps this run deploys: a window of its own, so that runs at the same time
@@ -61,6 +61,7 @@ def service_env(database_url, tmp_path):
         "CATALOG_SECRET_KEY": TEST_SECRET_KEY,
         "CATALOG_HOST_PORT_RANGE": HOST_PORT_RANGE,
         "CATALOG_MIN_RUNNING_SECONDS": "0.5",
+        "CATALOG_SNAPSHOT_IMAGE": TEST_IMAGE,  # volume snapshots' helper, built offline
         # The CLI's profiles of this test only.
         "CATALOGCTL_CONFIG": str(tmp_path / "catalogctl.yaml"),
     }

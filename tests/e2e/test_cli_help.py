@@ -34,6 +34,7 @@ def test_the_command_tree_has_every_group_the_api_needs():
         "package yank", "package delete", "package download", "package logo",
         "category list", "category create", "category delete",
         "env create", "env list", "env show", "env update", "env delete", "env diff",
+        "env snapshots",
         "app add", "app list", "app show", "app update", "app remove", "app endpoint",
         "template create", "template list", "template show", "template delete", "template use",
         "deploy", "deployment list", "deployment show", "deployment cancel",

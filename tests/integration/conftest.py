@@ -15,7 +15,7 @@ from catalog import create_app, settings_of
 from catalog.auth import Principal
 from catalog.models import Base
 from catalog.services import tenants
-from tests.conftest import BROKER_URL, TASK_QUEUE, TEST_SECRET_KEY, remove_labelled
+from tests.conftest import BROKER_URL, TASK_QUEUE, TEST_IMAGE, TEST_SECRET_KEY, remove_labelled
 from tests.integration.stack import TEST_NETWORK_POOL, TEST_PORT_RANGE, Deployer, WorkerProcess
 
 
@@ -177,6 +177,8 @@ def worker_env(app, tmp_path) -> dict[str, str]:
         "CATALOG_NETWORK_POOL": TEST_NETWORK_POOL,
         "CATALOG_MIN_RUNNING_SECONDS": "0.5",
         "CATALOG_RESYNC_SECONDS": "2",
+        # The helper image of volume snapshots (the default, the catalog's own, is not built).
+        "CATALOG_SNAPSHOT_IMAGE": TEST_IMAGE,
     }
     return env
 

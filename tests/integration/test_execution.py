@@ -42,20 +42,27 @@ def user(client, make_caller) -> Deployer:
     return Deployer(client, make_caller("acme", "publisher").headers)
 
 
-@pytest.fixture
-def run(app, engine):
-    """run(env_id, revision, **settings) -> the deployment's final status, deployed here."""
+def deploying_here(app, engine, **defaults):
+    """run(env_id, revision, **settings) -> the deployment's final status, deployed in this
+    process on `engine` with `defaults` and `settings` over the app's settings."""
     sessions = app.extensions["catalog"]["sessionmaker"]
 
     def run(env_id: str, revision: int, **settings) -> str:
+        overrides = {"MIN_RUNNING_SECONDS": 0, **defaults, **settings}
         rt = Runtime(
             sessions=sessions, engine=engine, blob_path=app.extensions["catalog"]["blobs"].path_for,
-            settings=settings_of(app).overridden({"MIN_RUNNING_SECONDS": 0, **settings}),
+            settings=settings_of(app).overridden(overrides),
             owner="test", secrets=sessions.kw["info"]["secrets"],
         )  # fmt: skip
         return deploy(rt, env_id, revision)
 
     return run
+
+
+@pytest.fixture
+def run(app, engine):
+    """run(env_id, revision, **settings) -> the deployment's final status, deployed here."""
+    return deploying_here(app, engine)
 
 
 def environment(user: Deployer, services: dict) -> str:

@@ -23,6 +23,7 @@ from workers.engine import (
     NotFound,
     ObservedContainer,
     PullAuth,
+    VolumeCopy,
     observed,
 )
 
@@ -59,6 +60,9 @@ class FakeEngine:
         self.containers: dict[str, FakeContainer] = {}
         self.networks: dict[str, dict[str, str]] = {}
         self.volumes: dict[str, dict[str, str]] = {}
+        # What each volume holds, as a test writes it (path -> bytes); a snapshot holds a copy.
+        self.volume_files: dict[str, dict[str, bytes]] = {}
+        self.snapshot_images: set[str] = {"snapshot-helper"}  # helper images on the engine
         self.images: dict[str, str] = dict(images or {})  # reference -> id
         self.calls: list[tuple[str, str]] = []  # (operation, container name or object name)
         self.fail_start: set[str] = set()  # service names whose containers cannot start
@@ -131,6 +135,38 @@ class FakeEngine:
         for objects in (self.networks, self.volumes):
             for name in [n for n, labels in objects.items() if labels.get(ENV_LABEL) == env_id]:
                 del objects[name]
+
+    def snapshot_volume(
+        self, volume: str, snapshot: str, labels: Mapping[str, str], *, image: str, timeout: float
+    ) -> VolumeCopy:
+        if volume not in self.volumes:
+            raise NotFound(f"volume {volume} is gone")
+        self._helper(image)
+        self.volumes.setdefault(snapshot, dict(labels))
+        self.volume_files[snapshot] = dict(self.volume_files.get(volume, {}))
+        self.calls.append(("snapshot", volume))
+        return VolumeCopy(sum(map(len, self.volume_files[snapshot].values())), 0.01)
+
+    def restore_volume(
+        self, snapshot: str, volume: str, labels: Mapping[str, str], *, image: str, timeout: float
+    ) -> VolumeCopy:
+        if snapshot not in self.volumes:
+            raise NotFound(f"the snapshot volume {snapshot} is gone")
+        self._helper(image)
+        self.volume_files[volume] = dict(self.volume_files.get(snapshot, {}))
+        self.calls.append(("restore", volume))
+        return VolumeCopy(sum(map(len, self.volume_files[volume].values())), 0.01)
+
+    def remove_volume(self, name: str) -> None:
+        if name not in self.volumes:
+            raise NotFound(f"volume {name} is gone")
+        del self.volumes[name]
+        self.volume_files.pop(name, None)
+        self.calls.append(("remove_volume", name))
+
+    def _helper(self, image: str) -> None:
+        if image not in self.snapshot_images:
+            raise EngineError(f"the copy needs the image {image}, which is not on the engine")
 
     # -- images ---------------------------------------------------------------------------------
 

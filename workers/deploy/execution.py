@@ -32,6 +32,7 @@ from workers.deploy.planner import Identity, Plan, Step, Strategy, plan
 from workers.deploy.ports import PortsExhausted, allocate, parse_range, release_orphans
 from workers.deploy.prepare import Prepared, PrepareError, prepare, published_ports
 from workers.deploy.readiness import Interrupted, NotReady, wait_ready
+from workers.deploy.safekeeping import Safekeeping
 from workers.engine import (
     APP_LABEL,
     ENV_LABEL,
@@ -84,8 +85,10 @@ class Execution:
         self.interruption = Interruption(rt, env_id, revision, heartbeat)
         self.inputs = SnapshotInputs(rt, self.events)
         self.outcome = Outcome(rt, env_id, revision, self.events)
+        self.safekeeping = Safekeeping(rt, env_id, revision, self.events, self.interruption)
+        self.outcome.unrestored = self.safekeeping.unrestored  # named by a failure's detail
         self.created: list[str] = []  # containers this attempt created
-        self.stopped: list[str] = []  # old containers stopped first (published ports)
+        self.stopped: list[str] = []  # old containers stopped first (ports, snapshots)
         self.volumes: dict[tuple[str, str], str] = {}  # (app, volume) -> docker volume name
         self.log_share: int = rt.settings.log_share_bytes
         self._lock = threading.Lock()
@@ -166,9 +169,8 @@ class Execution:
         wanted_ports = published_ports(spec["apps"])
         prepared = self._prepare(spec, env_name, tenant_id)
         observed = self.rt.engine.observe(self.env_id)
-        the_plan = plan(
-            [p.desired() for p in prepared], observed, revision=self.revision, fencing=self.fencing
-        )
+        desired = self.safekeeping.desired(prepared, spec)  # guarded volumes: stop-first
+        the_plan = plan(desired, observed, revision=self.revision, fencing=self.fencing)
         self._save_plan(the_plan)
         for step in the_plan.remove_now:
             assert step.container_id is not None  # a removal names the container it removes
@@ -177,10 +179,12 @@ class Execution:
             self.rt.engine.remove(step.container_id)
         self._ensure_network_and_volumes(spec, tenant_id)
         self._verify_leftovers(prepared, the_plan, observed)
+        self.safekeeping.take(the_plan, self.volumes, tenant_id, self._stop_old)
         self._start_all(prepared, the_plan, tenant_id)
         self.interruption.check()
         self._teardown(the_plan.remove_after)
         release_orphans(self.rt.sessions, self.env_id, set(wanted_ports))
+        self.safekeeping.prune()  # counting this revision's success; it never fails it
         return self.outcome.succeeded(self.log_share)
 
     def _prepare(
@@ -333,11 +337,7 @@ class Execution:
         """Stop the old container first if need be, then create and start the new one."""
         self.interruption.check()
         if step.strategy is Strategy.STOP_FIRST and step.container_id:
-            self.events.emit("stopping the old container first (published port)",
-                             app=item.app, service=item.service)  # fmt: skip
-            self.rt.engine.stop(step.container_id, timeout=STOP_TIMEOUT)
-            with self._lock:
-                self.stopped.append(step.container_id)
+            self._stop_old(step, "published port")
         params = self._params(item, tenant_id)
         if step.strategy is Strategy.START_BESIDE and step.container_id:
             # Off the service's DNS name until ready: the old generation alone answers to it.
@@ -349,6 +349,17 @@ class Execution:
             self.created.append(container.id)
         self.rt.engine.start(container.id)
         return container
+
+    def _stop_old(self, step: Step, why: str) -> None:
+        assert step.container_id is not None  # a replacement names the container it replaces
+        with self._lock:
+            if step.container_id in self.stopped:
+                return  # before its volumes were snapshotted
+        self.events.emit(f"stopping the old container first ({why})", app=step.app,
+                         service=step.service)  # fmt: skip
+        self.rt.engine.stop(step.container_id, timeout=STOP_TIMEOUT)
+        with self._lock:
+            self.stopped.append(step.container_id)
 
     def _await_ready(
         self,
@@ -422,6 +433,7 @@ class Execution:
         ours = [c.id for c in self.rt.engine.observe(self.env_id) if c.revision == self.revision]
         for container_id in dict.fromkeys([*reversed(self.created), *ours]):
             self.rt.engine.retire(container_id, network_name(self.env_id))
+        restored = self.safekeeping.restore()  # before the old containers read their volumes
         for container_id in self.stopped:
             try:
                 self.rt.engine.start(container_id)
@@ -430,5 +442,5 @@ class Execution:
         if self.created or self.stopped:
             self.events.emit(
                 f"undone: removed {len(self.created)} new container(s), "
-                f"restarted {len(self.stopped)} old one(s)"
+                f"restored {restored} volume(s), restarted {len(self.stopped)} old one(s)"
             )

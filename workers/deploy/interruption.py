@@ -38,6 +38,10 @@ class Interruption:
     def out_of_time(self) -> bool:
         return time.monotonic() >= self._deadline
 
+    def seconds_left(self) -> float:
+        """Until the deployment's time limit (0 past it; a large number before it is set)."""
+        return max(min(self._deadline - time.monotonic(), 1e9), 0.0)
+
     def time_limit_reason(self) -> str:
         return f"the deployment ran past its time limit of {deploy_time_limit(self.rt):.0f} s"
 

@@ -36,6 +36,9 @@ class Outcome:
 
     def __init__(self, rt: Runtime, env_id: str, revision: int, events: EventLog) -> None:
         self.rt, self.env_id, self.revision, self.events = rt, env_id, revision, events
+        # What the undo could not restore (volumes whose snapshots are kept): a failed or
+        # cancelled revision leaves the environment deploy_failed naming each.
+        self.unrestored: list[str] = []
 
     def succeeded(self, log_share: int) -> str:
         records = self.rt.engine.observe(self.env_id)
@@ -59,7 +62,7 @@ class Outcome:
 
     def failed(self, reason: str, had_revision: bool) -> str:
         status = DeploymentStatus.ROLLED_BACK if had_revision else DeploymentStatus.FAILED
-        detail = f"revision {self.revision} failed: {reason}"
+        detail = f"revision {self.revision} failed: {reason}" + self._unrestored()
         suffix = "; the previous revision keeps serving" if had_revision else ""
         self._finish(
             status, EnvironmentStatus.DEPLOY_FAILED, detail, event=(detail + suffix, "error")
@@ -70,6 +73,10 @@ class Outcome:
         event = (f"revision {self.revision} cancelled: {reason}", "warning")
         if reason == "the environment is being deleted":
             self._finish(DeploymentStatus.CANCELLED, None, reason, event=event)
+        elif self.unrestored:
+            detail = f"revision {self.revision} cancelled: {reason}" + self._unrestored()
+            self._finish(DeploymentStatus.CANCELLED, EnvironmentStatus.DEPLOY_FAILED, detail,
+                         event=(detail, "error"))  # fmt: skip
         else:
             self._finish(
                 DeploymentStatus.CANCELLED,
@@ -78,6 +85,9 @@ class Outcome:
                 event=event,
             )
         return DeploymentStatus.CANCELLED
+
+    def _unrestored(self) -> str:
+        return "".join(f"; {problem}" for problem in self.unrestored)
 
     def _finish(
         self, status: str, env_status: str | None, detail: str, *, event: tuple[str, str]

@@ -24,6 +24,8 @@ class DesiredContainer:
     config_hash: str
     publishes_ports: bool
     depends_on: frozenset[tuple[str, str]] = frozenset()
+    # Its old container must stop before it starts: its volumes are snapshotted in between.
+    snapshots_volumes: bool = False
 
     @property
     def identity(self) -> Identity:
@@ -33,7 +35,9 @@ class DesiredContainer:
 class Strategy(Enum):
     KEEP = "keep"
     START_BESIDE = "start-beside"  # no published port: the old one serves until the end
-    STOP_FIRST = "stop-first"  # published host port: stop the old one, restart it on failure
+    # A published host port, or volumes snapshotted between: stop the old one, restart it on
+    # failure.
+    STOP_FIRST = "stop-first"
     REMOVE = "remove"
 
 
@@ -119,7 +123,8 @@ def plan(
             keep.append(_step(Strategy.KEEP, identity, chosen.id, "unchanged"))
         else:
             chosen = max(fresh, key=_replace_rank, default=None)
-            strategy = Strategy.STOP_FIRST if want.publishes_ports else Strategy.START_BESIDE
+            stop_first = want.publishes_ports or want.snapshots_volumes
+            strategy = Strategy.STOP_FIRST if stop_first else Strategy.START_BESIDE
             started.add(identity)
             if chosen is None:
                 reason = _new_reason(identity, observed_apps, observed_services)

@@ -31,6 +31,7 @@ from workers.engine import (
     observed,
 )
 from workers.engine.docker_images import DockerImages, explained
+from workers.engine.docker_volumes import DockerVolumes
 from workers.engine.names import legacy_volume_name, volume_name
 from workers.engine.subnets import capacity, free_subnet, subnets_in_use
 
@@ -99,7 +100,7 @@ def _summary(found: Mapping[str, Any]) -> ContainerSummary:
     )
 
 
-class DockerEngine(DockerImages):
+class DockerEngine(DockerImages, DockerVolumes):
     """One Docker engine, through one docker-py client."""
 
     def __init__(self, client: docker.DockerClient) -> None:

@@ -22,6 +22,12 @@ def volume_name(env_id: str, app: str, volume: str) -> str:
     return f"{PREFIX}{env_id}{SEPARATOR}{app}{SEPARATOR}{volume}"
 
 
+def snapshot_volume_name(env_id: str, app: str, volume: str, revision: int) -> str:
+    """`cat-snap-<env>_<app>_<volume>_r<revision>`: the copy of an app volume that revision
+    `revision` made before changing it (the last part, after the last `_r`, is the revision)."""
+    return f"{PREFIX}snap-{env_id}{SEPARATOR}{app}{SEPARATOR}{volume}{SEPARATOR}r{revision}"
+
+
 def legacy_volume_name(env_id: str, app: str, volume: str) -> str:
     """The name volumes had before (ambiguous: `a` + `b-data` = `a-b` + `data`); a volume of
     this name is kept only for the app its label says made it."""
