@@ -1,6 +1,6 @@
 """Benchmark (issue 14): every file of the Compose corpus imports in < 100 ms (p95, per file).
 
-Each file of ../shared/corpus/compose-awesome is imported (read, checked against the Compose
+Each file of tests/corpus/compose-awesome is imported (read, checked against the Compose
 Specification's schema, converted) --repeats times, and each import that makes a package is
 also written and validated as an upload would be (`write_package`); refused files are timed
 to their refusal. The Murano corpus is timed the same way and reported (no target).
@@ -23,7 +23,7 @@ from packages.importers import write_package  # noqa: E402
 from packages.importers.compose import import_compose  # noqa: E402
 from packages.importers.murano import import_murano  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = ROOT / "tests" / "corpus"
 TARGET_P95_MS = 100.0
 
 

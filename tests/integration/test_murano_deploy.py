@@ -21,7 +21,7 @@ from packages.importers.murano import import_murano
 from tests.conftest import TEST_IMAGE
 from tests.integration.stack import Deployer, archive_of
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "murano-docker-apps"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "murano-docker-apps"
 ENV_LABEL = "io.catalog.env"
 STRING_VALUES = {"grafanaPassword": "s3cret-pass", "dbName": "metrics"}
 

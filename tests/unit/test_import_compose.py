@@ -19,7 +19,7 @@ WEB_TAGGED = "services:\n  web:\n    image: nginx:${TAG}\n"
 OWN = "is not allowed: containers keep namespaces of their own"
 SYSTEM = "binds of host system paths are not allowed"
 MERGE = "is not imported: merge the files first (docker compose config)"
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "compose-awesome"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "compose-awesome"
 
 
 def compose(tmp_path: Path, text: str, **beside: str | bytes) -> Path:

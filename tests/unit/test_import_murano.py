@@ -18,7 +18,7 @@ from packages.package import PNG_MAGIC
 from packages.render import in_process, render_outputs, render_service, template_context
 from tests.archives import RawZipEntry, zip_of
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "murano-docker-apps"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "murano-docker-apps"
 APPS = sorted(p.parent.parent.name for p in CORPUS.glob("Applications/*/package/manifest.yaml"))
 CLASS_FILE = "Classes/DockerDemo.yaml"
 PNG = PNG_MAGIC + b"\x00" * 32
