@@ -14,6 +14,7 @@ from tests.integration.conftest import package_bytes
 from tests.integration.stack import Deployer
 from tests.integration.test_execution import deploying_here, engine, user
 from tests.unit.fake_engine import FakeContainer, FakeEngine
+from workers.engine import EngineError
 
 BODY = {"type": "object", "properties": {"body": {"type": "string", "default": "v1"}}}
 __all__ = ["engine", "user"]  # fixtures
@@ -158,6 +159,26 @@ def test_an_undone_upgrade_restores_the_volume_before_the_old_container_starts(u
     assert any(m.startswith("undone: removed 1 new container(s), restored 1 volume(s)")
                for m in events)  # fmt: skip
     assert user.environment("e")["status"] == "deploy_failed"
+
+
+def test_an_undo_before_any_new_container_ran_leaves_the_volume_and_keeps_the_snapshot(
+    user, run, engine, monkeypatch
+):
+    env_id = first_deploy(user, run, engine)
+    publish(user, "2.0.0")
+
+    def refuse(params, files):  # after the snapshot, before anything new exists
+        raise EngineError("no room for a new container")
+
+    monkeypatch.setattr(engine, "create", refuse)
+    engine.calls.clear()
+
+    assert run(env_id, upgrade(user, "2.0.0")) == "rolled_back"
+
+    assert not [c for c in engine.calls if c[0] == "restore"]
+    assert engine.volume_files[volume(env_id)] == {"/data/file": b"original"}
+    assert [s["status"] for s in snapshots(user)] == ["kept"]
+    assert any("was not changed (no new container of store ran)" in m for m in messages(user, 2))
 
 
 def test_a_restore_that_fails_keeps_the_snapshot_and_names_it(user, run, engine):

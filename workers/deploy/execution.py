@@ -430,10 +430,11 @@ class Execution:
 
     def _undo(self) -> None:
         # Kept leftovers of an earlier attempt at this revision go too, never checked ready.
-        ours = [c.id for c in self.rt.engine.observe(self.env_id) if c.revision == self.revision]
-        for container_id in dict.fromkeys([*reversed(self.created), *ours]):
+        ours = [c for c in self.rt.engine.observe(self.env_id) if c.revision == self.revision]
+        touched = {c.app for c in ours if c.app}  # apps whose volumes a new container may change
+        for container_id in dict.fromkeys([*reversed(self.created), *(c.id for c in ours)]):
             self.rt.engine.retire(container_id, network_name(self.env_id))
-        restored = self.safekeeping.restore()  # before the old containers read their volumes
+        restored = self.safekeeping.restore(touched)  # before the old containers read them
         for container_id in self.stopped:
             try:
                 self.rt.engine.start(container_id)

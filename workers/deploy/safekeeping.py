@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from sqlalchemy import select
 
-from catalog.models import Deployment, Environment, VolumeSnapshot
+from catalog.models import IN_FLIGHT, Deployment, Environment, VolumeSnapshot
 from catalog.models.deployment import DeploymentStatus
 from catalog.models.volume_snapshot import PRUNABLE, SnapshotStatus
 from catalog.snapshot import DeploymentSnapshot
@@ -124,11 +124,14 @@ class Safekeeping:
             app=target.app, service=target.service,
         )  # fmt: skip
 
-    def restore(self) -> int:
+    def restore(self, touched: set[str]) -> int:
         """Copy every snapshot this revision kept back into its volume; how many were.
 
-        Called by the undo before the old containers start again. A snapshot that cannot be
-        restored stays, marked failed, and is named in `unrestored` (the outcome's detail).
+        Called by the undo before the old containers start again, for the apps of `touched`:
+        those a container of this revision ran in (another app's volume is as it was, and its
+        snapshot stays kept). A snapshot that cannot be restored stays, marked failed, and is
+        named in `unrestored` (the outcome's detail). Once the lease is lost, another attempt
+        may be using the volumes: nothing is restored and every snapshot stays.
         """
         with self.rt.sessions() as session:
             rows = session.scalars(
@@ -142,11 +145,24 @@ class Safekeeping:
             session.expunge_all()
         restored = 0
         for row in rows:
+            if row.app not in touched:
+                self.events.emit(f"volume {row.volume} was not changed (no new container of "
+                                 f"{row.app} ran): its snapshot {row.snapshot_volume} is kept",
+                                 app=row.app, service=row.service)  # fmt: skip
+                continue
+            if self.interruption.heartbeat.lost.is_set():
+                message = (f"volume {row.volume} of {row.app} was not restored: the lease was "
+                           f"lost; its snapshot {row.snapshot_volume} is kept")  # fmt: skip
+                self.unrestored.append(message)
+                self.events.emit(message, level="error", app=row.app, service=row.service)
+                continue
+            # The copy back takes about as long as the copy did: never less than that.
+            budget = max(self.interruption.seconds_left(), 0.0) + RESTORE_GRACE_SECONDS
             try:
                 copy = self.rt.engine.restore_volume(
                     row.snapshot_volume, row.source_volume,
                     self._labels(row.app, row.volume, ""), image=self.rt.settings.snapshot_image,
-                    timeout=self.interruption.seconds_left() + RESTORE_GRACE_SECONDS,
+                    timeout=max(budget, 2 * row.seconds + RESTORE_GRACE_SECONDS),
                 )  # fmt: skip
             except EngineError as exc:
                 self._set(row.id, SnapshotStatus.FAILED, f"restore failed: {exc}")
@@ -194,6 +210,14 @@ class Safekeeping:
                     select(VolumeSnapshot).where(
                         VolumeSnapshot.environment_id == self.env_id,
                         VolumeSnapshot.status.in_(PRUNABLE),
+                        # Never one an unfinished revision may still restore.
+                        VolumeSnapshot.deployment_id.not_in(
+                            select(Deployment.id).where(
+                                Deployment.environment_id == self.env_id,
+                                Deployment.status.in_(IN_FLIGHT),
+                                Deployment.revision != self.revision,
+                            )
+                        ),
                     )
                 )
             }

@@ -28,11 +28,17 @@ SNAPSHOT_SCRIPT = (
     "set -eu; rm -rf /to/data /to/complete; mkdir /to/data; cp -a /from/. /to/data/;"
     " touch /to/complete; du -sb /to/data"
 )
-# A snapshot without its marker is refused before the volume is touched; the globs name every
-# entry of the volume's root, dot files too (a glob matching nothing stays as it is: rm -f).
+# A snapshot without its marker is refused before the volume is touched. The copy goes to a
+# staging directory in the volume first: a copy cut short (a timeout, a full disk) leaves the
+# volume's own files as they were; only once it is whole are they replaced by the staged
+# ones (renames within the volume: quick).
+STAGING = "/to/.catalog-restore"
 RESTORE_SCRIPT = (
     'set -eu; [ -f /from/complete ] || { echo "the snapshot is incomplete" >&2; exit 3; };'
-    " rm -rf /to/* /to/.[!.]* /to/..?*; cp -a /from/data/. /to/; du -sb /to"
+    f" rm -rf {STAGING}; mkdir {STAGING}; cp -a /from/data/. {STAGING}/;"
+    " find /to -mindepth 1 -maxdepth 1 ! -name .catalog-restore -exec rm -rf {} +;"
+    f" find {STAGING} -mindepth 1 -maxdepth 1 -exec mv {{}} /to/ \\;; rmdir {STAGING};"
+    " du -sb /to"
 )
 # What cp -a needs to keep owners, modes and times of files it may not own.
 HELPER_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID")
