@@ -36,11 +36,13 @@ class RegistryCredential(Base):
 
 
 class GuardedRegistry(Base):
-    """A registry server some tenant has held credentials for. Never deleted: an image pulled
-    with credentials may stay on an engine after they go, so every deploy of an image from
-    such a server pulls it with the deploying tenant's own credentials (or none) first."""
+    """A repository of a registry server some tenant pulled with its credentials (marked just
+    before that pull). Never deleted: the image may stay on an engine after the credentials
+    go, so every deploy of an image of that repository pulls it with the deploying tenant's
+    own credentials (or none) first. Other repositories of the server are not slowed."""
 
     __tablename__ = "guarded_registries"
 
     server: Mapped[str] = mapped_column(String(255), primary_key=True)
+    repository: Mapped[str] = mapped_column(String(255), primary_key=True)
     created_at: Mapped[datetime] = created_column()

@@ -2,11 +2,11 @@
 use for that tenant's pulls of images from it, and for nobody else's.
 
 The password is sealed like a secret parameter (catalog/secretbox.py) and never shown: not in
-an answer, an audit row, an event or a log line; the worker opens it only for the pull. Adding
-credentials for a server also marks it guarded (`guarded_registries`, kept when credentials
-go): every deploy of an image from a guarded server pulls it as the deploying tenant, so an
-image one tenant pulled with its credentials is never run for another because the shared
-engine holds it (workers/deploy/registries.py).
+an answer, an audit row, an event or a log line; the worker opens it only for the pull. A
+pull with credentials first marks its repository guarded (`guarded_registries`, kept when
+the credentials go): every deploy of an image of a guarded repository pulls it as the
+deploying tenant, so an image one tenant pulled with its credentials is never run for another
+because the shared engine holds it (workers/deploy/registries.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from catalog.auth import Principal, require_role
 from catalog.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from catalog.models import GuardedRegistry, RegistryCredential
+from catalog.models import RegistryCredential
 from catalog.secretbox import SecretBox
 from catalog.services import audit, tenants
 from catalog.services.pagination import decode_cursor, encode_cursor
@@ -56,7 +56,6 @@ def add_registry(
     if _find(session, tenant_id, server) is not None:
         raise Conflict(taken)
     sealed = box.seal(password)
-    _guard(session, server)
     credential = RegistryCredential(
         tenant_id=tenant_id, server=server, username=username, password=sealed,
         created_by=principal.token_id,
@@ -71,17 +70,6 @@ def add_registry(
                  tenant_id=tenant_id, detail={"server": server})  # fmt: skip
     session.commit()
     return credential
-
-
-def _guard(session: Session, server: str) -> None:
-    """Mark `server` guarded, once (a savepoint: another tenant may be marking it now)."""
-    if session.get(GuardedRegistry, server) is not None:
-        return
-    try:
-        with session.begin_nested():
-            session.add(GuardedRegistry(server=server))
-    except IntegrityError:
-        pass  # marked meanwhile: guarded all the same
 
 
 def _tenant_of(session: Session, principal: Principal, tenant: str | None) -> str:

@@ -101,3 +101,19 @@ def test_always_pulling_with_pulls_off_is_refused_naming_the_setting():
     assert pull_for("nginx:1", PullPolicy.IF_NOT_PRESENT, access, allow_pull=False) == Pull(
         PullPolicy.IF_NOT_PRESENT, None
     )
+
+
+@pytest.mark.parametrize(
+    ("reference", "repository"),
+    [
+        ("nginx", "library/nginx"),
+        ("docker.io/library/nginx:1", "library/nginx"),
+        ("index.docker.io/acme/app", "acme/app"),
+        ("127.0.0.1:5000/private/busybox:1", "private/busybox"),
+    ],
+)
+def test_a_guard_is_kept_per_repository_as_its_server_names_it(reference, repository):
+    from packages.imageref import parse
+    from workers.deploy.registries import repository_of
+
+    assert repository_of(parse(reference)) == repository

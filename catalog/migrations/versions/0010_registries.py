@@ -33,6 +33,7 @@ def upgrade() -> None:
     op.create_table(
         "guarded_registries",
         sa.Column("server", sa.String(255), primary_key=True),
+        sa.Column("repository", sa.String(255), primary_key=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
 
