@@ -131,12 +131,6 @@ def _download(client: Client, detail: dict[str, Any], directory: Path) -> tuple[
     return spooled
 
 
-def _engine(url: str):
-    from workers.engine.docker import connect  # only export talks to an engine
-
-    return connect(url)
-
-
 @bundle.command("export")
 @click.argument("packages", nargs=-1, required=True)
 @output_file("Bundle file to write.")
@@ -164,8 +158,12 @@ def export_command(
     with tempfile.TemporaryDirectory(prefix="bundle-", dir=target.parent.resolve()) as work:
         directory = Path(work)
         entries: list[tuple[Entry, Path]] = []
+        if references:  # one engine client for every image; none when nothing is saved
+            from workers.engine.docker import connect  # only export talks to an engine
+
+            engine = connect(from_engine)
         for reference in references:
-            entries.append(_saved_image(from_engine, reference, directory))
+            entries.append(_saved_image(engine, reference, directory))
             click.echo(f"image {reference}: {entries[-1][0].size} bytes", err=True)
         for detail in versions:
             file, digest, size = _download(client, detail, directory)
@@ -180,10 +178,9 @@ def export_command(
     )
 
 
-def _saved_image(engine_url: str, reference: str, directory: Path) -> tuple[Entry, Path]:
+def _saved_image(engine, reference: str, directory: Path) -> tuple[Entry, Path]:
     from workers.engine import EngineError, NotFound
 
-    engine = _engine(engine_url)
     try:
         file, digest, size = spool(engine.save_image(reference), directory)
     except NotFound:

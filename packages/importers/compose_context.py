@@ -3,6 +3,7 @@ parameters, the problems found, and the names services and volumes get in the ca
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,12 @@ class Context:
         else:
             self.found.add(path, message)
 
+    @functools.cached_property
+    def _host_pattern(self) -> re.Pattern[str]:
+        """Compiled once: the services' names, longest first, where a host stands."""
+        names = "|".join(re.escape(n) for n in sorted(self.labels, key=len, reverse=True))
+        return re.compile(rf"(://(?:[^/@\s]*@)?|^|(?<=[\s,=]))({names})(?=[:/?,\s]|$)")
+
     def hosts(self, text: str, whole: bool) -> list[tuple[bool, str, str]]:
         """`text` split where it names a service as a host: (is a template, piece, service).
 
@@ -51,8 +58,7 @@ class Context:
         """
         if not self.labels:
             return [(False, text, "")]
-        names = "|".join(re.escape(n) for n in sorted(self.labels, key=len, reverse=True))
-        pattern = rf"(://(?:[^/@\s]*@)?|^|(?<=[\s,=]))({names})(?=[:/?,\s]|$)"
+        pattern = self._host_pattern
         pieces: list[tuple[bool, str, str]] = []
         end = 0
         for match in re.finditer(pattern, text):
