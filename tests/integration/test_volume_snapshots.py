@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import re
 
+import docker.errors
+import pytest
+
 from tests.conftest import TEST_IMAGE
 from tests.integration.conftest import package_bytes
 from tests.integration.stack import Deployer
@@ -210,3 +213,27 @@ def test_snapshots_past_the_retention_go_after_later_successes(
     deployer.call("DELETE", "/environments/keepn", expect=202)
     eventually(lambda: env_gone(deployer, "keepn"), 30, "the environment gone")
     assert engine_leftovers(docker_client, env_id) == []
+
+
+def test_a_snapshot_holding_the_restores_staging_name_is_refused_before_the_volume_is_touched(
+    docker_client, engine_labels
+):
+    from workers.engine.docker_volumes import RESTORE_SCRIPT
+
+    snapshot = docker_client.volumes.create(labels=engine_labels)
+    target = docker_client.volumes.create(labels=engine_labels)
+    docker_client.containers.run(
+        TEST_IMAGE, ["sh", "-c", "mkdir -p /s/data/.catalog-restore && touch /s/complete"],
+        volumes={snapshot.name: {"bind": "/s"}}, remove=True,
+    )  # fmt: skip
+    docker_client.containers.run(TEST_IMAGE, ["sh", "-c", "echo mine > /d/file"],
+                                 volumes={target.name: {"bind": "/d"}}, remove=True)  # fmt: skip
+    with pytest.raises(docker.errors.ContainerError) as refused:
+        docker_client.containers.run(
+            TEST_IMAGE, ["sh", "-c", RESTORE_SCRIPT], remove=True,
+            volumes={snapshot.name: {"bind": "/from", "mode": "ro"}, target.name: {"bind": "/to"}},
+        )  # fmt: skip
+    assert b"the snapshot holds .catalog-restore" in refused.value.stderr
+    kept = docker_client.containers.run(TEST_IMAGE, ["cat", "/d/file"], remove=True,
+                                        volumes={target.name: {"bind": "/d"}})  # fmt: skip
+    assert kept == b"mine\n"

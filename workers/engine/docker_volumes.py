@@ -35,6 +35,9 @@ SNAPSHOT_SCRIPT = (
 STAGING = "/to/.catalog-restore"
 RESTORE_SCRIPT = (
     'set -eu; [ -f /from/complete ] || { echo "the snapshot is incomplete" >&2; exit 3; };'
+    # The staging name among the snapshot's own entries could not be moved into place.
+    ' [ ! -e /from/data/.catalog-restore ] || { echo "the snapshot holds .catalog-restore" >&2;'
+    " exit 3; };"
     f" rm -rf {STAGING}; mkdir {STAGING}; cp -a /from/data/. {STAGING}/;"
     " find /to -mindepth 1 -maxdepth 1 ! -name .catalog-restore -exec rm -rf {} +;"
     f" find {STAGING} -mindepth 1 -maxdepth 1 -exec mv {{}} /to/ \\;; rmdir {STAGING};"
